@@ -1,0 +1,96 @@
+"""The one error hierarchy of designate-dist.
+
+Every error the tool raises on purpose derives from :class:`DistError` and
+carries the exit code the CLI returns for it.  The CLI catches the base class
+once and prints ``error: <message>``.
+"""
+from __future__ import annotations
+
+EXIT_OK = 0
+EXIT_ERROR = 1
+EXIT_USAGE = 2
+EXIT_PATCH = 3
+EXIT_TESTS = 4
+EXIT_VERIFY = 5
+
+
+class DistError(Exception):
+    """Base of every designate-dist error; ``exit_code`` is what the CLI returns."""
+
+    exit_code = EXIT_ERROR
+
+    def __init__(self, message: str, *, hint: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class UsageError(DistError):
+    """Bad command line usage."""
+
+    exit_code = EXIT_USAGE
+
+
+class ConfigError(DistError):
+    """A malformed or missing pin, series file or other distro input."""
+
+
+class SeriesError(ConfigError):
+    """A series file names a missing patch, misses a patch, or a patch is malformed."""
+
+
+class ToolNotFound(DistError):
+    """An external program the stage needs is not installed."""
+
+
+class CommandFailed(DistError):
+    """An external program exited non-zero."""
+
+    def __init__(self, message: str, *, cmd: list[str] | None = None,
+                 returncode: int | None = None, stdout: str = "",
+                 stderr: str = "", hint: str | None = None) -> None:
+        super().__init__(message, hint=hint)
+        self.cmd = cmd or []
+        self.returncode = returncode
+        self.stdout = stdout
+        self.stderr = stderr
+
+
+class GitError(DistError):
+    """A git operation failed; git's own message is kept."""
+
+
+class DirtyWorkTree(DistError):
+    """The work tree has changes that a stage would overwrite."""
+
+
+class BuildLocked(DistError):
+    """Another build holds the lock of this distribution repository."""
+
+
+class PatchApplyError(DistError):
+    """A patch of the series does not apply."""
+
+    exit_code = EXIT_PATCH
+
+    def __init__(self, message: str, *, patch: str = "", files: list[str] | None = None,
+                 hint: str | None = None) -> None:
+        super().__init__(message, hint=hint)
+        self.patch = patch
+        self.files = files or []
+
+
+class TestsFailed(DistError):
+    """Upstream's unit tests failed on the patched tree."""
+
+    exit_code = EXIT_TESTS
+    __test__ = False  # not a test case, whatever pytest thinks of the name
+
+
+class VerificationError(DistError):
+    """A downloaded or local input does not match its pinned checksum."""
+
+    exit_code = EXIT_VERIFY

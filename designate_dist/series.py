@@ -1,0 +1,290 @@
+"""The patch series data model: what a series file lists and what a patch file holds.
+
+A series directory (``cherry-pick/`` or ``customs/``) has a ``series`` file:
+one patch file name per line, in order; blank lines and ``#`` comments are
+ignored.  Kinds, by directory and suffix:
+
+``cherry-pick/*.upstream``  ``upstream``: an original upstream change, in mail
+                            format (``git format-patch``), applied verbatim.  Its
+                            message must carry an ``Upstream:`` line saying where
+                            it came from (release, commit, Change-Id).
+``cherry-pick/*.patch``     ``backport``: an upstream change adapted to apply.
+``customs/*.patch``         ``custom``: our requirements changes and fixes.
+
+A patch file is either mail format (``From:``/``Date:``/``Subject:`` headers,
+message, ``---``, diff) or a plain diff with optional DEP-3 headers
+(``Description:``, ``Author:``, ``Origin:``...) above it.
+"""
+from __future__ import annotations
+
+import email
+import email.policy
+import hashlib
+import re
+from dataclasses import dataclass
+from email.utils import parseaddr, parsedate_to_datetime
+from pathlib import Path
+
+from designate_dist.errors import SeriesError
+
+SERIES_FILE = "series"
+KIND_UPSTREAM = "upstream"
+KIND_BACKPORT = "backport"
+KIND_CUSTOM = "custom"
+_KINDS_BY_DIR = {
+    "cherry-pick": {".upstream": KIND_UPSTREAM, ".patch": KIND_BACKPORT},
+    "customs": {".patch": KIND_CUSTOM},
+}
+_ENTRY = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]*$")
+_SUBJECT_PREFIX = re.compile(r"^\s*(\[[^\]]*\]\s*)+")
+_DIFF_START = re.compile(r"^(diff --git |--- (a/|/dev/null)|Index: )", re.M)
+_PROVENANCE = re.compile(r"^Upstream:[ \t]*\S", re.M)
+_CHANGE_ID = re.compile(r"^Change-Id:\s*(I[0-9a-f]{40})\s*$", re.M)
+_CHERRY = re.compile(r"\(cherry picked from commit ([0-9a-f]{7,40})\)")
+_DEP3_KEYS = ("Description", "Subject", "Author", "From", "Origin", "Bug", "Forwarded",
+              "Last-Update", "Reviewed-by", "Applied-Upstream", "Upstream")
+
+
+@dataclass(frozen=True)
+class Author:
+    name: str
+    email: str
+
+    def __str__(self) -> str:
+        return f"{self.name} <{self.email}>"
+
+
+@dataclass(frozen=True)
+class PatchFile:
+    """One patch of a series, parsed."""
+
+    series: str            # "cherry-pick" or "customs"
+    name: str              # file name inside the series directory
+    path: Path
+    kind: str              # upstream | backport | custom
+    mail: bool             # mail format (git format-patch) or plain diff
+    author: Author | None  # None: plain diff without an author (the maintainer is used)
+    date: int | None       # author date as a UNIX time, if the file has one
+    subject: str
+    body: str
+    diff: str
+    sha256: str
+
+    @property
+    def ref(self) -> str:
+        """``series/name``, how messages name the patch."""
+        return f"{self.series}/{self.name}"
+
+    @property
+    def message(self) -> str:
+        """The commit message: subject, blank line, body."""
+        return self.subject + ("\n\n" + self.body if self.body else "") + "\n"
+
+    @property
+    def change_ids(self) -> tuple[str, ...]:
+        return tuple(_CHANGE_ID.findall(self.body))
+
+    @property
+    def cherry_picked_from(self) -> tuple[str, ...]:
+        return tuple(_CHERRY.findall(self.body))
+
+    @property
+    def has_provenance(self) -> bool:
+        return bool(_PROVENANCE.search(self.body))
+
+    def touched_files(self) -> list[str]:
+        return diff_files(self.diff)
+
+
+def diff_files(diff: str) -> list[str]:
+    """The paths a unified diff touches, in order (new name for renames)."""
+    files: list[str] = []
+    for line in diff.splitlines():
+        if line.startswith("+++ ") or line.startswith("--- "):
+            path = line[4:].split("\t")[0].strip()
+            if path == "/dev/null":
+                continue
+            if path.startswith(("a/", "b/")):
+                path = path[2:]
+            if path not in files:
+                files.append(path)
+    return files
+
+
+def _split_diff(text: str) -> tuple[str, str]:
+    match = _DIFF_START.search(text)
+    if match is None:
+        return text, ""
+    return text[:match.start()], text[match.start():]
+
+
+def _clean_body(lines: list[str]) -> str:
+    while lines and not lines[-1].strip():
+        lines.pop()
+    while lines and not lines[0].strip():
+        lines.pop(0)
+    return "\n".join(line.rstrip() for line in lines)
+
+
+def parse_patch(path: Path, series: str, kind: str) -> PatchFile:
+    """Parse one patch file; raise :class:`SeriesError` when it is not a patch."""
+    raw = path.read_bytes()
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise SeriesError(f"{series}/{path.name}: not UTF-8 text ({exc.reason} at byte {exc.start})") from exc
+    head, diff = _split_diff(text)
+    if not diff.strip():
+        raise SeriesError(f"{series}/{path.name}: contains no diff")
+    first = head.lstrip("\n").split("\n", 1)[0]
+    mail = first.startswith("From ") or (bool(re.search(r"^From: ", head, re.M))
+                                         and bool(re.search(r"^Subject: ", head, re.M))
+                                         and not re.search(r"^(Description|Author): ", head, re.M))
+    digest = hashlib.sha256(raw).hexdigest()
+    if mail:
+        author, date, subject, body = _parse_mail_head(head, f"{series}/{path.name}")
+    else:
+        author, date, subject, body = _parse_dep3_head(head, path.name)
+    return PatchFile(series=series, name=path.name, path=path, kind=kind, mail=mail,
+                     author=author, date=date, subject=subject, body=body, diff=diff,
+                     sha256=digest)
+
+
+def _parse_mail_head(head: str, ref: str) -> tuple[Author | None, int | None, str, str]:
+    lines = head.split("\n")
+    if lines and lines[0].startswith("From ") and not lines[0].startswith("From: "):
+        lines = lines[1:]  # the mbox separator line
+    message = email.message_from_string("\n".join(lines), policy=email.policy.default)
+    subject = _SUBJECT_PREFIX.sub("", str(message.get("Subject", "")).replace("\n", " ")).strip()
+    if not subject:
+        raise SeriesError(f"{ref}: mail-format patch without a Subject")
+    name, addr = parseaddr(str(message.get("From", "")))
+    author = Author(name or addr, addr) if addr else None
+    date = None
+    if message.get("Date"):
+        try:
+            date = int(parsedate_to_datetime(str(message["Date"])).timestamp())
+        except (TypeError, ValueError) as exc:
+            raise SeriesError(f"{ref}: unreadable Date header {message['Date']!r}") from exc
+    payload = message.get_payload()
+    body_text = payload if isinstance(payload, str) else ""
+    body_lines = []
+    for line in body_text.split("\n"):
+        if line.rstrip() == "---":
+            break
+        body_lines.append(line)
+    return author, date, subject, _clean_body(body_lines)
+
+
+def _parse_dep3_head(head: str, name: str) -> tuple[Author | None, int | None, str, str]:
+    fields: dict[str, str] = {}
+    free: list[str] = []
+    current = None
+    for line in head.split("\n"):
+        key, sep, value = line.partition(":")
+        if sep and key in _DEP3_KEYS:
+            current = key
+            fields[key] = value.strip()
+        elif current in ("Description", "Subject") and line.startswith((" ", "\t")):
+            fields[current] += "\n" + (line.strip() if line.strip() != "." else "")
+        else:
+            current = None
+            free.append(line)
+    description = fields.get("Description") or fields.get("Subject") or ""
+    subject, _, rest = description.partition("\n")
+    subject = subject.strip() or Path(name).stem
+    body_lines = rest.split("\n") + [""] + [f"{k}: {v}" for k, v in fields.items()
+                                               if k not in ("Description", "Subject", "Author", "From")]
+    extra = _clean_body(free)
+    if extra:
+        body_lines += ["", extra]
+    who = fields.get("Author") or fields.get("From")
+    author = None
+    if who:
+        n, addr = parseaddr(who)
+        author = Author(n or addr, addr or "unknown@localhost")
+    return author, None, subject, _clean_body(body_lines)
+
+
+def read_series_entries(series_file: Path) -> list[tuple[int, str]]:
+    """The (line number, file name) entries of a series file, validated for form."""
+    if not series_file.is_file():
+        return []
+    entries = []
+    seen: dict[str, int] = {}
+    rel = f"{series_file.parent.name}/{series_file.name}"
+    for number, raw in enumerate(series_file.read_text(encoding="utf-8").splitlines(), 1):
+        line = raw.split("#", 1)[0].strip()
+        if not line:
+            continue
+        if not _ENTRY.match(line):
+            raise SeriesError(f"{rel}: line {number}: malformed entry {line!r} "
+                              "(one patch file name per line, no paths or options)")
+        if line in seen:
+            raise SeriesError(f"{rel}: line {number}: {line} is already listed on line {seen[line]}")
+        seen[line] = number
+        entries.append((number, line))
+    return entries
+
+
+@dataclass(frozen=True)
+class PatchSeries:
+    """The whole ordered series: cherry-pick/ first, then customs/."""
+
+    patches: tuple[PatchFile, ...]
+
+    def __iter__(self):
+        return iter(self.patches)
+
+    def __len__(self) -> int:
+        return len(self.patches)
+
+    def fingerprint(self) -> str:
+        """A hash of the ordered series: changes when any patch or the order changes."""
+        digest = hashlib.sha256()
+        for patch in self.patches:
+            digest.update(f"{patch.ref}\0{patch.sha256}\n".encode())
+        return digest.hexdigest()
+
+
+def read_series(root: Path) -> PatchSeries:
+    """Read and validate ``cherry-pick/`` and ``customs/`` of the distro at ``root``.
+
+    Everything is checked before anything is applied: every entry exists and
+    has the right suffix, every patch file in a directory is listed, every
+    ``.upstream`` patch says where it came from.
+    """
+    patches: list[PatchFile] = []
+    for series, kinds in _KINDS_BY_DIR.items():
+        directory = root / series
+        if not directory.is_dir():
+            continue
+        series_file = directory / SERIES_FILE
+        entries = read_series_entries(series_file)
+        listed = {name for _, name in entries}
+        for candidate in sorted(directory.iterdir()):
+            if candidate.name == SERIES_FILE or candidate.name.startswith("."):
+                continue
+            if candidate.suffix in kinds and candidate.name not in listed:
+                raise SeriesError(f"{series}/{candidate.name} is not listed in {series}/{SERIES_FILE}",
+                                  hint=f"add it to {series}/{SERIES_FILE} or remove the file")
+        for number, name in entries:
+            path = directory / name
+            suffix = Path(name).suffix
+            if suffix not in kinds:
+                allowed = " or ".join(sorted(kinds))
+                raise SeriesError(f"{series}/{SERIES_FILE}: line {number}: {name}: "
+                                  f"a {series} patch must end in {allowed}")
+            if not path.is_file():
+                raise SeriesError(f"{series}/{SERIES_FILE}: line {number}: {name}: no such file "
+                                  f"in {series}/")
+            patch = parse_patch(path, series, kinds[suffix])
+            if patch.kind == KIND_UPSTREAM:
+                if not patch.mail:
+                    raise SeriesError(f"{patch.ref}: an .upstream patch must be in mail format "
+                                      "(git format-patch) with its original author and message")
+                if not patch.has_provenance:
+                    raise SeriesError(f"{patch.ref}: no upstream provenance: add an 'Upstream:' line "
+                                      "naming the upstream release and commit or Change-Id")
+            patches.append(patch)
+    return PatchSeries(tuple(patches))
