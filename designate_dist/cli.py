@@ -1,0 +1,180 @@
+"""The ``designate-dist`` command line: argument parsing and error reporting only.
+
+Every command is a function of the library; this module parses arguments,
+calls it, prints its result and turns a :class:`DistError` into one
+``error: ...`` line and its exit code.  ``--debug`` (or DESIGNATE_DIST_DEBUG=1)
+shows the traceback instead.
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from designate_dist import tool_version
+from designate_dist.distro import Distro, load_distro
+from designate_dist.errors import EXIT_ERROR, EXIT_OK, DistError, UsageError
+
+Handler = Callable[[argparse.Namespace], int]
+
+
+def _progress(args: argparse.Namespace) -> Callable[[str], None]:
+    if args.quiet:
+        return lambda message: None
+    return lambda message: print(message, file=sys.stderr, flush=True)
+
+
+def _distro(args: argparse.Namespace) -> Distro:
+    return load_distro(args.distro, args.work_dir)
+
+
+def cmd_fetch(args: argparse.Namespace) -> int:
+    from designate_dist.fetch import fetch
+    result = fetch(_distro(args))
+    print(result.archive)
+    return EXIT_OK
+
+
+def cmd_prepare(args: argparse.Namespace) -> int:
+    from designate_dist.pipeline import prepare
+    result = prepare(_distro(args), force=args.force, progress=_progress(args))
+    print(result.work_tree)
+    return EXIT_OK
+
+
+def cmd_build(args: argparse.Namespace) -> int:
+    from designate_dist.pipeline import build
+    result = build(_distro(args), output=Path(args.output) if args.output else None,
+                   skip_tests=args.skip_tests, force=args.force, rebuild=args.rebuild,
+                   concurrency=args.concurrency, progress=_progress(args))
+    print(result.output_dir)
+    return EXIT_OK
+
+
+def cmd_test(args: argparse.Namespace) -> int:
+    from designate_dist.pipeline import run_tests
+    report = run_tests(_distro(args), output=Path(args.output) if args.output else None,
+                       concurrency=args.concurrency, force=args.force, progress=_progress(args))
+    print(f"{report.passed} passed, {report.failed} failed, {report.skipped} skipped, "
+          f"{report.excluded} excluded")
+    return EXIT_OK
+
+
+def cmd_lock(args: argparse.Namespace) -> int:
+    from designate_dist.pipeline import relock
+    path = relock(_distro(args), force=args.force, progress=_progress(args))
+    print(path)
+    return EXIT_OK
+
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError("must be >= 1")
+    return value
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # usage errors: one line, exit 2
+        raise UsageError(f"{self.prog}: {message}")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--distro", metavar="DIR", default=argparse.SUPPRESS,
+                        help="the distribution repository (default: the current directory)")
+    common.add_argument("--work-dir", metavar="DIR", default=argparse.SUPPRESS,
+                        help="where work trees live (default: DISTRO/.work)")
+    common.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
+                        help="show tracebacks and debug logs")
+    common.add_argument("-q", "--quiet", action="store_true", default=argparse.SUPPRESS,
+                        help="no progress lines")
+
+    parser = _Parser(prog="designate-dist", parents=[common],
+                     description="Build a patched OpenStack Designate distribution.")
+    parser.add_argument("--version", action="version", version=f"designate-dist {tool_version()}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+
+    def add(name: str, handler: Handler, help_text: str) -> argparse.ArgumentParser:
+        command = sub.add_parser(name, parents=[common], help=help_text, description=help_text)
+        command.set_defaults(handler=handler)
+        return command
+
+    add("fetch", cmd_fetch, "download the pinned upstream archive into the cache and verify its sha256")
+    prep = add("prepare", cmd_prepare,
+               "fetch, import upstream into the git work tree and apply the series; prints the work tree")
+    prep.add_argument("--force", action="store_true",
+                      help="discard uncommitted changes and extra commits in the work tree")
+    bld = add("build", cmd_build, "prepare, run upstream tests, build wheel and debs, write the manifest")
+    bld.add_argument("--skip-tests", action="store_true",
+                     help="do not run upstream's unit tests (recorded in the manifest)")
+    bld.add_argument("--output", metavar="DIR", help="output root (default: DISTRO/dist)")
+    bld.add_argument("--concurrency", type=_positive, metavar="N",
+                     help="test workers (default: CPU count)")
+    bld.add_argument("--force", action="store_true",
+                     help="discard changes in the work tree and rebuild even if up to date")
+    bld.add_argument("--rebuild", action="store_true", help="rebuild even if the output is up to date")
+    tst = add("test", cmd_test, "run upstream's unit tests on the patched work tree (pinned venv, stestr)")
+    tst.add_argument("--output", metavar="DIR",
+                     help="where the subunit stream, JUnit XML and log go (default: DISTRO/dist/tests)")
+    tst.add_argument("--concurrency", type=_positive, metavar="N", help="workers (default: CPU count)")
+    tst.add_argument("--force", action="store_true", help="discard changes in the work tree")
+    lck = add("lock", cmd_lock, "regenerate build/constraints.txt from the patched tree's requirements")
+    lck.add_argument("--force", action="store_true", help="discard changes in the work tree")
+    _extend(sub, add)
+    return parser
+
+
+def _extend(sub, add) -> None:
+    """Commands contributed by later modules (rebase, patches, release, dr)."""
+    for module_name in ("designate_dist.cli_rebase", "designate_dist.cli_release",
+                        "designate_dist.cli_dr"):
+        try:
+            module = __import__(module_name, fromlist=["register"])
+        except ModuleNotFoundError as exc:
+            if exc.name == module_name:
+                continue
+            raise
+        module.register(add)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in argv or os.environ.get("DESIGNATE_DIST_DEBUG") == "1"
+    logging.basicConfig(level=logging.DEBUG if debug else logging.WARNING,
+                        format="%(levelname)s %(name)s: %(message)s")
+    try:
+        args = build_parser().parse_args(argv)
+        for name, default in (("distro", None), ("work_dir", None), ("debug", False),
+                              ("quiet", False)):
+            if not hasattr(args, name):
+                setattr(args, name, default)
+        if not getattr(args, "handler", None):
+            raise UsageError("designate-dist: a command is required (see --help)")
+        return args.handler(args)
+    except DistError as exc:
+        if debug:
+            raise
+        line = str(exc).replace("\n", " ")
+        if exc.hint:
+            line += f" ({exc.hint})"
+        print(f"error: {line}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("error: interrupted", file=sys.stderr)
+        return 130
+    except OSError as exc:
+        if debug:
+            raise
+        print(f"error: {exc.strerror or exc}: {exc.filename or ''}".rstrip(": "), file=sys.stderr)
+        return EXIT_ERROR
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,244 @@
+"""All git access of designate-dist, through GitPython.
+
+Git failures become :class:`GitError` with git's own stderr kept; a patch that
+does not apply becomes a :class:`PatchApplyError` naming the file and hunk.
+"""
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import git
+
+from designate_dist.errors import GitError
+
+#: Build outputs that tools write into the work tree; never part of the source.
+WORKTREE_EXCLUDES = (
+    "/.stestr/", "/build/", "/dist/", "*.egg-info/", "__pycache__/", "*.pyc", "/.eggs/",
+    "/.designate-dist/",
+)
+_PATCH_FAILED = re.compile(r"^error: patch failed: (?P<file>.+):(?P<line>\d+)$", re.M)
+_FILE_ERROR = re.compile(r"^error: (?P<file>[^:]+): (?P<why>.+)$", re.M)
+_CORRUPT = re.compile(r"^error: (corrupt patch at line \d+|No valid patches in input.*)$", re.M)
+_HUNK_HEADER = re.compile(r"^@@ -(\d+)(?:,\d+)? \+\d+(?:,\d+)? @@")
+
+
+@dataclass(frozen=True)
+class Identity:
+    name: str
+    email: str
+    when: int  # UNIX time
+
+    def env(self, role: str) -> dict[str, str]:
+        return {f"GIT_{role}_NAME": self.name, f"GIT_{role}_EMAIL": self.email,
+                f"GIT_{role}_DATE": f"@{self.when} +0000"}
+
+
+@dataclass(frozen=True)
+class ApplyFailure:
+    """Where ``git apply`` gave up."""
+
+    file: str
+    hunk: int | None
+    hunk_header: str | None
+    reason: str
+
+    def describe(self) -> str:
+        if self.hunk is not None:
+            return f"{self.file}, hunk #{self.hunk} ({self.hunk_header}): {self.reason}"
+        return f"{self.file}: {self.reason}"
+
+
+def _git_error(action: str, exc: git.GitCommandError) -> GitError:
+    stderr = (exc.stderr or "").strip().strip("'").strip()
+    last = stderr.splitlines()[-1] if stderr else str(exc)
+    return GitError(f"git {action} failed: {last.removeprefix('stderr: ').strip()}")
+
+
+def locate_hunk(diff: str, file: str, old_line: int) -> tuple[int | None, str | None]:
+    """The 1-based number and header of the hunk of ``file`` starting at ``old_line``."""
+    in_file = False
+    number = 0
+    best: tuple[int | None, str | None] = (None, None)
+    for line in diff.splitlines():
+        if line.startswith("diff --git "):
+            in_file = line.endswith(f" b/{file}") or f" a/{file} " in line
+            number = 0
+        elif line.startswith("+++ ") and not in_file:
+            in_file = line[4:].split("\t")[0].strip() in (f"b/{file}", file)
+            number = 0
+        match = _HUNK_HEADER.match(line)
+        if in_file and match:
+            number += 1
+            if int(match.group(1)) == old_line:
+                return number, line.split(" @@")[0] + " @@"
+            if best[0] is None and number == 1:
+                best = (None, None)
+    return best
+
+
+def explain_apply_failure(stderr: str, diff: str) -> ApplyFailure:
+    """Turn ``git apply`` stderr into the file and hunk that failed."""
+    match = _PATCH_FAILED.search(stderr)
+    if match:
+        hunk, header = locate_hunk(diff, match.group("file"), int(match.group("line")))
+        return ApplyFailure(match.group("file"), hunk, header,
+                            "the context or lines to change are not in the tree")
+    corrupt = _CORRUPT.search(stderr)
+    if corrupt:
+        return ApplyFailure("(patch)", None, None, corrupt.group(1))
+    for found in _FILE_ERROR.finditer(stderr):
+        if found.group("file") not in ("patch failed",):
+            return ApplyFailure(found.group("file"), None, None, found.group("why"))
+    last = stderr.strip().splitlines()[-1] if stderr.strip() else "git apply failed"
+    return ApplyFailure("(patch)", None, None, last.removeprefix("error: "))
+
+
+class WorkTree:
+    """A git work tree holding an upstream import and the applied series."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        try:
+            self.repo = git.Repo(path)
+        except (git.InvalidGitRepositoryError, git.NoSuchPathError) as exc:
+            raise GitError(f"{path} is not a git work tree") from exc
+
+    # -- creation -----------------------------------------------------------------
+    @classmethod
+    def init(cls, path: Path, branch: str) -> "WorkTree":
+        try:
+            repo = git.Repo.init(path, initial_branch=branch)
+        except git.GitCommandError as exc:
+            raise _git_error("init", exc) from exc
+        with repo.config_writer() as cfg:
+            cfg.set_value("core", "autocrlf", "false")
+            cfg.set_value("gc", "auto", "0")
+            cfg.set_value("advice", "detachedHead", "false")
+        exclude = Path(repo.git_dir) / "info" / "exclude"
+        exclude.parent.mkdir(parents=True, exist_ok=True)
+        exclude.write_text("# build outputs (designate-dist)\n" + "\n".join(WORKTREE_EXCLUDES) + "\n")
+        return cls(path)
+
+    @property
+    def git_dir(self) -> Path:
+        return Path(self.repo.git_dir)
+
+    @contextmanager
+    def _env(self, env: Mapping[str, str]) -> Iterator[None]:
+        with self.repo.git.custom_environment(**env):
+            yield
+
+    def _message_file(self, message: str) -> str:
+        path = self.git_dir / "DESIGNATE_DIST_MSG"
+        path.write_text(message, encoding="utf-8")
+        return str(path)
+
+    def commit_all(self, message: str, author: Identity, committer: Identity) -> str:
+        """Stage everything (upstream's own .gitignore notwithstanding) and commit."""
+        try:
+            self.repo.git.add("--all", "--force", ".")
+            with self._env({**author.env("AUTHOR"), **committer.env("COMMITTER")}):
+                self.repo.git.commit("--quiet", "--no-verify", "--allow-empty",
+                                     "--cleanup=verbatim", "-F", self._message_file(message))
+        except git.GitCommandError as exc:
+            raise _git_error("commit", exc) from exc
+        return self.head()
+
+    def commit_index(self, message: str, author: Identity, committer: Identity) -> str:
+        """Commit what is staged in the index."""
+        try:
+            with self._env({**author.env("AUTHOR"), **committer.env("COMMITTER")}):
+                self.repo.git.commit("--quiet", "--no-verify", "--allow-empty",
+                                     "--cleanup=verbatim", "-F", self._message_file(message))
+        except git.GitCommandError as exc:
+            raise _git_error("commit", exc) from exc
+        return self.head()
+
+    def tag(self, name: str, message: str, tagger: Identity, *, force: bool = False) -> None:
+        try:
+            with self._env(tagger.env("COMMITTER")):
+                args = ["--annotate", "-m", message, name]
+                self.repo.git.tag(*(["--force"] if force else []), *args)
+        except git.GitCommandError as exc:
+            raise _git_error(f"tag {name}", exc) from exc
+
+    # -- queries ------------------------------------------------------------------
+    def head(self) -> str:
+        return self.repo.head.commit.hexsha
+
+    def resolve(self, rev: str) -> str | None:
+        try:
+            return self.repo.commit(rev).hexsha
+        except (git.BadName, ValueError, git.GitCommandError):
+            return None
+
+    def tag_message(self, name: str) -> str | None:
+        try:
+            ref = self.repo.tags[name]
+        except IndexError:
+            return None
+        return ref.tag.message if ref.tag is not None else ""
+
+    def dirty_paths(self) -> list[str]:
+        """Modified, staged or untracked (not ignored) paths: what a reset would destroy."""
+        out = self.repo.git.status("--porcelain", "--untracked-files=normal")
+        return [line[3:] for line in out.splitlines() if line.strip()]
+
+    def is_rebasing(self) -> bool:
+        return any((self.git_dir / name).exists() for name in ("rebase-apply", "rebase-merge",
+                                                               "MERGE_HEAD", "CHERRY_PICK_HEAD"))
+
+    # -- changes ------------------------------------------------------------------
+    def reset_hard(self, rev: str, branch: str) -> None:
+        """Point ``branch`` at ``rev``, check it out and drop untracked files."""
+        try:
+            self.repo.git.checkout("--force", "-B", branch, rev)
+            self.repo.git.clean("-d", "--force", "--quiet")
+        except git.GitCommandError as exc:
+            raise _git_error(f"checkout {rev}", exc) from exc
+
+    def apply(self, patch_file: Path, *, three_way: bool = False) -> str | None:
+        """``git apply --index`` the patch; return git's stderr on failure, None on success.
+
+        ``git apply`` is all-or-nothing: on failure the tree and index are untouched.
+        """
+        args = ["--index", "--whitespace=nowarn", "--verbose"]
+        if three_way:
+            args.append("--3way")
+        try:
+            self.repo.git.apply(*args, str(patch_file))
+        except git.GitCommandError as exc:
+            return (exc.stderr or "").replace("\n  stderr: '", "\n").strip().strip("'")
+        return None
+
+    def archive_tree(self) -> str:
+        """The tree id of HEAD (identical trees give identical ids)."""
+        return self.repo.head.commit.tree.hexsha
+
+
+def clone_at_tag(url: str, tag: str, dest: Path) -> str:
+    """Clone ``url`` into ``dest`` (no checkout) and return the commit ``tag`` points to."""
+    try:
+        repo = git.Repo.clone_from(url, dest, no_checkout=True, multi_options=["--quiet"],
+                                   env={"GIT_TERMINAL_PROMPT": "0", **os.environ})
+    except git.GitCommandError as exc:
+        raise _git_error(f"clone {url}", exc) from exc
+    try:
+        return repo.commit(f"refs/tags/{tag}^{{commit}}").hexsha
+    except (git.BadName, ValueError) as exc:
+        raise GitError(f"{url} has no tag {tag!r}") from exc
+
+
+def archive(repo_path: Path, commit: str, prefix: str, out: Path) -> None:
+    """``git archive --format=tar`` of ``commit`` into ``out``."""
+    repo = git.Repo(repo_path)
+    try:
+        with open(out, "wb") as handle:
+            repo.archive(handle, treeish=commit, prefix=prefix, format="tar")
+    except git.GitCommandError as exc:
+        raise _git_error("archive", exc) from exc

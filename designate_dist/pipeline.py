@@ -1,0 +1,246 @@
+"""The order of the stages, written down once, and the commands built from them.
+
+    prepare = fetch -> import -> apply
+    build   = prepare -> test -> wheel -> deb -> manifest
+
+Each stage lives in its own module and takes/returns frozen dataclasses; this
+module only sequences them, holds the build lock and publishes the output
+directory atomically.
+"""
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from designate_dist import manifest as manifest_mod
+from designate_dist import tool_version
+from designate_dist.apply import ApplyResult, apply_series
+from designate_dist.distro import Distro
+from designate_dist.errors import BuildLocked
+from designate_dist.fetch import FetchResult, cache_root, fetch, sha256_of
+from designate_dist.series import PatchSeries, read_series
+from designate_dist.upstream_import import import_upstream
+from designate_dist.wheel import WheelRequest, build_wheel
+
+BUILD_STAGES = ("fetch", "import", "apply", "test", "wheel", "deb", "manifest")
+Progress = Callable[[str], None]
+
+
+def _quiet(_: str) -> None:
+    pass
+
+
+@dataclass(frozen=True)
+class PrepareResult:
+    fetched: FetchResult
+    series: PatchSeries
+    applied: ApplyResult
+
+    import_time: int
+
+    @property
+    def work_tree(self) -> Path:
+        return self.applied.work_tree
+
+
+@dataclass(frozen=True)
+class BuildResult:
+    output_dir: Path
+    manifest: Path
+    artifacts: tuple[Path, ...]
+    reused: bool
+
+
+def source_date_epoch(distro: Distro) -> int | None:
+    """SOURCE_DATE_EPOCH: the environment's, else the distro repo's HEAD commit time.
+
+    None when neither exists (not a git repository); the build then uses the
+    upstream release's own date (the newest file in its archive).
+    """
+    if os.environ.get("SOURCE_DATE_EPOCH", "").isdigit():
+        return int(os.environ["SOURCE_DATE_EPOCH"])
+    try:
+        import git
+        return int(git.Repo(distro.root, search_parent_directories=False).head.commit.committed_date)
+    except Exception:
+        return None
+
+
+@contextmanager
+def build_lock(distro: Distro) -> Iterator[None]:
+    """Refuse a second concurrent build in the same distribution repository."""
+    distro.work_root.mkdir(parents=True, exist_ok=True)
+    path = distro.work_root / "build.lock"
+    handle = open(path, "a+")
+    try:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.seek(0)
+            holder = handle.read().strip() or "another process"
+            raise BuildLocked(f"another designate-dist build is running in {distro.root} ({holder})",
+                              hint="wait for it to finish") from None
+        handle.seek(0)
+        handle.truncate()
+        handle.write(f"pid {os.getpid()}")
+        handle.flush()
+        yield
+    finally:
+        handle.close()
+
+
+def prepare(distro: Distro, *, force: bool = False, cache: Path | None = None,
+            progress: Progress = _quiet) -> PrepareResult:
+    """fetch -> import -> apply; the series is validated before anything is touched."""
+    series = read_series(distro.root)
+    progress(f"fetch: {distro.pin.describe_source()}")
+    fetched = fetch(distro, cache=cache)
+    progress(f"fetch: {fetched.archive} sha256 {fetched.sha256[:16]}... "
+             f"({'cached' if fetched.cached else 'downloaded'})")
+    imported = import_upstream(distro, fetched, force=force)
+    progress(f"import: {imported.work_tree} ({'reused' if imported.reused else 'new'})")
+    applied = apply_series(distro, imported, series)
+    progress(f"apply: {len(applied.applied)} patches "
+             f"({'already applied' if applied.reused else 'applied'}), HEAD {applied.head[:12]}")
+    return PrepareResult(fetched, series, applied, imported.import_time)
+
+
+def inputs_of(distro: Distro, series: PatchSeries, *, skip_tests: bool,
+              epoch: int | None) -> dict[str, str]:
+    """Hashes of every input that can change an artifact."""
+    root = distro.root
+    own = [root / "setup.cfg", root / "setup.py", root / "requirements.txt",
+           root / "designate_dr", root / "designate_dist"]
+    return {
+        "pin": sha256_of(distro.pin_file),
+        "series": series.fingerprint(),
+        "lock": sha256_of(distro.lock_file) if distro.lock_file.is_file() else "",
+        "exclusions": sha256_of(distro.exclusions_file) if distro.exclusions_file.is_file() else "",
+        "debian": manifest_mod.tree_digest([root / "debian"], root),
+        "own_package": manifest_mod.tree_digest([p for p in own if p.exists()], root),
+        "tool": tool_version(),
+        "skip_tests": str(skip_tests),
+        "source_date_epoch": "upstream" if epoch is None else str(epoch),
+    }
+
+
+def _digest(inputs: dict[str, str]) -> str:
+    import hashlib
+    return hashlib.sha256(json.dumps(inputs, sort_keys=True).encode()).hexdigest()
+
+
+def _up_to_date(final: Path, digest: str) -> bool:
+    try:
+        data = json.loads((final / manifest_mod.MANIFEST).read_text())
+    except (OSError, ValueError):
+        return False
+    if data.get("inputs_digest") != digest:
+        return False
+    for artifact in data.get("artifacts", []):
+        path = final / artifact["file"]
+        if not path.is_file() or path.stat().st_size != artifact["size"] or \
+                sha256_of(path) != artifact["sha256"]:
+            return False
+    return True
+
+
+def _publish_dir(staging: Path, final: Path) -> None:
+    """Swap ``staging`` into ``final``: readers never see a half-written directory."""
+    if final.exists():
+        old = final.with_name(f".{final.name}.old-{os.getpid()}")
+        final.rename(old)
+        staging.rename(final)
+        shutil.rmtree(old, ignore_errors=True)
+    else:
+        staging.rename(final)
+
+
+def build(distro: Distro, *, output: Path | None = None, skip_tests: bool = False,
+          force: bool = False, rebuild: bool = False, cache: Path | None = None,
+          concurrency: int | None = None, progress: Progress = _quiet) -> BuildResult:
+    """The whole build; see BUILD_STAGES.  Output goes to ``output/<distro-version>/``."""
+    cache = cache or cache_root()
+    out_root = (output or distro.root / "dist").resolve()
+    version = distro.pin.distro_version
+    final = out_root / version.pep440
+    with build_lock(distro):
+        series = read_series(distro.root)
+        epoch_hint = source_date_epoch(distro)
+        inputs = inputs_of(distro, series, skip_tests=skip_tests, epoch=epoch_hint)
+        digest = _digest(inputs)
+        if not rebuild and not force and _up_to_date(final, digest):
+            progress(f"build: {final} is up to date (inputs unchanged)")
+            data = json.loads((final / manifest_mod.MANIFEST).read_text())
+            return BuildResult(final, final / manifest_mod.MANIFEST,
+                               tuple(final / a["file"] for a in data["artifacts"]), reused=True)
+        prepared = prepare(distro, force=force, cache=cache, progress=progress)
+        epoch = epoch_hint if epoch_hint is not None else prepared.import_time
+        out_root.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(dir=out_root, prefix=f".{version.pep440}.partial-"))
+        staging.chmod(0o755)
+        try:
+            result = _build_into(distro, prepared, staging, inputs, digest, epoch,
+                                 skip_tests=skip_tests, cache=cache, concurrency=concurrency,
+                                 progress=progress)
+            _publish_dir(staging, final)
+        except BaseException:
+            shutil.rmtree(staging, ignore_errors=True)
+            raise
+    progress(f"build: wrote {final}")
+    return BuildResult(final, final / manifest_mod.MANIFEST,
+                       tuple(final / p.relative_to(staging) for p in result), reused=False)
+
+
+def _build_into(distro: Distro, prepared: PrepareResult, staging: Path, inputs: dict[str, str],
+                digest: str, epoch: int, *, skip_tests: bool, cache: Path,
+                concurrency: int | None, progress: Progress) -> list[Path]:
+    version = distro.pin.distro_version
+    pin = distro.pin
+    tests: dict = {"ran": False, "skipped_by_request": True}
+    if not skip_tests:
+        from designate_dist.testsuite import TestRequest, run_upstream_tests
+        progress("test: upstream unit tests (stestr)")
+        report = run_upstream_tests(TestRequest(
+            work_tree=prepared.work_tree, lock_file=distro.lock_file,
+            exclusions_file=distro.exclusions_file, output_dir=staging / "tests",
+            cache_dir=cache, pbr_version=version.pep440, concurrency=concurrency,
+            progress=progress))
+        tests = {"ran": True, **report.as_manifest()}
+    progress("wheel: patched upstream")
+    wheels = [build_wheel(WheelRequest(prepared.work_tree, version.pep440, epoch, staging))]
+    if (distro.root / "setup.cfg").is_file() and (distro.root / "designate_dr").is_dir():
+        progress("wheel: designate-dist (DR backend plugins)")
+        wheels.append(build_wheel(WheelRequest(distro.root, version.pep440, epoch, staging)))
+    debs: list[Path] = []
+    if (distro.root / "debian").is_dir() and any((distro.root / "debian").iterdir()):
+        from designate_dist.deb import DebRequest, build_debs
+        progress("deb: dpkg-buildpackage")
+        result = build_debs(DebRequest(
+            packaging_dir=distro.root / "debian", work_tree=prepared.work_tree,
+            wheels=tuple(wheels), lock_file=distro.lock_file, version=version,
+            maintainer=pin.maintainer, source_date_epoch=epoch, output_dir=staging,
+            cache_dir=cache))
+        debs = list(result.debs)
+    artifacts = [*wheels, *debs]
+    tests_dir = staging / "tests"
+    if tests_dir.is_dir():
+        artifacts += sorted(p for p in tests_dir.iterdir() if p.is_file())
+    man = manifest_mod.Manifest(
+        upstream={"name": pin.name, "version": pin.version, "source": pin.source,
+                  "source_description": prepared.fetched.source, "sha256": prepared.fetched.sha256,
+                  **({"commit": pin.commit} if pin.commit else {})},
+        distro_version={"revision": str(pin.revision), "pep440": version.pep440,
+                        "debian": version.debian},
+        source_date_epoch=epoch, inputs_digest=digest, inputs=inputs,
+        patches=[a.as_manifest() for a in prepared.applied.applied],
+        artifacts=[manifest_mod.artifact_entry(p, staging) for p in artifacts],
+        tests=tests)
+    man.write(staging)
+    return artifacts + [staging / manifest_mod.MANIFEST]
