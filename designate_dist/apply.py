@@ -57,7 +57,8 @@ def apply_series(distro: Distro, imported: ImportResult, series: PatchSeries, *,
     state = read_state(tree)
     fingerprint = series.fingerprint()
     if (imported.reused and state.get("series") == fingerprint and state.get("head")
-            and tree.head() == state["head"] and not state.get("failed")):
+            and tree.head() == state["head"] and not state.get("failed")
+            and not tree.dirty_paths()):
         applied = tuple(AppliedPatch(p, c) for p, c in zip(series, state.get("commits", [])))
         if len(applied) == len(series):
             return ApplyResult(tree.path, imported.upstream_commit, applied, tree.head(), reused=True)

@@ -116,13 +116,13 @@ def import_upstream(distro: Distro, fetched: FetchResult, *, force: bool = False
         tree = WorkTree(target)
         check_clean(tree, force=force)
         state = read_state(tree)
-        commit = tree.resolve(f"refs/tags/{tag}^{{commit}}")
-        if commit and state.get("upstream", {}).get("sha256") == fetched.sha256:
-            return ImportResult(target, commit, int(state["upstream"]["import_time"]), reused=True)
         if not force and state.get("head") and tree.head() != state.get("head"):
             raise DirtyWorkTree(
                 f"work tree {target} has commits that are not from the series (HEAD {tree.head()[:12]})",
                 hint="export them with `designate-dist patches export`, or pass --force")
+        commit = tree.resolve(f"refs/tags/{tag}^{{commit}}")
+        if commit and state.get("upstream", {}).get("sha256") == fetched.sha256:
+            return ImportResult(target, commit, int(state["upstream"]["import_time"]), reused=True)
     target.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=target.parent, prefix=f".{target.name}.import-") as tmp:
         top, newest = unpack(fetched.archive, Path(tmp) / "unpack")
