@@ -16,8 +16,7 @@ from designate_dist.distro import Distro
 from designate_dist.errors import PatchApplyError
 from designate_dist.gitrepo import Identity, WorkTree, explain_apply_failure
 from designate_dist.series import PatchFile, PatchSeries
-from designate_dist.upstream_import import (
-    ImportResult, maintainer_identity, read_state, write_state)
+from designate_dist.upstream_import import ImportResult, maintainer_identity, read_state, write_state
 
 
 @dataclass(frozen=True)

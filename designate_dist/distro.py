@@ -103,7 +103,7 @@ def parse_pin(text: str, where: str = str(PIN_FILE)) -> Pin:
     pin = Pin(name=name, version=version, source=source, sha256=sha256, revision=revision,
               url=upstream.get("url"), tag=upstream.get("tag"), path=upstream.get("path"),
               commit=commit, maintainer=str(distro.get("maintainer", DEFAULT_MAINTAINER)))
-    pin.distro_version  # validates the version and revision
+    _ = pin.distro_version  # validates the version and revision
     return pin
 
 
@@ -174,7 +174,7 @@ class Distro:
     def state_dir(self) -> Path:
         return self.work_root / "state"
 
-    def with_pin(self, pin: Pin) -> "Distro":
+    def with_pin(self, pin: Pin) -> Distro:
         return replace(self, pin=pin)
 
     def save_pin(self, pin: Pin) -> None:

@@ -110,7 +110,7 @@ class WorkTree:
 
     # -- creation -----------------------------------------------------------------
     @classmethod
-    def init(cls, path: Path, branch: str) -> "WorkTree":
+    def init(cls, path: Path, branch: str) -> WorkTree:
         try:
             repo = git.Repo.init(path, initial_branch=branch)
         except git.GitCommandError as exc:

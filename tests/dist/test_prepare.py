@@ -7,7 +7,7 @@ from oslotest import base
 
 from designate_dist.gitrepo import WorkTree
 from tests.fixtures.cli import run_cli
-from tests.fixtures.distro import DistroFixture, git, replace_in, write_file
+from tests.fixtures.distro import DATA, DistroFixture, git, replace_in, write_file
 
 UPSTREAM_FIX = """Fix zone name validation message
 
@@ -38,10 +38,7 @@ class TestPrepare(base.BaseTestCase):
             write_file("designate/api/json_errors.py", "JSON = 'application/json'\n"),
             "Add JSON error content type")
         self.distro.add_patch("customs", "0001-json-errors.patch", custom)
-        plain = ("Description: Say 418\n Teapots are real.\nAuthor: Plain Person <plain@example.org>\n\n"
-                 "--- a/designate/api/middleware.py\n+++ b/designate/api/middleware.py\n"
-                 "@@ -19,6 +19,7 @@\n         403: \"Forbidden\",\n         404: \"Not Found\",\n"
-                 "+        418: \"I'm a teapot\",\n     }\n     return \"%d %s\" % (code, reasons.get(code, \"Unknown\"))\n \n \n")
+        plain = (DATA / "patches" / "dep3-teapot.patch").read_text()  # a quilt/DEP-3 style diff
         self.distro.add_patch("customs", "0002-teapot.patch", plain)
         self.distro.commit("series")
 
