@@ -45,6 +45,16 @@ def cmd_prepare(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_quilt(args: argparse.Namespace) -> int:
+    from designate_dist.pipeline import prepare
+    from designate_dist.quilt import export_quilt
+    distro = _distro(args)
+    prepared = prepare(distro, force=args.force, progress=_progress(args))
+    result = export_quilt(prepared.applied, Path(args.output) if args.output else distro.root / "patches")
+    print(result.directory)
+    return EXIT_OK
+
+
 def cmd_build(args: argparse.Namespace) -> int:
     from designate_dist.pipeline import build
     result = build(_distro(args), output=Path(args.output) if args.output else None,
@@ -111,6 +121,10 @@ def build_parser() -> argparse.ArgumentParser:
                "fetch, import upstream into the git work tree and apply the series; prints the work tree")
     prep.add_argument("--force", action="store_true",
                       help="discard uncommitted changes and extra commits in the work tree")
+    qlt = add("quilt", cmd_quilt,
+              "prepare, then write the applied series as a quilt series into patches/ (generated)")
+    qlt.add_argument("--output", metavar="DIR", help="where to write it (default: DISTRO/patches)")
+    qlt.add_argument("--force", action="store_true", help="discard changes in the work tree")
     bld = add("build", cmd_build, "prepare, run upstream tests, build wheel and debs, write the manifest")
     bld.add_argument("--skip-tests", action="store_true",
                      help="do not run upstream's unit tests (recorded in the manifest)")

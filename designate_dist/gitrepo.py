@@ -216,6 +216,15 @@ class WorkTree:
             return (exc.stderr or "").replace("\n  stderr: '", "\n").strip().strip("'")
         return None
 
+    def format_patch(self, commit: str) -> str:
+        """``git format-patch`` of one commit, stable across runs (no commit id, no version)."""
+        try:
+            return self.repo.git.format_patch("-1", "--stdout", "--no-signature", "--zero-commit",
+                                              "--no-numbered", "--full-index",
+                                              commit) + "\n"
+        except git.GitCommandError as exc:
+            raise _git_error(f"format-patch {commit[:12]}", exc) from exc
+
     def archive_tree(self) -> str:
         """The tree id of HEAD (identical trees give identical ids)."""
         return self.repo.head.commit.tree.hexsha
