@@ -31,7 +31,7 @@ import sys
 import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from designate_dist.atomic import write_text
@@ -148,7 +148,7 @@ def ensure_wheelhouse(lock_file: Path, cache_dir: Path, source_date_epoch: int) 
 def changelog(version: DistroVersion, maintainer: str, source_date_epoch: int,
               package: str = "designate") -> str:
     """``debian/changelog`` with one entry, dated SOURCE_DATE_EPOCH."""
-    date = email.utils.format_datetime(datetime.fromtimestamp(source_date_epoch, tz=timezone.utc))
+    date = email.utils.format_datetime(datetime.fromtimestamp(source_date_epoch, tz=UTC))
     return (f"{package} ({version.debian}) {DEB_DISTRIBUTION}; urgency=medium\n\n"
             f"  * designate-dist build of upstream {version.upstream}, "
             f"distro revision {version.revision} ({version.pep440}).\n\n"
@@ -199,6 +199,19 @@ def prepare_source(request: DebRequest, wheelhouse: Wheelhouse, scratch: Path) -
     return source
 
 
+#: Lines of the build log that only say that something below them failed.
+_NOISE = re.compile(r"^(make(\[\d+\])?: \*\*\*|dpkg-buildpackage: error: debian/rules|"
+                    r"dh: error: |dh_virtualenv: error: |Traceback |subprocess\.CalledProcessError)")
+
+
+def failure_reason(log: str) -> str:
+    """The line of a failed build's output that says what went wrong."""
+    lines = [line.strip() for line in log.splitlines() if line.strip()]
+    meaningful = [line for line in lines if not _NOISE.match(line)]
+    errors = [line for line in meaningful if line.startswith(("ERROR:", "error:"))]
+    return (errors or meaningful or lines or ["no output"])[-1]
+
+
 def build_env(source_date_epoch: int, tool_path: str | None = None) -> dict[str, str]:
     env = debian_env()
     if tool_path is not None:
@@ -229,7 +242,9 @@ def build_debs(request: DebRequest) -> DebResult:
         except CommandFailed as exc:
             log = builds / f"{request.version.pep440}-failed.log"
             write_text(log, exc.stdout + "\n--- stderr ---\n" + exc.stderr)
-            raise CommandFailed(exc.message, cmd=exc.cmd, returncode=exc.returncode,
+            raise CommandFailed(f"dpkg-buildpackage failed (exit {exc.returncode}): "
+                                f"{failure_reason(exc.stderr or exc.stdout)}",
+                                cmd=exc.cmd, returncode=exc.returncode,
                                 stdout=exc.stdout, stderr=exc.stderr,
                                 hint=f"full build log: {log}") from exc
         built = sorted(scratch.glob("*.deb"))
