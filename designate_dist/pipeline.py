@@ -244,3 +244,33 @@ def _build_into(distro: Distro, prepared: PrepareResult, staging: Path, inputs: 
         tests=tests)
     man.write(staging)
     return artifacts + [staging / manifest_mod.MANIFEST]
+
+
+def run_tests(distro: Distro, *, output: Path | None, concurrency: int | None, force: bool,
+              progress: Progress = _quiet):
+    """prepare, then upstream's unit tests on the patched tree (``designate-dist test``).
+
+    Outputs (subunit, JUnit XML, log) go to ``output`` (default:
+    ``DISTRO/dist/tests-<pep440>/``); returns the :class:`~designate_dist.testsuite.TestReport`.
+    """
+    from designate_dist.testsuite import TestRequest, run_upstream_tests
+    version = distro.pin.distro_version
+    out = (output or distro.root / "dist" / f"tests-{version.pep440}").resolve()
+    with build_lock(distro):
+        prepared = prepare(distro, force=force, progress=progress)
+        progress("test: upstream unit tests (stestr)")
+        return run_upstream_tests(TestRequest(
+            work_tree=prepared.work_tree, lock_file=distro.lock_file,
+            exclusions_file=distro.exclusions_file, output_dir=out, cache_dir=cache_root(),
+            pbr_version=version.pep440, concurrency=concurrency, progress=progress))
+
+
+def relock(distro: Distro, *, force: bool, progress: Progress = _quiet) -> Path:
+    """prepare, then regenerate the lock file from the patched tree's requirements (``lock``).
+
+    Holds (``# hold: name==version  # reason``) are kept; see designate_dist.lockfile.
+    """
+    from designate_dist import lockfile
+    with build_lock(distro):
+        prepared = prepare(distro, force=force, progress=progress)
+        return lockfile.relock(prepared.work_tree, distro.lock_file, progress=progress)
