@@ -464,6 +464,10 @@ def run_upstream_tests(request: TestRequest) -> TestReport:
     matched: dict[Exclusion, list[str]] = {}
     total: int | None = None
     exclude_args: list[str] = []
+    if not (repo / ".stestr" / "format").is_file():  # stestr keeps its files in <url>/.stestr
+        shutil.rmtree(repo, ignore_errors=True)
+        repo.mkdir(parents=True)
+        run([*stestr, "init"], cwd=work_tree, env=env, what="create the stestr repository")
     if exclusions:
         listed = run([*stestr, "list"], cwd=work_tree, env=env, check=False)
         if listed.returncode == 0:
@@ -472,15 +476,12 @@ def run_upstream_tests(request: TestRequest) -> TestReport:
             excluded_ids = {t for found in matched.values() for t in found}
             total = len(ids) - len(excluded_ids)
         else:  # an import error: the run below reports it as a failing test
-            notes.append("note: `stestr list` failed; exclusions were not checked against the tests")
+            notes.append("note: `stestr list` failed; exclusions were not checked against the tests:\n"
+                         + "\n".join(listed.stderr.splitlines()[-20:]))
         state.mkdir(parents=True, exist_ok=True)
         exclude_list = state / "exclude-list.txt"
         exclude_list.write_text("".join(e.regex + "\n" for e in exclusions))
         exclude_args = ["--exclude-list", str(exclude_list)]
-    if not (repo / ".stestr" / "format").is_file():  # stestr keeps its files in <url>/.stestr
-        shutil.rmtree(repo, ignore_errors=True)
-        repo.mkdir(parents=True)
-        run([*stestr, "init"], cwd=work_tree, env=env, what="create the stestr repository")
     command = [*stestr, "run", "--concurrency", str(concurrency), *exclude_args]
     progress(f"test: stestr run --concurrency {concurrency}"
              + (f" ({len(exclusions)} exclusions)" if exclusions else ""))

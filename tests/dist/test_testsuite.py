@@ -92,7 +92,7 @@ class StageTestCase(base.BaseTestCase):
     def build(self, *extra: str):
         return run_cli("--distro", str(self.distro.root), "build", "--output", str(self.out), *extra)
 
-    def test_cmd(self, *extra: str):
+    def run_test_cmd(self, *extra: str):
         return run_cli("--distro", str(self.distro.root), "test", "--output", str(self.out), *extra)
 
     def manifest(self) -> dict:
@@ -142,7 +142,7 @@ class TestStage(StageTestCase):
             f"    def test_{n:02d}(self):\n        self.fail('broken {n}')\n\n" for n in range(25))
         self.customs("0001-broken-tests.patch", write_file("designate/tests/test_broken.py", body),
                      "Add 25 failing tests")
-        outcome = self.test_cmd("--concurrency", "1")
+        outcome = self.run_test_cmd("--concurrency", "1")
         self.assertEqual(4, outcome.code, outcome.stderr)
         [line] = outcome.error_lines
         self.assertIn("error: 25 upstream tests failed: designate.tests.test_broken.TestBroken.test_00, ",
@@ -186,13 +186,13 @@ class TestStage(StageTestCase):
 
     def test_exclusion_matching_no_test_is_an_error(self) -> None:
         self.exclusions("test_zone_name$  # fine\ntest_no_such_test  # removed upstream\n")
-        outcome = self.test_cmd()
+        outcome = self.run_test_cmd()
         self.assertEqual(1, outcome.code, outcome.stderr)
         [line] = outcome.error_lines
         self.assertIn("test-exclusions.txt: exclusion matches no test: line 2 'test_no_such_test'", line)
 
     def test_cached_venv_is_not_reinstalled(self) -> None:
-        first = self.test_cmd("-q")
+        first = self.run_test_cmd("-q")
         self.assertEqual(0, first.code, first.stderr)
         self.assertEqual("3 passed, 0 failed, 0 skipped, 0 excluded", first.stdout.strip())
         [venv] = [p for p in (self.cache / "venvs").iterdir()
@@ -202,7 +202,7 @@ class TestStage(StageTestCase):
         marker = (venv / VENV_MARKER).stat()
         site = next(venv.glob("lib/python3*/site-packages"))
         installed = sorted(p.name for p in site.iterdir())
-        second = self.test_cmd()
+        second = self.run_test_cmd()
         self.assertEqual(0, second.code, second.stderr)
         self.assertIn(f"test: venv {venv} (cached)", second.stderr)
         self.assertNotIn("creating venv", second.stderr)
