@@ -286,7 +286,7 @@ def ensure_venv(lock_file: Path, work_tree: Path, cache_dir: Path, *, python: st
 
 # -- running stestr ------------------------------------------------------------------------
 
-def test_env(venv: Venv, work_tree: Path, meta_dir: Path, request: TestRequest) -> dict[str, str]:
+def suite_env(venv: Venv, work_tree: Path, meta_dir: Path, request: TestRequest) -> dict[str, str]:
     """The environment of the test processes: upstream's setenv on a clean base."""
     env = {k: v for k, v in os.environ.items()
            if k not in ("VIRTUAL_ENV", "PYTHONHOME", "PYTHONPATH", "PYTHONDONTWRITEBYTECODE",
@@ -343,11 +343,24 @@ class _ProgressTail(threading.Thread):
                 handle.close()
 
 
-def _last_run(repo: Path) -> Path:
-    runs = [int(p.name) for p in repo.iterdir() if p.name.isdigit()]
-    if not runs:
-        raise TestsFailed(f"stestr left no test run in {repo}")
-    return repo / str(max(runs))
+def _run_ids(stestr_dir: Path) -> set[int]:
+    return {int(p.name) for p in stestr_dir.iterdir() if p.name.isdigit()} if stestr_dir.is_dir() \
+        else set()
+
+
+def _new_run(stestr_dir: Path, before: set[int]) -> Path | None:
+    """The run stestr stored since ``before``; None when it stored none (the tests did not load)."""
+    new = _run_ids(stestr_dir) - before
+    return stestr_dir / str(max(new)) if new else None
+
+
+def _load_error(output: str) -> str:
+    """The line that says why stestr could not load the tests."""
+    lines = [line.strip() for line in output.splitlines() if line.strip()]
+    for line in lines:
+        if "Failed to import test module" in line or "ImportError" in line or "SyntaxError" in line:
+            return line
+    return lines[-1] if lines else "no output"
 
 
 def read_run(v1_stream: Path, v2_out: Path | None = None) -> list[dict[str, Any]]:
@@ -454,7 +467,7 @@ def run_upstream_tests(request: TestRequest) -> TestReport:
     repo, meta, last = state / "stestr", state / "meta", state / "last"
     shutil.rmtree(meta, ignore_errors=True)
     meta.mkdir(parents=True)
-    env = test_env(venv, work_tree, meta, request)
+    env = suite_env(venv, work_tree, meta, request)
     # entry points (stevedore plugins) and the version, without installing the tree
     run([str(venv.python), "setup.py", "-q", "egg_info", "--egg-base", str(meta)],
         cwd=work_tree, env=env, what="write the tree's metadata (egg_info)")
@@ -485,6 +498,7 @@ def run_upstream_tests(request: TestRequest) -> TestReport:
     command = [*stestr, "run", "--concurrency", str(concurrency), *exclude_args]
     progress(f"test: stestr run --concurrency {concurrency}"
              + (f" ({len(exclusions)} exclusions)" if exclusions else ""))
+    runs_before = _run_ids(repo / ".stestr")
     tail = _ProgressTail(repo / ".stestr", progress, request.progress_every, total)
     tail.start()
     run_started = time.monotonic()
@@ -499,7 +513,8 @@ def run_upstream_tests(request: TestRequest) -> TestReport:
     fd, tmp_name = tempfile.mkstemp(dir=request.output_dir, prefix=f".{SUBUNIT_FILE}.")
     os.close(fd)
     try:
-        tests = read_run(_last_run(repo / ".stestr"), Path(tmp_name))
+        stored = _new_run(repo / ".stestr", runs_before)
+        tests = read_run(stored, Path(tmp_name)) if stored else []
         os.chmod(tmp_name, 0o644)
         os.replace(tmp_name, request.output_dir / SUBUNIT_FILE)
     except BaseException:
@@ -540,6 +555,9 @@ def run_upstream_tests(request: TestRequest) -> TestReport:
         shown = ", ".join(failed_ids[:SHOWN_FAILURES])
         more = f" and {len(failed_ids) - SHOWN_FAILURES} more" if len(failed_ids) > SHOWN_FAILURES else ""
         raise TestsFailed(f"{len(failed_ids)} upstream tests failed: {shown}{more} (full log: {log})")
+    if stored is None:
+        raise TestsFailed(f"stestr could not load upstream's tests: "
+                          f"{_load_error(outcome.stdout + outcome.stderr)} (full log: {log})")
     if not tests or outcome.returncode != 0:
         raise TestsFailed(f"stestr run failed (exit {outcome.returncode}, {len(tests)} tests ran) "
                           f"(full log: {log})")
@@ -562,10 +580,10 @@ def _stale_exclusions(stestr: list[str], work_tree: Path, env: dict[str, str], s
     run([*stestr[:-1], str(repo), "init"], cwd=work_tree, env=env, what="create a stestr repository")
     run([*stestr[:-1], str(repo), "run", "--concurrency", str(min(concurrency, len(ids))),
          "--load-list", str(load_list)], cwd=work_tree, env=env, check=False)
-    try:
-        status = {t["id"]: t["status"] for t in read_run(_last_run(repo / ".stestr"))}
-    except TestsFailed:
+    stored = _new_run(repo / ".stestr", set())
+    if stored is None:
         return ()
+    status = {t["id"]: t["status"] for t in read_run(stored)}
     stale = []
     for entry, tests in matched.items():
         if tests and all(status.get(t) == "success" for t in tests):

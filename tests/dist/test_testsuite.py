@@ -137,6 +137,19 @@ class TestStage(StageTestCase):
         self.assertIn("AssertionError", log.read_text())
         self.assertFalse((self.out / "1.0.0.post1").exists())
 
+    def test_patch_that_breaks_imports_fails_with_exit_4(self) -> None:
+        self.customs("0001-syntax-error.patch",
+                     replace_in("designate/api/middleware.py", "def status_line(code):",
+                                "def status_line(code:"),
+                     "Break the middleware module")
+        outcome = self.run_test_cmd()
+        self.assertEqual(4, outcome.code, outcome.stderr)
+        [line] = outcome.error_lines
+        self.assertIn("error: stestr could not load upstream's tests: ", line)
+        self.assertIn("designate.tests.test_middleware", line)
+        log = Path(line.split("(full log: ", 1)[1].rstrip(")"))
+        self.assertIn("SyntaxError", log.read_text())
+
     def test_many_failures_are_cut_after_20(self) -> None:
         body = "import unittest\n\n\nclass TestBroken(unittest.TestCase):\n" + "".join(
             f"    def test_{n:02d}(self):\n        self.fail('broken {n}')\n\n" for n in range(25))
