@@ -229,6 +229,163 @@ class WorkTree:
         """The tree id of HEAD (identical trees give identical ids)."""
         return self.repo.head.commit.tree.hexsha
 
+    # -- rebase and patch queue (designate_dist.rebase, designate_dist.patchqueue) ---------
+    def check_apply(self, patch_file: Path, *, reverse: bool = False,
+                    min_context: int | None = None) -> str | None:
+        """``git apply --check`` against the work tree; git's stderr on failure, None if it applies."""
+        args = ["--check", "--whitespace=nowarn", "--verbose"]
+        if reverse:
+            args.append("--reverse")
+        if min_context is not None:
+            args.append(f"-C{min_context}")
+        try:
+            self.repo.git.apply(*args, str(patch_file))
+        except git.GitCommandError as exc:
+            return (exc.stderr or "").replace("\n  stderr: '", "\n").strip().strip("'")
+        return None
+
+    def apply_verbose(self, patch_file: Path, *, min_context: int | None = None) -> tuple[bool, str]:
+        """``git apply --index --verbose`` (all or nothing): (applied, git's report on stderr)."""
+        args = ["--index", "--whitespace=nowarn", "--verbose"]
+        if min_context is not None:
+            args.append(f"-C{min_context}")
+        try:
+            _, _, stderr = self.repo.git.apply(*args, str(patch_file), with_extended_output=True)
+        except git.GitCommandError as exc:
+            return False, (exc.stderr or "").replace("\n  stderr: '", "\n").strip().strip("'")
+        return True, stderr
+
+    def merge_commit_into_index(self, commit: str) -> list[str]:
+        """Three-way merge of ``commit``'s change onto HEAD, without committing.
+
+        ``git cherry-pick --no-commit`` (rename detection included).  Returns the
+        paths left with conflicts (markers in the files, unmerged in the index);
+        an empty list when the merge succeeded and the result is staged.
+        """
+        try:
+            self.repo.git.cherry_pick("--no-commit", "--allow-empty", commit)
+        except git.GitCommandError as exc:
+            conflicts = self.unmerged_paths()
+            if conflicts:
+                return conflicts
+            raise _git_error(f"cherry-pick {commit[:12]}", exc) from exc
+        return []
+
+    def unmerged_paths(self) -> list[str]:
+        out = self.repo.git.diff("--name-only", "--diff-filter=U")
+        return sorted(set(out.splitlines()))
+
+    def has_staged_changes(self) -> bool:
+        try:
+            self.repo.git.diff("--cached", "--quiet")
+        except git.GitCommandError:
+            return True
+        return False
+
+    def conflict_marker_lines(self, paths: list[str]) -> list[str]:
+        """``git diff --check`` lines reporting leftover conflict markers in staged ``paths``."""
+        if not paths:
+            return []
+        try:
+            self.repo.git.diff("--cached", "--check", "--", *paths)
+        except git.GitCommandError as exc:
+            out = exc.stdout or ""
+            return [line.strip() for line in out.replace("\n  stdout: '", "\n").splitlines()
+                    if "conflict marker" in line]
+        return []
+
+    def stage_all(self) -> None:
+        try:
+            self.repo.git.add("--all", "--force", ".")
+        except git.GitCommandError as exc:
+            raise _git_error("add", exc) from exc
+
+    def discard_merge(self) -> None:
+        """Drop a half-done merge or apply: back to HEAD, untracked files removed."""
+        try:
+            self.repo.git.reset("--hard", "--quiet", "HEAD")
+            self.repo.git.clean("-d", "--force", "--quiet")
+        except git.GitCommandError as exc:
+            raise _git_error("reset", exc) from exc
+        (self.git_dir / "MERGE_MSG").unlink(missing_ok=True)
+
+    def commit_diff(self, commit: str) -> str:
+        """The diff of ``commit`` against its first parent, as format-patch writes it."""
+        try:
+            return self.repo.git.diff("--full-index", "-M", f"{commit}^", commit) + "\n"
+        except git.GitCommandError as exc:
+            raise _git_error(f"diff {commit[:12]}", exc) from exc
+
+    def file_at(self, rev: str, path: str) -> str | None:
+        """The text of ``path`` at ``rev``, or None when it does not exist there."""
+        try:
+            return self.repo.git.show(f"{rev}:{path}", strip_newline_in_stdout=False)
+        except git.GitCommandError:
+            return None
+
+    def fetch_ref(self, source: Path, ref: str, dest_ref: str) -> str:
+        """Copy ``ref`` (and its objects) from the repository at ``source`` to ``dest_ref``."""
+        try:
+            self.repo.git.fetch("--quiet", "--no-tags", "--force", str(source), f"+{ref}:{dest_ref}")
+        except git.GitCommandError as exc:
+            raise _git_error(f"fetch {ref} from {source}", exc) from exc
+        return self.repo.commit(dest_ref).hexsha
+
+    def commits_between(self, base: str, tip: str) -> list[str]:
+        """The commits of ``base..tip``, oldest first (first-parent, no merges)."""
+        try:
+            out = self.repo.git.rev_list("--reverse", "--first-parent", "--no-merges", f"{base}..{tip}")
+        except git.GitCommandError as exc:
+            raise _git_error(f"rev-list {base[:12]}..{tip[:12]}", exc) from exc
+        return out.split()
+
+    def merge_commits_between(self, base: str, tip: str) -> list[str]:
+        out = self.repo.git.rev_list("--merges", f"{base}..{tip}")
+        return out.split()
+
+    def commit_message(self, rev: str) -> str:
+        return self.repo.commit(rev).message
+
+    def commit_author(self, rev: str) -> Identity:
+        commit = self.repo.commit(rev)
+        return Identity(commit.author.name, commit.author.email, int(commit.authored_date))
+
+    def current_branch(self) -> str | None:
+        try:
+            return self.repo.active_branch.name
+        except TypeError:  # detached HEAD
+            return None
+
+    def branch_exists(self, name: str) -> bool:
+        return name in [head.name for head in self.repo.heads]
+
+    def delete_branch(self, name: str) -> None:
+        try:
+            self.repo.git.branch("--quiet", "-D", name)
+        except git.GitCommandError as exc:
+            raise _git_error(f"branch -D {name}", exc) from exc
+
+    def switch_branch(self, name: str) -> None:
+        """Check out the existing branch ``name`` (the work tree must be clean)."""
+        try:
+            self.repo.git.checkout("--quiet", name)
+        except git.GitCommandError as exc:
+            raise _git_error(f"checkout {name}", exc) from exc
+
+    def create_branch_here(self, name: str) -> None:
+        """Create ``name`` at HEAD (replacing it) and check it out."""
+        try:
+            self.repo.git.checkout("--quiet", "-B", name)
+        except git.GitCommandError as exc:
+            raise _git_error(f"checkout -B {name}", exc) from exc
+
+    def set_branch(self, name: str, rev: str) -> None:
+        """Point ``name`` at ``rev`` without touching the work tree (it must not be checked out)."""
+        try:
+            self.repo.git.branch("--force", name, rev)
+        except git.GitCommandError as exc:
+            raise _git_error(f"branch {name}", exc) from exc
+
 
 def clone_at_tag(url: str, tag: str, dest: Path) -> str:
     """Clone ``url`` into ``dest`` (no checkout) and return the commit ``tag`` points to."""

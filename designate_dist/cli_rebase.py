@@ -1,0 +1,106 @@
+"""The ``rebase`` and ``patches`` commands: argument parsing and printing only.
+
+``designate_dist.cli`` calls :func:`register` with its ``add(name, handler, help)``.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Callable
+
+from designate_dist.distro import SOURCE_KINDS, Distro, load_distro
+from designate_dist.errors import EXIT_OK, EXIT_PATCH
+
+Add = Callable[..., argparse.ArgumentParser]
+
+
+def _distro(args: argparse.Namespace) -> Distro:
+    return load_distro(args.distro, args.work_dir)
+
+
+def _progress(args: argparse.Namespace) -> Callable[[str], None]:
+    if args.quiet or getattr(args, "json", False):
+        return lambda message: None
+    return lambda message: print(message, file=sys.stderr, flush=True)
+
+
+def _print_report(report, as_json: bool) -> None:
+    if as_json:
+        print(json.dumps(report.as_json(), indent=2, sort_keys=True))
+    else:
+        print(report.table())
+
+
+def cmd_rebase(args: argparse.Namespace) -> int:
+    from designate_dist import rebase as rb
+    distro = _distro(args)
+    if args.abort:
+        restored = rb.rebase_abort(distro)
+        if not args.quiet:
+            print("rebase aborted" + (f"; restored {', '.join(restored)}" if restored else ""))
+        return EXIT_OK
+    try:
+        if args.cont:
+            report = rb.rebase_continue(distro, progress=_progress(args))
+        else:
+            request = rb.RebaseRequest(version=args.onto, sha256=args.sha256, source=args.source,
+                                       path=args.path, url=args.url, tag=args.tag, commit=args.commit,
+                                       dry_run=args.dry_run)
+            report = rb.rebase(distro, request, progress=_progress(args))
+    except rb.RebaseConflict as exc:
+        if getattr(exc, "report", None) is not None:
+            _print_report(exc.report, args.json)
+        raise
+    _print_report(report, args.json)
+    if report.dry_run and report.conflicts:
+        refs = ", ".join(o.ref for o in report.conflicts)
+        print(f"error: dry run onto {report.onto}: {len(report.conflicts)} patch(es) conflict: {refs}",
+              file=sys.stderr)
+        return EXIT_PATCH
+    return EXIT_OK
+
+
+def cmd_patches(args: argparse.Namespace) -> int:
+    from designate_dist import patchqueue
+    distro = _distro(args)
+    if args.action == "import":
+        result = patchqueue.import_queue(distro, force=args.force, progress=_progress(args))
+        print(result.work_tree)
+        if not args.quiet:
+            print(f"{len(result.commits)} patches on branch {result.branch}; edit, reorder or add "
+                  "commits there, then run `designate-dist patches export`", file=sys.stderr)
+        return EXIT_OK
+    exported = patchqueue.export_queue(distro, new_series=args.series, progress=_progress(args))
+    for line in exported.lines():
+        print(line)
+    return EXIT_OK
+
+
+def register(add: Add) -> None:
+    reb = add("rebase", cmd_rebase,
+              "move the patch series onto a new upstream release, classifying every patch")
+    what = reb.add_mutually_exclusive_group(required=True)
+    what.add_argument("--onto", metavar="VERSION", help="the new upstream release")
+    what.add_argument("--continue", dest="cont", action="store_true",
+                      help="go on after resolving a conflict (the resolution is exported into the patch)")
+    what.add_argument("--abort", action="store_true",
+                      help="stop the rebase; restore the pin, series, patch files and work tree")
+    reb.add_argument("--sha256", metavar="HASH", help="sha256 of the new archive (pypi and file sources)")
+    reb.add_argument("--source", choices=SOURCE_KINDS, help="source kind (default: the pin's)")
+    reb.add_argument("--path", metavar="PATH", help="file source: tarball or mirror directory")
+    reb.add_argument("--url", metavar="URL", help="git source: repository URL (default: the pin's)")
+    reb.add_argument("--tag", metavar="TAG", help="git source: tag (default: VERSION)")
+    reb.add_argument("--commit", metavar="SHA", help="git source: the commit the tag must point to")
+    reb.add_argument("--dry-run", action="store_true",
+                     help="triage in a scratch tree and report; change nothing in the repository")
+    reb.add_argument("--json", action="store_true", help="print the report as JSON")
+
+    pq = add("patches", cmd_patches,
+             "patch queue: import the series as commits on a branch of the work tree, export them back")
+    pq.add_argument("action", choices=("import", "export"),
+                    help="import: series -> commits on branch patch-queue; export: commits -> files")
+    pq.add_argument("--force", action="store_true",
+                    help="import: discard uncommitted changes and extra commits in the work tree")
+    pq.add_argument("--series", choices=("customs", "cherry-pick"), default="customs",
+                    help="export: where new commits go (default: customs)")

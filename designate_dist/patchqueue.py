@@ -1,0 +1,204 @@
+"""The patch queue: the series as commits on a branch of the work tree, and back (like ``gbp pq``).
+
+``import_queue`` prepares the work tree (fetch, import, apply) and puts the
+applied series on the branch ``patch-queue``, recording which commit came from
+which patch file.  The developer edits (``git commit --amend``, ``git rebase
+-i``), reorders and adds commits there.  ``export_queue`` writes the branch
+back: a commit still from the import keeps its file byte for byte; a commit
+whose message matches a patch of the series (same message, else same subject)
+rewrites that file (same name, kind and header, fresh diff); any other commit
+becomes a new ``NNNN-subject.patch`` in ``customs/`` (or the series asked
+for); a patch whose commit is gone is removed.  Series files are rewritten in
+the new commit order, their leading comments kept.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from designate_dist.atomic import write_json, write_text
+from designate_dist.distro import SERIES_DIRS, Distro
+from designate_dist.errors import DirtyWorkTree, DistError, SeriesError
+from designate_dist.gitrepo import WorkTree
+from designate_dist.series import SERIES_FILE, PatchFile, read_series
+from designate_dist.upstream_import import read_state, write_state
+
+Progress = Callable[[str], None]
+BRANCH = "patch-queue"
+STATE_FILE = "designate-dist-pq.json"
+_NUMBER = re.compile(r"^(\d{4})-")
+
+
+def _quiet(_: str) -> None:
+    pass
+
+
+class PatchQueueError(DistError):
+    """No patch queue to export, or the branch cannot be exported as a series."""
+
+
+@dataclass(frozen=True)
+class QueueImport:
+    work_tree: Path
+    branch: str
+    commits: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class ExportedPatch:
+    series: str
+    file: str
+    status: str   # kept | updated | new | removed
+    commit: str | None
+
+    def line(self) -> str:
+        return f"{self.status:<8} {self.series}/{self.file}"
+
+
+@dataclass(frozen=True)
+class QueueExport:
+    patches: tuple[ExportedPatch, ...]
+
+    def lines(self) -> list[str]:
+        return [p.line() for p in self.patches]
+
+
+def _state_path(tree: WorkTree) -> Path:
+    return tree.git_dir / STATE_FILE
+
+
+def import_queue(distro: Distro, *, force: bool = False, progress: Progress = _quiet) -> QueueImport:
+    """Prepare the work tree and put the applied series on the ``patch-queue`` branch."""
+    from designate_dist.pipeline import prepare
+    prepared = prepare(distro, force=force, progress=progress)
+    tree = WorkTree(prepared.work_tree)
+    tree.create_branch_here(BRANCH)
+    entries = [{"series": a.patch.series, "file": a.patch.name, "commit": a.commit,
+                "sha256": a.patch.sha256} for a in prepared.applied.applied]
+    write_json(_state_path(tree), {"base": prepared.applied.upstream_commit, "patches": entries})
+    return QueueImport(tree.path, BRANCH, tuple(e["commit"] for e in entries))
+
+
+def _slug(subject: str) -> str:
+    slug = re.sub(r"[^a-z0-9]+", "-", subject.lower()).strip("-")
+    return (slug[:48].rstrip("-") or "change")
+
+
+def _next_number(directory: Path, taken: set[str]) -> int:
+    numbers = [int(m.group(1)) for name in taken | {p.name for p in directory.iterdir()}
+               if (m := _NUMBER.match(name))] if directory.is_dir() else []
+    return max(numbers, default=0) + 1
+
+
+def _series_header(series_file: Path) -> str:
+    """The leading comment and blank lines of a series file."""
+    head = []
+    if series_file.is_file():
+        for line in series_file.read_text(encoding="utf-8").splitlines(keepends=True):
+            if line.split("#", 1)[0].strip():
+                break
+            head.append(line)
+    return "".join(head)
+
+
+def export_queue(distro: Distro, *, new_series: str = "customs",
+                 progress: Progress = _quiet) -> QueueExport:
+    """Write the ``patch-queue`` commits back into the series files and patch files."""
+    from designate_dist.rebase import rewrite_patch, same_hunks
+    if new_series not in SERIES_DIRS:
+        raise SeriesError(f"unknown series {new_series!r} (one of {', '.join(SERIES_DIRS)})")
+    if not (distro.work_tree / ".git").exists():
+        raise PatchQueueError(f"no work tree at {distro.work_tree}",
+                              hint="run `designate-dist patches import` first")
+    tree = WorkTree(distro.work_tree)
+    try:
+        state = json.loads(_state_path(tree).read_text())
+    except (OSError, ValueError):
+        raise PatchQueueError(f"no patch queue in {tree.path}",
+                              hint="run `designate-dist patches import` first") from None
+    if tree.is_rebasing():
+        raise DirtyWorkTree(f"{tree.path} is in the middle of a rebase or merge",
+                            hint="finish it (git rebase --continue) before exporting")
+    dirty = tree.dirty_paths()
+    if dirty:
+        raise DirtyWorkTree(f"{tree.path} has uncommitted changes: {', '.join(dirty[:5])}",
+                            hint="commit them on the patch-queue branch (or discard them) first")
+    series = read_series(distro.root)
+    by_ref: dict[str, PatchFile] = {p.ref: p for p in series}
+    imported = {e["commit"]: e for e in state["patches"]
+                if f"{e['series']}/{e['file']}" in by_ref and by_ref[f"{e['series']}/{e['file']}"].sha256
+                == e["sha256"]}
+    commits = tree.commits_between(state["base"], "HEAD")
+    progress(f"patches: exporting {len(commits)} commits from {tree.path}")
+    used: set[str] = set()
+    order: dict[str, list[str]] = {s: [] for s in SERIES_DIRS}
+    writes: dict[Path, str] = {}
+    results: list[ExportedPatch] = []
+    new_names: set[str] = set()
+    for commit in commits:
+        entry = imported.get(commit)
+        patch = by_ref.get(f"{entry['series']}/{entry['file']}") if entry else None
+        if patch is not None and patch.ref not in used:
+            used.add(patch.ref)
+            order[patch.series].append(patch.name)
+            results.append(ExportedPatch(patch.series, patch.name, "kept", commit))
+            continue
+        message = tree.commit_message(commit).strip()
+        subject = message.split("\n", 1)[0].strip()
+        patch = next((p for p in series if p.ref not in used and p.message.strip() == message), None) or \
+            next((p for p in series if p.ref not in used and p.subject == subject), None)
+        if patch is not None:
+            used.add(patch.ref)
+            order[patch.series].append(patch.name)
+            original = patch.path.read_text(encoding="utf-8")
+            if patch.message.strip() == message and same_hunks(patch.diff, tree.commit_diff(commit)):
+                results.append(ExportedPatch(patch.series, patch.name, "kept", commit))  # only moved
+                continue
+            if patch.mail:
+                fresh = tree.format_patch(commit)
+                text = rewrite_patch(original, True, fresh) if patch.message.strip() == message else fresh
+            else:
+                text = rewrite_patch(original, False, tree.commit_diff(commit))
+            status = "kept" if text == original else "updated"
+            if status == "updated":
+                writes[patch.path] = text
+            results.append(ExportedPatch(patch.series, patch.name, status, commit))
+            continue
+        directory = distro.series_dir(new_series)
+        name = f"{_next_number(directory, new_names):04d}-{_slug(subject)}.patch"
+        new_names.add(name)
+        order[new_series].append(name)
+        writes[directory / name] = tree.format_patch(commit)
+        results.append(ExportedPatch(new_series, name, "new", commit))
+    if order["cherry-pick"] and order["customs"]:
+        positions = {(r.series, r.file): i for i, r in enumerate(results)}
+        last_cherry = max(positions["cherry-pick", n] for n in order["cherry-pick"])
+        first_custom = min(positions["customs", n] for n in order["customs"])
+        if last_cherry > first_custom:
+            raise SeriesError("the patch-queue branch puts a cherry-pick/ patch after a customs/ patch; "
+                              "cherry-pick/ is always applied first",
+                              hint="reorder the commits (git rebase -i) and export again")
+    removed = [p for p in series if p.ref not in used]
+    for path, text in writes.items():
+        write_text(path, text)
+    for name in SERIES_DIRS:
+        series_file = distro.series_dir(name) / SERIES_FILE
+        old_names = [p.name for p in series if p.series == name]
+        if order[name] != old_names:
+            write_text(series_file, _series_header(series_file) + "".join(f"{n}\n" for n in order[name]))
+    for patch in removed:
+        patch.path.unlink(missing_ok=True)
+        results.append(ExportedPatch(patch.series, patch.name, "removed", None))
+    entries = [{"series": r.series, "file": r.file, "commit": r.commit,
+                "sha256": hashlib.sha256((distro.series_dir(r.series) / r.file).read_bytes()).hexdigest()}
+               for r in results if r.status != "removed"]
+    write_json(_state_path(tree), {"base": state["base"], "patches": entries})
+    # The work tree's commits now match the files; the next prepare re-applies them from the files.
+    tree_state = read_state(tree)
+    tree_state.update({"series": None, "head": tree.head(), "failed": None})
+    write_state(tree, tree_state)
+    return QueueExport(tuple(results))
