@@ -1,0 +1,295 @@
+"""BIND 9 backend that knows about several regions (``bind9_dr``).
+
+Differences from Designate's stock ``bind9``:
+
+- zones are secondaries of the masters of *all* regions (see
+  :mod:`designate_dr.backend.common`), in preference order (the stock backend
+  shuffles one region's masters);
+- ``create_zone`` on an existing zone and ``update_zone`` converge the masters
+  in place with ``modzone`` (only when they differ) and then ``retransfer``;
+  ``delete_zone`` of a missing zone succeeds;
+- commands go over BIND's control channel on kept-open connections
+  (:mod:`designate_dr.backend.rndc`) instead of one ``rndc`` process each;
+- every failure is a :class:`designate.exceptions.Backend` with one readable
+  line, never the rndc secret.
+
+Pool target options: ``rndc_host`` (default 127.0.0.1), ``rndc_port`` (953),
+``rndc_key_file`` (default /etc/bind/rndc.key) or ``rndc_config_file`` (an
+rndc.conf; its default-key is used), ``rndc_timeout`` (seconds, default 10),
+``view``, ``clean_zonefile`` (delete zone files on delete), ``tsigkey_name``
+(a key defined in named.conf, used for transfers from the masters),
+``stats_url`` (BIND's statistics channel, e.g. ``http://127.0.0.1:8053``:
+lets :func:`repoint_zones` / :func:`list_zones` find every zone), and the
+region options of :mod:`designate_dr.backend.common`.
+"""
+from __future__ import annotations
+
+import logging
+import re
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import requests
+from designate import exceptions
+from designate.backend import base
+
+from designate_dr.backend.common import (
+    Master,
+    RepointResult,
+    bool_option,
+    bounded_map,
+    designate_name,
+    float_option,
+    option,
+    parse_masters,
+    region_masters,
+    zone_name,
+)
+from designate_dr.backend.rndc import RndcCommandFailed, RndcError, RndcPool, load_key
+
+LOG = logging.getLogger(__name__)
+_SECONDARY = ("secondary", "slave")
+_TSIG_NAME = re.compile(r"^[A-Za-z0-9_.-]{1,255}$")
+
+
+@dataclass(frozen=True)
+class ZoneConf:
+    """What ``rndc showzone`` says about a zone."""
+
+    type: str
+    masters: list[Master]
+    file: str | None
+
+
+def parse_showzone(text: str) -> ZoneConf:
+    kind = re.search(r"\btype\s+(\w+)\s*;", text)
+    file = re.search(r'\bfile\s+"([^"]*)"\s*;', text)
+    masters: list[Master] = []
+    block = re.search(r"\b(?:masters|primaries)\b[^{]*\{(.*?)\}\s*;", text, re.S)
+    if block:
+        for entry in block.group(1).split(";"):
+            found = re.match(r'\s*([0-9A-Fa-f.:]+)(?:\s+port\s+(\d+))?', entry)
+            if found and found.group(1):
+                masters.append(Master.parse(found.group(1), int(found.group(2) or 53)))
+    return ZoneConf(kind.group(1).lower() if kind else "", masters, file.group(1) if file else None)
+
+
+class BindControl:
+    """The rndc commands the backend and the bulk calls use, on one named."""
+
+    def __init__(self, options: Any) -> None:
+        self.host = str(option(options, "rndc_host", "127.0.0.1"))
+        try:
+            self.port = int(option(options, "rndc_port", 953))
+        except (TypeError, ValueError):
+            raise exceptions.Backend("bind9_dr: rndc_port is not a number") from None
+        timeout = float_option(options, "rndc_timeout", 10.0) or 10.0
+        try:
+            key = load_key(option(options, "rndc_key_file"), option(options, "rndc_config_file"))
+        except RndcError as exc:
+            raise exceptions.Backend(f"bind9_dr: {exc}") from None
+        self.view = option(options, "view") or None
+        self.clean_zonefile = bool_option(options, "clean_zonefile")
+        self.tsigkey_name = option(options, "tsigkey_name") or None
+        if self.tsigkey_name and not _TSIG_NAME.match(str(self.tsigkey_name)):
+            raise exceptions.Backend("bind9_dr: tsigkey_name has characters BIND does not allow")
+        self.stats_url = (option(options, "stats_url") or "").rstrip("/") or None
+        self.timeout = timeout
+        self.rndc = RndcPool(self.host, self.port, key, timeout)
+
+    def close(self) -> None:
+        self.rndc.close()
+
+    def _run(self, text: str) -> str:
+        try:
+            return self.rndc.command(text)
+        except RndcCommandFailed:
+            raise
+        except RndcError as exc:
+            raise exceptions.Backend(f"bind9_dr: {exc}") from None
+
+    def _target(self, name: str) -> str:
+        return f"{name} in {self.view}" if self.view else name
+
+    def show(self, name: str) -> ZoneConf | None:
+        try:
+            return parse_showzone(self._run(f"showzone {self._target(name)}"))
+        except RndcCommandFailed as exc:
+            if "not found" in exc.err:
+                return None
+            raise exceptions.Backend(f"bind9_dr: {exc}") from None
+
+    def _statement(self, name: str, masters: list[Master], file: str) -> str:
+        key = f' key "{self.tsigkey_name}"' if self.tsigkey_name else ""
+        listed = " ".join(f"{m.host} port {m.port}{key};" for m in masters)
+        safe_file = file.replace('"', "")
+        return (f'{self._target(name)} {{ type secondary; masters {{ {listed} }}; '
+                f'file "{safe_file}"; }};')
+
+    def add(self, name: str, masters: list[Master], file: str) -> bool:
+        """addzone; False when the zone already exists."""
+        try:
+            self._run(f"addzone {self._statement(name, masters, file)}")
+        except RndcCommandFailed as exc:
+            if "already exists" in exc.err:
+                return False
+            raise exceptions.Backend(f"bind9_dr: {exc}") from None
+        return True
+
+    def modify(self, name: str, masters: list[Master], file: str) -> None:
+        try:
+            self._run(f"modzone {self._statement(name, masters, file)}")
+            self._run(f"retransfer {self._target(name)}")
+        except RndcCommandFailed as exc:
+            raise exceptions.Backend(f"bind9_dr: {exc}") from None
+
+    def delete(self, name: str, clean: bool = False) -> bool:
+        """delzone; False when the zone was not there."""
+        flag = "-clean " if clean or self.clean_zonefile else ""
+        try:
+            self._run(f"delzone {flag}{self._target(name)}")
+        except RndcCommandFailed as exc:
+            if "not found" in exc.err:
+                return False
+            raise exceptions.Backend(f"bind9_dr: {exc}") from None
+        return True
+
+    def converge(self, name: str, masters: list[Master], file: str | None = None,
+                 create: bool = True) -> bool:
+        """Make ``name`` a secondary of ``masters``; True when something changed."""
+        current = self.show(name)
+        if current is None:
+            if not create:
+                raise exceptions.Backend(f"bind9_dr: zone {name} is not on {self.host}")
+            if self.add(name, masters, file or f"slave.{name}.db"):
+                return True  # a new secondary zone transfers at once
+            current = self.show(name)
+            if current is None:
+                raise exceptions.Backend(f"bind9_dr: zone {name} vanished while being created")
+        if current.type not in _SECONDARY:
+            raise exceptions.Backend(f"bind9_dr: zone {name} exists on {self.host} as a "
+                                     f"{current.type or 'non-secondary'} zone, not a secondary")
+        if current.masters == masters:
+            return False
+        self.modify(name, masters, current.file or file or f"slave.{name}.db")
+        return True
+
+    def zone_names(self) -> list[str]:
+        """Every secondary zone of the view, from BIND's statistics channel."""
+        if not self.stats_url:
+            raise exceptions.Backend("bind9_dr: listing zones needs the stats_url option "
+                                     "(BIND statistics-channels) or an explicit zone list")
+        url = f"{self.stats_url}/json/v1/zones"
+        try:
+            resp = requests.get(url, timeout=self.timeout)
+            resp.raise_for_status()
+            views = resp.json()["views"]
+        except (requests.RequestException, ValueError, KeyError) as exc:
+            raise exceptions.Backend(f"bind9_dr: cannot list zones from {url}: "
+                                     f"{type(exc).__name__}") from None
+        zones = views.get(self.view or "_default", {}).get("zones", [])
+        return sorted(str(z["name"]).lower().rstrip(".") for z in zones
+                      if str(z.get("type", "")).lower() in _SECONDARY)
+
+
+class Bind9DRBackend(base.Backend):
+    """BIND secondaries fed by the mdns of every region."""
+
+    __plugin_name__ = "bind9_dr"
+    __backend_status__ = "untested"
+
+    def __init__(self, target: Any) -> None:
+        super().__init__(target)
+        self.control = BindControl(self.options)
+        self.zone_masters = region_masters(self.options, self.masters)
+        if not self.zone_masters:
+            raise exceptions.Backend("bind9_dr: no masters: set masters_<region> options or the "
+                                     "target's masters")
+
+    @staticmethod
+    def _file(zone: Any, name: str) -> str:
+        zone_id = zone.get("id") if hasattr(zone, "get") else None
+        return f"slave.{name}.{zone_id}" if zone_id else f"slave.{name}.db"
+
+    def create_zone(self, context: Any, zone: Any) -> None:
+        """addzone, or converge an existing zone's masters in place."""
+        name = zone_name(zone["name"])
+        if self.control.converge(name, self.zone_masters, self._file(zone, name)):
+            LOG.info("bind9_dr: %s now transfers from %s", name,
+                     ", ".join(map(str, self.zone_masters)))
+
+    def update_zone(self, context: Any, zone: Any) -> None:
+        """Converge the zone's masters (creating it when missing)."""
+        self.create_zone(context, zone)
+
+    def delete_zone(self, context: Any, zone: Any, zone_params: Any = None) -> None:
+        """delzone; a zone that is not there counts as deleted."""
+        name = zone_name(zone["name"])
+        hard = bool(zone_params and zone_params.get("hard_delete"))
+        if not self.control.delete(name, clean=hard):
+            LOG.info("bind9_dr: %s was not on %s; nothing to delete", name, self.control.host)
+
+
+def list_zones(options: Any, *, concurrency: int = 8) -> dict[str, list[str]]:
+    """Every secondary zone on the target (``example.org.``) -> its masters (``host:port``).
+
+    Needs the ``stats_url`` option to find the zones.
+    """
+    control = BindControl(options)
+    try:
+        out: dict[str, list[str]] = {}
+        for name, conf, error in bounded_map(control.show, control.zone_names(), concurrency):
+            if error is None and conf is not None:
+                out[designate_name(name)] = [str(m) for m in conf.masters]
+        return out
+    finally:
+        control.close()
+
+
+def repoint_zones(options: Any, masters: list[str], *, zones: list[str] | None = None,
+                  concurrency: int = 8) -> RepointResult:
+    """Set the masters of every secondary zone on the target (or of ``zones``) to ``masters``.
+
+    ``showzone`` each zone, ``modzone`` + ``retransfer`` those whose masters
+    differ, at most ``concurrency`` control connections.  Without ``zones``
+    the zone list comes from ``stats_url``.  Per-zone failures land in
+    ``failed``; a target-wide failure (named down, wrong key) raises
+    :class:`designate.exceptions.Backend`.
+    """
+    started = time.monotonic()
+    try:
+        wanted = parse_masters(masters)
+    except ValueError as exc:
+        raise exceptions.Backend(f"bind9_dr: {exc}") from None
+    if not wanted:
+        raise exceptions.Backend("bind9_dr: repoint_zones needs at least one master")
+    result = RepointResult()
+    control = BindControl(options)
+    try:
+        control.rndc.command("status")  # fail fast, once, when named is down or the key is wrong
+    except RndcError as exc:
+        control.close()
+        raise exceptions.Backend(f"bind9_dr: {exc}") from None
+    try:
+        if zones is None:
+            todo = control.zone_names()
+        else:
+            todo = []
+            for raw in zones:
+                try:
+                    todo.append(zone_name(raw))
+                except exceptions.Backend as exc:
+                    result.failed[str(raw)] = str(exc)
+        for name, changed, error in bounded_map(
+                lambda n: control.converge(n, wanted, create=False), todo, concurrency):
+            if error is not None:
+                result.failed[designate_name(name)] = str(error)
+            elif changed:
+                result.changed.append(designate_name(name))
+            else:
+                result.unchanged.append(designate_name(name))
+    finally:
+        control.close()
+    result.seconds = time.monotonic() - started
+    return result

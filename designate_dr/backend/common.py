@@ -1,0 +1,217 @@
+"""What the PowerDNS and BIND DR backends share.
+
+Pool target options (all values are strings, as in pools.yaml):
+
+``region``
+    The region this target lives in (e.g. ``region1``).
+``masters_<region>``
+    That region's mdns servers: ``host[:port]`` separated by commas or spaces
+    (IPv6 as ``[addr]:port``); the port defaults to 5354 (Designate's mdns).
+    The target's own ``masters:`` list from pools.yaml counts as the masters of
+    ``region`` when no ``masters_<region>`` option names them.
+``region_preference``
+    Comma-separated region names, most preferred first.  Regions not named
+    follow in name order; without it the target's own ``region`` comes first.
+
+Every zone is created with the masters of all regions in that order, so a
+zone keeps transferring when one region's mdns is gone.
+"""
+from __future__ import annotations
+
+import ipaddress
+import re
+from collections.abc import Callable, Iterable, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
+
+from designate import exceptions
+
+DEFAULT_MASTER_PORT = 5354
+MASTERS_PREFIX = "masters_"
+_LABEL = re.compile(r"^(?!-)[a-z0-9_-]{1,63}(?<!-)$")
+
+
+@dataclass
+class RepointResult:
+    """What a bulk re-point did, zone names in Designate's form (trailing dot)."""
+
+    changed: list[str] = field(default_factory=list)
+    unchanged: list[str] = field(default_factory=list)
+    failed: dict[str, str] = field(default_factory=dict)
+    seconds: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        return not self.failed
+
+
+@dataclass(frozen=True, order=True)
+class Master:
+    """One master (primary) a secondary zone transfers from."""
+
+    host: str
+    port: int = DEFAULT_MASTER_PORT
+
+    @classmethod
+    def parse(cls, text: str, default_port: int = DEFAULT_MASTER_PORT) -> Master:
+        """``host``, ``host:port``, ``[v6]:port`` or a bare IPv6 address."""
+        text = text.strip()
+        host, port = text, default_port
+        if text.startswith("["):
+            host, _, rest = text[1:].partition("]")
+            if rest:
+                port = _port(rest.lstrip(":"), text)
+        elif text.count(":") == 1:
+            host, _, port_text = text.partition(":")
+            port = _port(port_text, text)
+        try:
+            address = ipaddress.ip_address(host)
+        except ValueError:
+            raise ValueError(f"master {text!r} is not an IP address[:port]") from None
+        return cls(str(address), port)
+
+    def __str__(self) -> str:
+        if ":" in self.host:
+            return f"[{self.host}]:{self.port}"
+        return f"{self.host}:{self.port}"
+
+
+def _port(text: str, whole: str) -> int:
+    if not text.isdigit() or not 0 < int(text) < 65536:
+        raise ValueError(f"master {whole!r} has a bad port")
+    return int(text)
+
+
+def parse_masters(value: str | Iterable[str | Master] | None,
+                  default_port: int = DEFAULT_MASTER_PORT) -> list[Master]:
+    """Masters from an option string (commas/spaces) or a list; order kept, duplicates dropped."""
+    if value is None:
+        return []
+    items = re.split(r"[,\s]+", value) if isinstance(value, str) else list(value)
+    out: list[Master] = []
+    for item in items:
+        if isinstance(item, Master):
+            master = item
+        elif not str(item).strip():
+            continue
+        else:
+            master = Master.parse(str(item), default_port)
+        if master not in out:
+            out.append(master)
+    return out
+
+
+def option(options: Any, key: str, default: Any = None) -> Any:
+    """``options[key]`` for a dict or Designate's PoolTargetOptionList."""
+    if options is None:
+        return default
+    value = options.get(key, default)
+    return default if value is None else value
+
+
+def option_items(options: Any) -> dict[str, Any]:
+    """All options as a plain dict."""
+    if options is None:
+        return {}
+    if isinstance(options, Mapping):
+        return dict(options)
+    return {item.key: item.value for item in options}
+
+
+def float_option(options: Any, key: str, default: float) -> float:
+    value = option(options, key, default)
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        raise exceptions.Backend(f"option {key}={value!r} is not a number") from None
+
+
+def bool_option(options: Any, key: str, default: bool = False) -> bool:
+    value = option(options, key, default)
+    if isinstance(value, bool):
+        return value
+    return str(value).strip().lower() in ("1", "true", "yes", "on")
+
+
+def _target_master(master: Any) -> Master:
+    if isinstance(master, Mapping) or hasattr(master, "get"):
+        host, port = master.get("host"), master.get("port")
+    else:
+        host, port = master.host, master.port
+    return Master.parse(str(host), int(port or DEFAULT_MASTER_PORT))
+
+
+def region_masters(options: Any, target_masters: Iterable[Any] = ()) -> list[Master]:
+    """Masters of every region, most preferred region first (see the module docstring)."""
+    items = option_items(options)
+    own = str(items.get("region") or "").strip()
+    by_region: dict[str, list[Master]] = {}
+    try:
+        for key, value in items.items():
+            if key.startswith(MASTERS_PREFIX) and len(key) > len(MASTERS_PREFIX):
+                by_region[key[len(MASTERS_PREFIX):]] = parse_masters(value)
+        local = [_target_master(m) for m in target_masters or ()]
+    except ValueError as exc:
+        raise exceptions.Backend(f"bad masters option: {exc}") from None
+    if local and not by_region.get(own):
+        by_region[own] = local
+    preference = [r.strip() for r in str(items.get("region_preference") or "").split(",")
+                  if r.strip()]
+    if not preference and own:
+        preference = [own]
+    order = [r for r in preference if r in by_region]
+    order += sorted(r for r in by_region if r not in order)
+    return parse_masters(m for region in order for m in by_region[region])
+
+
+def zone_name(name: str) -> str:
+    """``name`` checked as a DNS zone name and returned lower-case without the trailing dot.
+
+    Strict on purpose: the name ends up in an rndc zone statement and a URL.
+    """
+    text = str(name or "").strip().lower()
+    bare = text[:-1] if text.endswith(".") else text
+    labels = bare.split(".")
+    if not bare or len(bare) > 253 or not all(_LABEL.match(label) for label in labels):
+        shown = str(name)[:80]
+        raise exceptions.Backend(f"invalid zone name {shown!r}: use letters, digits, '-' and "
+                                 "'_' in dot-separated labels of 1-63 characters")
+    return bare
+
+
+def designate_name(name: str) -> str:
+    """``example.org`` -> ``example.org.``."""
+    return name if name.endswith(".") else name + "."
+
+
+def scrub(text: str, *secrets: str | None) -> str:
+    """``text`` with every secret replaced by ``***`` and cut to one line."""
+    for secret in secrets:
+        if secret:
+            text = text.replace(secret, "***")
+    line = " ".join(str(text).split())
+    return line[:300]
+
+
+def bounded_map(func: Callable[[str], Any], items: Iterable[str],
+                concurrency: int) -> Iterable[tuple[str, Any, BaseException | None]]:
+    """``(item, result, error)`` for every item, at most ``concurrency`` at a time."""
+    items = list(items)
+    workers = max(1, min(int(concurrency), len(items) or 1))
+    if workers == 1:
+        for item in items:
+            try:
+                yield item, func(item), None
+            except Exception as exc:  # noqa: BLE001 - reported per item
+                yield item, None, exc
+        return
+
+    def call(item: str) -> tuple[str, Any, BaseException | None]:
+        try:
+            return item, func(item), None
+        except Exception as exc:  # noqa: BLE001 - reported per item
+            return item, None, exc
+
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        yield from pool.map(call, items)

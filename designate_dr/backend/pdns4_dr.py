@@ -1,0 +1,296 @@
+"""PowerDNS 4 backend that knows about several regions (``pdns4_dr``).
+
+Differences from Designate's stock ``pdns4``:
+
+- zones are secondaries of the masters of *all* regions (see
+  :mod:`designate_dr.backend.common`), so they keep transferring when a
+  region is lost;
+- ``create_zone`` on an existing zone converges its masters in place (the
+  stock backend deletes and re-creates it, leaving it empty for seconds);
+  ``update_zone`` converges masters too; ``delete_zone`` of a missing zone
+  succeeds;
+- after a masters change the zone is fetched at once (``axfr-retrieve``)
+  instead of waiting for ``xfr-cycle-interval``;
+- one keep-alive HTTP session with timeouts; HTTP 500 "database is locked"
+  (sqlite under parallel writes) is retried;
+- every failure is a :class:`designate.exceptions.Backend` with one readable
+  line that never contains the API key.
+
+Pool target options: ``api_endpoint`` (``http://host:port``), ``api_token``
+(the API key), ``api_timeout`` (seconds, default 10), ``api_ca_cert``
+(CA bundle for https; empty = verify with the system CAs), ``tsigkey_name``
+(a TSIG key known to PowerDNS, used for transfers from the masters), and the
+region options of :mod:`designate_dr.backend.common`.
+
+:func:`repoint_zones` and :func:`list_zones` are the bulk calls used by DR
+operations.
+"""
+from __future__ import annotations
+
+import logging
+import time
+import urllib.parse
+from collections.abc import Iterable
+from typing import Any
+
+import requests
+from designate import exceptions
+from designate.backend import base
+from requests.adapters import HTTPAdapter
+
+from designate_dr.backend.common import (
+    Master,
+    RepointResult,
+    bounded_map,
+    designate_name,
+    float_option,
+    option,
+    parse_masters,
+    region_masters,
+    scrub,
+    zone_name,
+)
+
+LOG = logging.getLogger(__name__)
+LOCKED_RETRIES = 8
+
+
+class PdnsApi:
+    """The few PowerDNS API calls we need, each turning failures into one Backend error."""
+
+    def __init__(self, options: Any, pool_size: int = 8) -> None:
+        endpoint = str(option(options, "api_endpoint", "") or "").strip()
+        parsed = urllib.parse.urlparse(endpoint)
+        if parsed.scheme not in ("http", "https") or not parsed.netloc:
+            raise exceptions.Backend(f"pdns4_dr: api_endpoint {endpoint!r} is not an "
+                                     "http(s)://host:port URL")
+        self.endpoint = f"{parsed.scheme}://{parsed.netloc}"
+        self._key = str(option(options, "api_token", "") or option(options, "api_key", "") or "")
+        self.timeout = float_option(options, "api_timeout", 10.0)
+        self.tsigkey_name = option(options, "tsigkey_name") or None
+        ca_cert = option(options, "api_ca_cert") or None
+        self.session = requests.Session()
+        self.session.headers["X-API-Key"] = self._key
+        self.session.headers["Accept"] = "application/json"
+        self.session.verify = ca_cert if ca_cert and ca_cert != "changeme" else True
+        adapter = HTTPAdapter(pool_connections=1, pool_maxsize=max(1, pool_size))
+        self.session.mount("http://", adapter)
+        self.session.mount("https://", adapter)
+
+    def close(self) -> None:
+        self.session.close()
+
+    def _fail(self, what: str, reason: str) -> exceptions.Backend:
+        return exceptions.Backend(scrub(f"pdns4_dr: PowerDNS API at {self.endpoint} {reason} "
+                                        f"while {what}", self._key))
+
+    def request(self, method: str, path: str, what: str, *, json: Any = None,
+                missing_ok: bool = False) -> requests.Response | None:
+        """One API call; None for a 404 when ``missing_ok``."""
+        url = f"{self.endpoint}/api/v1/servers/localhost{path}"
+        delay = 0.02
+        for attempt in range(LOCKED_RETRIES + 1):
+            try:
+                resp = self.session.request(method, url, json=json,
+                                            timeout=(min(self.timeout, 5.0), self.timeout))
+            except requests.exceptions.Timeout:
+                raise self._fail(what, f"did not answer within {self.timeout:g}s") from None
+            except requests.exceptions.SSLError:
+                raise self._fail(what, "failed the TLS handshake (check api_ca_cert)") from None
+            except requests.exceptions.ConnectionError:
+                raise self._fail(what, "is unreachable (connection refused or reset)") from None
+            except requests.exceptions.RequestException as exc:
+                raise self._fail(what, f"failed: {type(exc).__name__}") from None
+            if resp.status_code < 400:
+                return resp
+            detail = _error_text(resp)
+            if resp.status_code == 500 and "database is locked" in detail \
+                    and attempt < LOCKED_RETRIES:
+                time.sleep(delay)
+                delay = min(delay * 2, 0.5)
+                continue
+            if resp.status_code in (401, 403):
+                raise self._fail(what, f"rejected the API key (HTTP {resp.status_code}; "
+                                       "check api_token)")
+            if resp.status_code == 404 and missing_ok:
+                return None
+            raise self._fail(what, f"answered HTTP {resp.status_code}: {detail or resp.reason}")
+        raise AssertionError("unreachable")
+
+    # zone calls -----------------------------------------------------------
+    @staticmethod
+    def _zone_path(name: str) -> str:
+        return f"/zones/{name}."
+
+    def get_zone(self, name: str) -> dict | None:
+        resp = self.request("GET", self._zone_path(name) + "?rrsets=false",
+                            f"reading zone {name}", missing_ok=True)
+        return None if resp is None else resp.json()
+
+    def list_zones(self) -> list[dict]:
+        resp = self.request("GET", "/zones", "listing zones")
+        return resp.json()
+
+    def create_secondary(self, name: str, masters: list[Master]) -> bool:
+        """Create ``name`` as a secondary; False if it already existed (HTTP 409)."""
+        data: dict[str, Any] = {"name": f"{name}.", "kind": "Slave",
+                                "masters": [str(m) for m in masters]}
+        if self.tsigkey_name:
+            data["master_tsig_key_ids"] = [self.tsigkey_name]
+        try:
+            self.request("POST", "/zones", f"creating zone {name}", json=data)
+        except exceptions.Backend as exc:
+            if "HTTP 409" in str(exc):
+                return False
+            raise
+        return True
+
+    def set_masters(self, name: str, masters: list[Master]) -> None:
+        self.request("PUT", self._zone_path(name), f"setting the masters of zone {name}",
+                     json={"masters": [str(m) for m in masters]})
+
+    def retrieve(self, name: str) -> None:
+        """Ask PowerDNS to transfer ``name`` from its masters now."""
+        self.request("PUT", self._zone_path(name) + "/axfr-retrieve",
+                     f"starting a transfer of zone {name}")
+
+    def delete(self, name: str) -> bool:
+        """Delete ``name``; False when it was not there."""
+        resp = self.request("DELETE", self._zone_path(name), f"deleting zone {name}",
+                            missing_ok=True)
+        return resp is not None
+
+    def converge(self, name: str, masters: list[Master], current: Iterable[str] | None = None,
+                 ) -> bool:
+        """Make ``name`` a secondary of ``masters``; True when something changed.
+
+        ``current`` is the zone's masters when the caller already knows them.
+        """
+        if current is None:
+            zone = self.get_zone(name)
+            if zone is None:
+                if self.create_secondary(name, masters):
+                    self.retrieve(name)
+                    return True
+                zone = self.get_zone(name) or {}
+            if zone and str(zone.get("kind", "")).lower() not in ("slave", "secondary"):
+                raise exceptions.Backend(f"pdns4_dr: zone {name} exists on {self.endpoint} as a "
+                                         f"{zone.get('kind')} zone, not a secondary")
+            current = zone.get("masters") or []
+        if _same_masters(current, masters):
+            return False
+        self.set_masters(name, masters)
+        self.retrieve(name)
+        return True
+
+
+def _error_text(resp: requests.Response) -> str:
+    try:
+        body = resp.json()
+        if isinstance(body, dict) and body.get("error"):
+            return str(body["error"])
+    except ValueError:
+        pass
+    return resp.text.strip()[:200]
+
+
+def _same_masters(current: Iterable[str], wanted: list[Master]) -> bool:
+    try:
+        return parse_masters(list(current), default_port=53) == wanted
+    except ValueError:
+        return False
+
+
+class PDNS4DRBackend(base.Backend):
+    """PowerDNS secondaries fed by the mdns of every region."""
+
+    __plugin_name__ = "pdns4_dr"
+    __backend_status__ = "untested"
+
+    def __init__(self, target: Any) -> None:
+        super().__init__(target)
+        self.api = PdnsApi(self.options)
+        self.zone_masters = region_masters(self.options, self.masters)
+        if not self.zone_masters:
+            raise exceptions.Backend("pdns4_dr: no masters: set masters_<region> options or the "
+                                     "target's masters")
+
+    def create_zone(self, context: Any, zone: Any) -> None:
+        """Create the secondary zone, or converge an existing one in place."""
+        name = zone_name(zone["name"])
+        if self.api.converge(name, self.zone_masters):
+            LOG.info("pdns4_dr: %s now transfers from %s", name,
+                     ", ".join(map(str, self.zone_masters)))
+
+    def update_zone(self, context: Any, zone: Any) -> None:
+        """Converge the zone's masters (creating it when missing)."""
+        self.create_zone(context, zone)
+
+    def delete_zone(self, context: Any, zone: Any, zone_params: Any = None) -> None:
+        """Delete the zone; a zone that is not there counts as deleted."""
+        name = zone_name(zone["name"])
+        if not self.api.delete(name):
+            LOG.info("pdns4_dr: %s was not on %s; nothing to delete", name, self.api.endpoint)
+
+
+def list_zones(options: Any) -> dict[str, list[str]]:
+    """Every secondary zone on the target (``example.org.``) -> its masters (``host:port``)."""
+    api = PdnsApi(options)
+    try:
+        return {designate_name(z["name"].rstrip(".")): [str(m) for m in
+                                                        parse_masters(z.get("masters") or [], 53)]
+                for z in api.list_zones()
+                if str(z.get("kind", "")).lower() in ("slave", "secondary")}
+    finally:
+        api.close()
+
+
+def repoint_zones(options: Any, masters: list[str], *, zones: list[str] | None = None,
+                  concurrency: int = 8) -> RepointResult:
+    """Set the masters of every secondary zone on the target (or of ``zones``) to ``masters``.
+
+    One keep-alive session, at most ``concurrency`` requests in flight; zones
+    already on those masters are left alone (``unchanged``); a changed zone
+    is transferred at once (axfr-retrieve).  Per-zone failures land in
+    ``failed``; a target-wide failure (down, bad key) raises
+    :class:`designate.exceptions.Backend`.
+    """
+    started = time.monotonic()
+    try:
+        wanted = parse_masters(masters)
+    except ValueError as exc:
+        raise exceptions.Backend(f"pdns4_dr: {exc}") from None
+    if not wanted:
+        raise exceptions.Backend("pdns4_dr: repoint_zones needs at least one master")
+    result = RepointResult()
+    api = PdnsApi(options, pool_size=concurrency)
+    try:
+        current = {z["name"].rstrip(".").lower(): z for z in api.list_zones()
+                   if str(z.get("kind", "")).lower() in ("slave", "secondary")}
+        if zones is None:
+            todo = sorted(current)
+        else:
+            todo = []
+            for raw in zones:
+                try:
+                    name = zone_name(raw)
+                except exceptions.Backend as exc:
+                    result.failed[str(raw)] = str(exc)
+                    continue
+                if name in current:
+                    todo.append(name)
+                else:
+                    result.failed[designate_name(name)] = "not a secondary zone on this server"
+        for name, changed, error in bounded_map(
+                lambda n: api.converge(n, wanted, current[n].get("masters") or []),
+                todo, concurrency):
+            if error is not None:
+                result.failed[designate_name(name)] = scrub(str(error), api._key)
+            elif changed:
+                result.changed.append(designate_name(name))
+            else:
+                result.unchanged.append(designate_name(name))
+    finally:
+        api.close()
+    result.seconds = time.monotonic() - started
+    return result

@@ -1,0 +1,268 @@
+"""pdns4_dr and bind9_dr against real PowerDNS and BIND secondaries fed by two regions.
+
+Zones are created through the plugins with Designate's own objects; the
+secondaries are then asked over DNS (dnspython) for the SOA serial, which only
+arrives by a real AXFR from a region primary.
+"""
+from __future__ import annotations
+
+import importlib.metadata
+import os
+import secrets
+import tempfile
+import uuid
+
+import designate.conf
+import testtools
+from designate import exceptions, objects, policy
+from designate.backend import base
+
+from designate_dr.backend import bind9_dr, pdns4_dr
+from tests.fixtures import dns
+
+_DESIGNATE_READY = False
+
+
+def designate_ready() -> None:
+    """What a Designate worker sets up before it builds backends (config, policy)."""
+    global _DESIGNATE_READY
+    if not _DESIGNATE_READY:
+        designate.conf.CONF([], project="designate", default_config_files=[])
+        policy.init()
+        _DESIGNATE_READY = True
+
+
+def pool_target(kind: str, options: dict[str, str], masters: tuple[str, ...] = ()
+                ) -> objects.PoolTarget:
+    """A PoolTarget as the worker builds it from pools.yaml."""
+    return objects.PoolTarget(
+        type=kind,
+        options=objects.PoolTargetOptionList(objects=[
+            objects.PoolTargetOption(key=k, value=v) for k, v in options.items()]),
+        masters=objects.PoolTargetMasterList(objects=[
+            objects.PoolTargetMaster(host=m.split(":")[0], port=int(m.split(":")[1]))
+            for m in masters]))
+
+
+def zone_object(name: str, serial: int = 1) -> objects.Zone:
+    return objects.Zone(id=str(uuid.uuid4()), name=name, serial=serial,
+                        email="hostmaster@example.org", type="PRIMARY")
+
+
+class TestEntryPoints(testtools.TestCase):
+
+    def test_plugins_load_through_the_designate_backend_entry_points(self) -> None:
+        found = {ep.name: ep for ep in importlib.metadata.entry_points(group="designate.backend")}
+        self.assertIs(pdns4_dr.PDNS4DRBackend, found["pdns4_dr"].load())
+        self.assertIs(bind9_dr.Bind9DRBackend, found["bind9_dr"].load())
+        # the way Designate's worker loads a target's backend
+        self.assertIs(pdns4_dr.PDNS4DRBackend, base.Backend.get_driver("pdns4_dr"))
+        self.assertIs(bind9_dr.Bind9DRBackend, base.Backend.get_driver("bind9_dr"))
+
+
+class _Scenarios:
+    """The same story for both plugins; subclasses say how to reach their secondary."""
+
+    kind = ""
+    module = pdns4_dr
+    regions: dns.Regions
+
+    @classmethod
+    def setUpClass(cls) -> None:
+        super().setUpClass()
+        designate_ready()
+        cls.regions = dns.Regions(2, secondaries=(cls.secondary_kind,))
+        cls.regions.setUp()
+
+    @classmethod
+    def tearDownClass(cls) -> None:
+        cls.regions.cleanUp()
+        super().tearDownClass()
+
+    def setUp(self) -> None:
+        super().setUp()
+        for primary in self.regions.primaries:  # a test may have stopped one
+            self.addCleanup(primary.start)
+
+    @property
+    def secondary(self) -> dns.Server:
+        return self.regions.secondaries[0]
+
+    def options(self, **extra: str) -> dict[str, str]:
+        opts = {**self.secondary.target_options(), **self.regions.masters_options(),
+                "region": "region1", "region_preference": "region1,region2"}
+        opts.update(extra)
+        return opts
+
+    def backend(self, **extra: str):
+        return base.Backend.get_driver(self.kind)(pool_target(self.kind, self.options(**extra)))
+
+    def new_zone(self, serial: int = 1) -> objects.Zone:
+        name = f"z{uuid.uuid4().hex[:10]}.example."
+        self.regions.add_zone(name, serial)
+        return zone_object(name, serial)
+
+    def assertArrives(self, zone: str, serial: int) -> None:
+        self.assertEqual(serial, dns.wait_for_serial(zone, self.secondary, serial),
+                         f"{zone} serial {serial} did not reach the {self.kind} secondary; "
+                         f"log:\n{self.secondary.log_tail()}")
+
+    def assertOneLineWithout(self, error: Exception, *hidden: str) -> str:
+        text = str(error)
+        self.assertNotIn("\n", text)
+        for secret in hidden:
+            self.assertNotIn(secret, text)
+        return text
+
+    # -- the scenarios ---------------------------------------------------------
+    def test_create_transfers_and_follows_primary_changes(self) -> None:
+        zone = self.new_zone(10)
+        backend = self.backend()
+        backend.create_zone(None, zone)
+        self.assertArrives(zone.name, 10)
+        self.regions.set_serial(zone.name, 11)
+        self.assertArrives(zone.name, 11)
+        r1, r2 = self.regions.primaries
+        self.assertEqual({zone.name: [r1.master, r2.master]},
+                         {k: v for k, v in self.module.list_zones(self.options()).items()
+                          if k == zone.name})
+
+    def test_create_existing_zone_converges_in_place(self) -> None:
+        zone = self.new_zone(20)
+        self.backend(region_preference="region2,region1").create_zone(None, zone)
+        self.assertArrives(zone.name, 20)
+        self.backend().create_zone(None, zone)  # retried create, other preference
+        # no delete/re-create: the zone keeps answering right after the converge
+        self.assertEqual(20, dns.soa_serial(zone.name, self.secondary))
+        r1, r2 = self.regions.primaries
+        self.assertEqual([r1.master, r2.master], self.module.list_zones(self.options())[zone.name])
+        self.backend().create_zone(None, zone)  # nothing to change: still fine
+        self.assertEqual(20, dns.soa_serial(zone.name, self.secondary))
+
+    def test_update_zone_converges_masters(self) -> None:
+        zone = self.new_zone(30)
+        r1, r2 = self.regions.primaries
+        only_r1 = {k: v for k, v in self.options().items() if k != "masters_region2"}
+        base.Backend.get_driver(self.kind)(pool_target(self.kind, only_r1)).create_zone(None, zone)
+        self.assertArrives(zone.name, 30)
+        self.assertEqual([r1.master], self.module.list_zones(self.options())[zone.name])
+        self.backend().update_zone(None, zone)
+        self.assertEqual([r1.master, r2.master], self.module.list_zones(self.options())[zone.name])
+
+    def test_zone_keeps_refreshing_from_region2_when_region1_is_gone(self) -> None:
+        zone = self.new_zone(40)
+        self.backend().create_zone(None, zone)
+        self.assertArrives(zone.name, 40)
+        r1, _ = self.regions.primaries
+        r1.stop()
+        self.regions.set_serial(zone.name, 41)  # only region 2 is up to NOTIFY and serve
+        self.assertArrives(zone.name, 41)
+
+    def test_bulk_repoint_is_idempotent_and_transfers_from_the_new_master(self) -> None:
+        zones = [self.new_zone(50) for _ in range(4)]
+        backend = self.backend()
+        for zone in zones:
+            backend.create_zone(None, zone)
+        names = [z.name for z in zones]
+        r1, r2 = self.regions.primaries
+        result = self.module.repoint_zones(self.options(), [r2.master], zones=names,
+                                           concurrency=3)
+        self.assertEqual((sorted(names), [], {}),
+                         (sorted(result.changed), result.unchanged, result.failed))
+        self.assertGreaterEqual(result.seconds, 0)
+        listed = self.module.list_zones(self.options())
+        self.assertEqual([[r2.master]] * 4, [listed[n] for n in names])
+        again = self.module.repoint_zones(self.options(), [r2.master], zones=names + ["gone.example."])
+        self.assertEqual(([], sorted(names)), (again.changed, sorted(again.unchanged)))
+        self.assertEqual(["gone.example."], list(again.failed))
+        # without a zone list: every secondary zone on the target
+        everything = self.module.repoint_zones(self.options(), [r2.master])
+        self.assertTrue(set(names) <= set(everything.unchanged))
+        self.assertEqual({}, everything.failed)
+        # region 1 is gone for good; zones follow region 2 alone
+        r1.stop()
+        self.regions.set_serial(names[0], 51)
+        self.assertArrives(names[0], 51)
+
+    def test_delete_and_delete_again(self) -> None:
+        zone = self.new_zone(60)
+        backend = self.backend()
+        backend.create_zone(None, zone)
+        self.assertArrives(zone.name, 60)
+        backend.delete_zone(None, zone)
+        self.assertIsNone(dns.soa_serial(zone.name, self.secondary))
+        self.assertNotIn(zone.name, self.module.list_zones(self.options()))
+        backend.delete_zone(None, zone)  # missing zone: success
+        backend.delete_zone(None, zone, {"hard_delete": True})
+
+    def test_bad_zone_name_is_a_backend_error(self) -> None:
+        for bad in ('bad"zone.', "a..b.", "x" * 64 + ".example.", "sp ace.example."):
+            error = self.assertRaises(exceptions.Backend, self.backend().create_zone, None,
+                                      {"name": bad, "id": str(uuid.uuid4())})
+            self.assertIn("invalid zone name", self.assertOneLineWithout(error))
+
+    def test_unreachable_server_is_a_backend_error(self) -> None:
+        port = str(dns.free_port("127.0.0.1"))
+        down = self.down_options(port)
+        error = self.assertRaises(exceptions.Backend, lambda: base.Backend.get_driver(self.kind)(
+            pool_target(self.kind, down)).create_zone(None, zone_object("down.example.")))
+        self.assertIn(port, self.assertOneLineWithout(error, *self.secrets()))
+        self.assertRaises(exceptions.Backend, self.module.repoint_zones, down, ["127.0.0.2:53"])
+
+
+class TestPdns4DR(_Scenarios, testtools.TestCase):
+    kind = "pdns4_dr"
+    module = pdns4_dr
+    secondary_kind = "pdns"
+
+    def secrets(self) -> list[str]:
+        return [self.regions.pdns.api_key]
+
+    def down_options(self, port: str) -> dict[str, str]:
+        return self.options(api_endpoint=f"http://127.0.0.1:{port}")
+
+    def test_wrong_api_key_is_a_backend_error_without_the_key(self) -> None:
+        wrong = "wrong-" + secrets.token_hex(8)
+        error = self.assertRaises(exceptions.Backend,
+                                  self.backend(api_token=wrong).create_zone, None,
+                                  zone_object("key.example."))
+        text = self.assertOneLineWithout(error, wrong, self.regions.pdns.api_key)
+        self.assertIn("rejected the API key", text)
+        error = self.assertRaises(exceptions.Backend, pdns4_dr.repoint_zones,
+                                  self.options(api_token=wrong), ["127.0.0.2:53"])
+        self.assertIn("rejected the API key", self.assertOneLineWithout(error, wrong))
+
+
+class TestBind9DR(_Scenarios, testtools.TestCase):
+    kind = "bind9_dr"
+    module = bind9_dr
+    secondary_kind = "bind"
+
+    def secrets(self) -> list[str]:
+        text = self.regions.bind.rndc_key_file.read_text()
+        return [text.split('secret "')[1].split('"')[0]]
+
+    def down_options(self, port: str) -> dict[str, str]:
+        return self.options(rndc_port=port)
+
+    def test_rndc_refused_with_wrong_key_is_a_backend_error_without_the_secret(self) -> None:
+        wrong = "c2VjcmV0" + secrets.token_hex(12)
+        tmp = tempfile.mkdtemp()
+        self.addCleanup(lambda: __import__("shutil").rmtree(tmp))
+        key_file = os.path.join(tmp, "wrong.key")
+        fd = os.open(key_file, os.O_WRONLY | os.O_CREAT, 0o600)
+        with os.fdopen(fd, "w") as fh:
+            fh.write(f'key "rndc-key" {{ algorithm hmac-sha256; secret "{wrong}"; }};\n')
+        error = self.assertRaises(exceptions.Backend,
+                                  self.backend(rndc_key_file=key_file).create_zone, None,
+                                  zone_object("key.example."))
+        text = self.assertOneLineWithout(error, wrong, *self.secrets())
+        self.assertIn("wrong rndc key", text)
+        error = self.assertRaises(exceptions.Backend, bind9_dr.repoint_zones,
+                                  self.options(rndc_key_file=key_file), ["127.0.0.2:53"])
+        self.assertIn("wrong rndc key", self.assertOneLineWithout(error, wrong))
+
+    def test_missing_key_file_is_a_backend_error(self) -> None:
+        error = self.assertRaises(exceptions.Backend, self.backend,
+                                  rndc_key_file="/nonexistent/rndc.key")
+        self.assertIn("/nonexistent/rndc.key", self.assertOneLineWithout(error))
