@@ -172,7 +172,7 @@ def _describe_changes(old: PoolsFile, new: PoolsFile) -> list[str]:
 def _target_masters(target: Target) -> tuple[str, ...]:
     """The masters the DR backends give this target's zones (all regions, preferred first)."""
     common = _import("designate_dr.backend.common")
-    masters = common.region_masters(target.options, [f"{m.host}:{m.port}" for m in target.masters])
+    masters = common.region_masters(target.options, list(target.masters))
     return tuple(str(m) for m in masters)
 
 
@@ -269,14 +269,20 @@ def _list_zones(plan: Plan) -> dict[int, dict[str, list[str]]]:
 
 
 def target_zones(pools: PoolsFile) -> list[str]:
-    """Every zone on any target of ``pools``, from the targets themselves (their DR backend)."""
+    """Every zone on any target of ``pools`` that answers, from the targets themselves (their DR backend)."""
     zones: set[str] = set()
+    errors: list[str] = []
     for target in pools.targets:
         if target.type not in BACKEND_MODULES:
             continue
         module = _import(BACKEND_MODULES[target.type])
-        zones.update(_backend_call(target, "listing zones", lambda m=module, t=target: m.list_zones(
-            dict(t.options))))
+        try:
+            zones.update(_backend_call(target, "listing zones", lambda m=module, t=target: m.list_zones(
+                dict(t.options))))
+        except Unreachable as exc:
+            errors.append(str(exc))
+    if errors and not zones:
+        raise Unreachable(f"no target could list its zones ({errors[0]})", hint="give --zones FILE")
     return sorted(zones)
 
 

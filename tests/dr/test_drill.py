@@ -1,0 +1,300 @@
+"""The failover drill on real servers: lose region 1, fail over, change a zone, fail back.
+
+Region 1: a primary standing in for its mdns (127.0.0.2), a PowerDNS and a BIND
+secondary (127.0.0.1).  Region 2: a primary (127.0.0.3) and a PowerDNS secondary
+(127.0.0.4).  Zones are created on the secondaries through the DR plugins, as
+Designate's worker would.  Everything goes through ``designate-dist dr ...``'s
+``main()``; a tiny HTTP server stands in for region 2's Designate API (only the
+two calls ``--fix-serials`` makes).  The drill's figures go to stderr.
+"""
+from __future__ import annotations
+
+import http.server
+import json
+import sys
+import threading
+import time
+import uuid
+from pathlib import Path
+from urllib.parse import parse_qs, urlparse
+
+import designate.conf
+import fixtures
+import testtools
+from designate import objects, policy
+from designate.backend import base
+
+from designate_dr.backend import pdns4_dr
+from designate_dr.ops.pools import load_pools
+from tests.fixtures import dns
+from tests.fixtures.cli import run_cli
+
+N_ZONES = 20
+SERIAL = 1_700_000_000  # Designate's serials are UNIX times
+TOKEN = "drill-token-not-a-secret"
+
+
+def _designate_ready() -> None:
+    if not getattr(_designate_ready, "done", False):
+        designate.conf.CONF([], project="designate", default_config_files=[])
+        policy.init()
+        _designate_ready.done = True
+
+
+def _create_zone(kind: str, options: dict[str, str], masters: list[str], name: str, serial: int) -> None:
+    """Create ``name`` on a target through its DR plugin, as Designate's worker does."""
+    target = objects.PoolTarget(
+        type=kind,
+        options=objects.PoolTargetOptionList(objects=[objects.PoolTargetOption(key=k, value=v)
+                                                      for k, v in options.items()]),
+        masters=objects.PoolTargetMasterList(objects=[
+            objects.PoolTargetMaster(host=m.split(":")[0], port=int(m.split(":")[1])) for m in masters]))
+    zone = objects.Zone(id=str(uuid.uuid4()), name=name, serial=serial, email="hostmaster@example.org",
+                        type="PRIMARY")
+    base.Backend.get_driver(kind)(target).create_zone(None, zone)
+
+
+class StandInAPI(http.server.ThreadingHTTPServer):
+    """Region 2's Designate API, reduced to GET /v2/zones?name= and PATCH /v2/zones/{id}.
+
+    A PATCH does what Designate does to a zone's serial: the current UNIX time (or
+    one more when that is not higher), then its mdns NOTIFYs the secondaries.
+    """
+
+    def __init__(self, primary: dns.PdnsPrimary) -> None:
+        self.primary = primary
+        self.patched: list[str] = []
+        super().__init__(("127.0.0.1", 0), _Handler)
+        self.url = f"http://127.0.0.1:{self.server_address[1]}"
+        threading.Thread(target=self.serve_forever, daemon=True).start()
+
+
+class _Handler(http.server.BaseHTTPRequestHandler):
+    server: StandInAPI
+
+    def log_message(self, *args) -> None:  # quiet
+        pass
+
+    def _reply(self, status: int, body: dict) -> None:
+        data = json.dumps(body).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def _zone(self, name: str) -> dict:
+        return {"id": name.rstrip("."), "name": name, "ttl": 3600, "serial": self.server.primary.serial(name)}
+
+    def _authorized(self) -> bool:
+        if self.headers.get("X-Auth-Token") != TOKEN:
+            self._reply(401, {"message": "authentication required"})
+            return False
+        return True
+
+    def do_GET(self) -> None:
+        url = urlparse(self.path)
+        if not self._authorized():
+            return
+        name = parse_qs(url.query).get("name", [""])[0]
+        if url.path != "/v2/zones" or not name:
+            self._reply(404, {"message": "not here"})
+            return
+        self._reply(200, {"zones": [self._zone(name)], "links": {}})
+
+    def do_PATCH(self) -> None:
+        if not self._authorized():
+            return
+        length = int(self.headers.get("Content-Length", 0))
+        body = json.loads(self.rfile.read(length) or b"{}")
+        name = self.path.rsplit("/", 1)[-1] + "."
+        if set(body) - {"ttl", "email", "description"}:
+            self._reply(400, {"message": "invalid"})
+            return
+        current = self.server.primary.serial(name)
+        self.server.primary.set_serial(name, max(int(time.time()), current + 1))
+        self.server.patched.append(name)
+        self._reply(202, self._zone(name))
+
+
+class TestFailoverDrill(testtools.TestCase):
+    def setUp(self) -> None:
+        super().setUp()
+        _designate_ready()
+        tmp = Path(self.useFixture(fixtures.TempDir()).path)
+        self.p1 = self.useFixture(dns.PdnsSecondary(tmp / "p1", "127.0.0.1"))
+        self.b1 = self.useFixture(dns.BindSecondary(tmp / "b1", "127.0.0.1"))
+        self.p2 = self.useFixture(dns.PdnsSecondary(tmp / "p2", "127.0.0.4"))
+        self.secondaries = [self.p1, self.b1, self.p2]
+        self.r1 = dns.PdnsPrimary(tmp / "r1", "127.0.0.2", "region1")
+        self.r2 = dns.PdnsPrimary(tmp / "r2", "127.0.0.3", "region2")
+        for primary in (self.r1, self.r2):
+            for secondary in self.secondaries:
+                primary.add_notify_target(secondary.address, secondary.port)
+            self.useFixture(primary)
+        self.zones = [f"drill{i}.example." for i in range(N_ZONES)]
+        for primary in (self.r1, self.r2):
+            primary.add_zones(self.zones, SERIAL)
+        masters = {"masters_region1": self.r1.master, "masters_region2": self.r2.master}
+        self.targets = [
+            ("pdns4_dr", self.p1, {"host": "127.0.0.1", "port": str(self.p1.port), **self.p1.target_options(),
+                                   "region": "region1", "masters_region2": self.r2.master}, [self.r1.master]),
+            ("bind9_dr", self.b1, {"host": "127.0.0.1", "port": str(self.b1.port), **self.b1.target_options(),
+                                   "region": "region1", **masters}, [self.r1.master]),
+            ("pdns4_dr", self.p2, {"host": "127.0.0.4", "port": str(self.p2.port), **self.p2.target_options(),
+                                   "region": "region2", "region_preference": "region2,region1", **masters},
+             [self.r2.master]),
+        ]
+        for kind, _, options, target_masters in self.targets:
+            for zone in self.zones:
+                _create_zone(kind, options, target_masters, zone, SERIAL)
+        for zone in self.zones:
+            for secondary in self.secondaries:
+                self.assertEqual(SERIAL, dns.wait_for_serial(zone, secondary, SERIAL))
+        self.pools = tmp / "pools.yaml"
+        self.pools.write_text(self._pools_yaml())
+        self.original = self.pools.read_bytes()
+        self.api = StandInAPI(self.r2)
+        self.addCleanup(self.api.shutdown)
+        self.useFixture(fixtures.EnvironmentVariable("OS_AUTH_TOKEN", TOKEN))
+
+    def _pools_yaml(self) -> str:
+        lines = ["# two regions; region 3 runs `designate-dist dr check`", "- name: default",
+                 "  ns_records:", "  - hostname: ns1.example.org.", "    priority: 1", "  nameservers:"]
+        for _, server, _, _ in self.targets:
+            lines += [f"  - host: {server.address}", f"    port: {server.port}"]
+        lines.append("  targets:")
+        for kind, _, options, target_masters in self.targets:
+            lines += [f"  - type: {kind}", f"    description: {kind} {options['region']}", "    masters:"]
+            for master in target_masters:
+                host, port = master.split(":")
+                lines += [f"    - host: {host}", f"      port: {port}"]
+            lines.append("    options:")
+            lines += [f"      {k}: '{v}'" for k, v in options.items()]
+        return "\n".join(lines) + "\n"
+
+    def served(self, servers) -> dict[str, int]:
+        """Highest serial any of ``servers`` serves, per zone."""
+        out = {}
+        for zone in self.zones:
+            serials = [s for s in (dns.soa_serial(zone, server) for server in servers) if s is not None]
+            out[zone] = max(serials) if serials else -1
+        return out
+
+    def backups(self) -> list[Path]:
+        return sorted(self.pools.parent.glob("pools.yaml.*.bak"))
+
+    def assert_refused(self, outcome, code: int, text: str) -> None:
+        self.assertEqual(code, outcome.code, outcome.stdout + outcome.stderr)
+        self.assertEqual(1, len(outcome.error_lines), outcome.stderr)
+        self.assertIn(text, outcome.error_lines[0])
+        self.assertNotIn("Traceback", outcome.stderr)
+        self.assertEqual(self.original, self.pools.read_bytes())
+        self.assertEqual([], self.backups())
+
+    def test_drill(self) -> None:
+        figures = {"zones": N_ZONES}
+        check = run_cli("dr", "check", "--pools", str(self.pools), "--format", "json")
+        self.assertEqual(0, check.code, check.stdout + check.stderr)
+        self.assertEqual(N_ZONES, json.loads(check.stdout)["zones_in_sync"])
+
+        # region 2's database is behind for one zone: region 1 served a higher serial
+        ahead = self.zones[0]
+        self.r1.set_serial(ahead, SERIAL + 10)
+        for secondary in (self.p1, self.b1):
+            self.assertEqual(SERIAL + 10, dns.wait_for_serial(ahead, secondary, SERIAL + 10))
+        last_served = self.served(self.secondaries)
+
+        # region 1 is lost
+        for server in (self.r1, self.p1, self.b1):
+            server.stop()
+        check = run_cli("dr", "check", "--pools", str(self.pools), "--format", "json")
+        self.assertEqual(2, check.code, check.stdout + check.stderr)
+        self.assertEqual(["region1"], json.loads(check.stdout)["regions_down"])
+
+        dry = run_cli("dr", "failover", "--lost", "region1", "--pools", str(self.pools), "--dry-run")
+        self.assertEqual(0, dry.code, dry.stdout + dry.stderr)
+        self.assertIn(f"remove target pdns4_dr 127.0.0.1:{self.p1.port} (region1) from pool default", dry.stdout)
+        self.assertIn(f"{N_ZONES} of {N_ZONES} zones to re-point to {self.r2.master}", dry.stdout)
+        self.assertIn(f"zone {ahead}: served serial {SERIAL + 10} is above the masters' {SERIAL}", dry.stdout)
+        self.assertIn("dry run: nothing changed", dry.stdout)
+        self.assertEqual(self.original, self.pools.read_bytes())
+
+        started = time.monotonic()
+        fail = run_cli("dr", "failover", "--lost", "region1", "--pools", str(self.pools),
+                       "--fix-serials", "--api", self.api.url, "--wait", "20")
+        figures["failover_s"] = time.monotonic() - started
+        self.assertEqual(0, fail.code, fail.stdout + fail.stderr)
+        self.assertEqual([ahead], self.api.patched)
+        self.assertIn("designate-manage pool update --file", fail.stdout)
+        self.assertIn("systemctl restart designate-worker designate-producer", fail.stdout)
+        self.assertNotIn(TOKEN, fail.stdout + fail.stderr)
+        (backup,) = self.backups()
+        self.assertEqual(self.original, backup.read_bytes())
+        after = load_pools(self.pools)
+        self.assertEqual(("region2",), after.regions)
+        self.assertEqual({z: [self.r2.master] for z in self.zones},
+                         pdns4_dr.list_zones(self.targets[2][2]))
+        now_served = self.served([self.p2])
+        for zone in self.zones:
+            self.assertGreaterEqual(now_served[zone], last_served[zone], zone)
+        self.assertGreater(now_served[ahead], SERIAL + 10)
+
+        again = run_cli("dr", "failover", "--lost", "region1", "--pools", str(self.pools))
+        self.assertEqual(0, again.code, again.stdout + again.stderr)
+        self.assertIn("nothing to do", again.stdout)
+        self.assertEqual(after.data, load_pools(self.pools).data)
+        self.assertEqual([backup], self.backups())
+
+        changed = self.zones[5]
+        self.r2.set_serial(changed, SERIAL + 500)
+        self.assertEqual(SERIAL + 500, dns.wait_for_serial(changed, self.p2, SERIAL + 500))
+        check = run_cli("dr", "check", "--pools", str(self.pools))
+        self.assertEqual(0, check.code, check.stdout + check.stderr)
+
+        # region 1 is back, its database restored from region 2's
+        for server in (self.r1, self.p1, self.b1):
+            server.start()
+        for zone in self.zones:
+            self.r1.set_serial(zone, self.r2.serial(zone))
+        started = time.monotonic()
+        back = run_cli("dr", "failback", "--restore", "region1", "--pools", str(self.pools), "--wait", "30")
+        figures["failback_s"] = time.monotonic() - started
+        self.assertEqual(0, back.code, back.stdout + back.stderr)
+        self.assertEqual(self.original, self.pools.read_bytes())
+        self.assertEqual({z: [self.r2.master, self.r1.master] for z in self.zones},
+                         pdns4_dr.list_zones(self.targets[2][2]))
+        check = run_cli("dr", "check", "--pools", str(self.pools), "--format", "json")
+        self.assertEqual(0, check.code, check.stdout + check.stderr)
+        self.assertEqual(N_ZONES, json.loads(check.stdout)["zones_in_sync"])
+        final = self.served(self.secondaries)
+        for zone in self.zones:
+            self.assertGreaterEqual(final[zone], now_served[zone], zone)
+        again = run_cli("dr", "failback", "--restore", "region1", "--pools", str(self.pools))
+        self.assertEqual(0, again.code, again.stdout + again.stderr)
+        self.assertIn("nothing to do", again.stdout)
+        print(f"\nDR drill: {figures['zones']} zones x 3 nameservers, failover {figures['failover_s']:.1f}s "
+              f"(incl. serial fix), failback {figures['failback_s']:.1f}s", file=sys.stderr)
+
+    def test_bad_input_changes_nothing(self) -> None:
+        lost = ("dr", "failover", "--lost", "region1", "--pools", str(self.pools))
+        self.assert_refused(run_cli("dr", "failover", "--lost", "region9", "--pools", str(self.pools)), 1,
+                            f"{self.pools}: no region 'region9' (regions: region1, region2)")
+        # the surviving target is down: refuse before writing anything
+        self.p2.stop()
+        self.assert_refused(run_cli(*lost), 1, f"target pdns4_dr 127.0.0.4:{self.p2.port} (region2): "
+                                               "listing zones failed")
+        self.p2.start()
+        # every surviving master is down
+        self.r2.stop()
+        self.assert_refused(run_cli(*lost), 1, "no master of the remaining regions answers")
+        self.r2.start()
+        self.pools.write_text(self.original.decode().replace("  targets:", "  targets:\n  - [broken"))
+        self.original = self.pools.read_bytes()
+        self.assert_refused(run_cli(*lost), 1, f"{self.pools}: not valid YAML at line")
+        self.assert_refused(run_cli("dr", "failback", "--restore", "region1", "--pools", str(self.pools)),
+                            1, "not valid YAML")
+        self.pools.write_bytes(self._pools_yaml().encode())
+        self.original = self.pools.read_bytes()
+        refused = run_cli("dr", "failback", "--restore", "region3", "--pools", str(self.pools))
+        self.assert_refused(refused, 1, "no region 'region3'")
