@@ -25,6 +25,11 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
+import dns.exception
+import dns.message
+import dns.query
+import dns.rcode
+import dns.rdatatype
 from designate import exceptions
 
 DEFAULT_MASTER_PORT = 5354
@@ -215,3 +220,28 @@ def bounded_map(func: Callable[[str], Any], items: Iterable[str],
 
     with ThreadPoolExecutor(max_workers=workers) as pool:
         yield from pool.map(call, items)
+
+
+def master_serial(zone: str, masters: Iterable[Master], timeout: float = 2.0,
+                  unreachable: set[Master] | None = None) -> int | None:
+    """The SOA serial the first answering master serves for ``zone`` (None if none does).
+
+    Masters that time out or refuse are added to ``unreachable`` and skipped
+    by later calls sharing that set (a bulk call then waits for a dead master once).
+    """
+    query = dns.message.make_query(designate_name(zone), dns.rdatatype.SOA)
+    for master in masters:
+        if unreachable is not None and master in unreachable:
+            continue
+        try:
+            reply = dns.query.udp(query, master.host, port=master.port, timeout=min(timeout, 1.0))
+        except (dns.exception.DNSException, OSError):
+            if unreachable is not None:
+                unreachable.add(master)
+            continue
+        if reply.rcode() != dns.rcode.NOERROR:
+            continue
+        for rrset in reply.answer:
+            if rrset.rdtype == dns.rdatatype.SOA:
+                return int(rrset[0].serial)
+    return None

@@ -44,6 +44,7 @@ from designate_dr.backend.common import (
     bounded_map,
     designate_name,
     float_option,
+    master_serial,
     option,
     parse_masters,
     region_masters,
@@ -68,6 +69,7 @@ class PdnsApi:
         self._key = str(option(options, "api_token", "") or option(options, "api_key", "") or "")
         self.timeout = float_option(options, "api_timeout", 10.0)
         self.tsigkey_name = option(options, "tsigkey_name") or None
+        self.unreachable: set[Master] = set()  # masters that did not answer a SOA query
         ca_cert = option(options, "api_ca_cert") or None
         self.session = requests.Session()
         self.session.headers["X-API-Key"] = self._key
@@ -161,26 +163,34 @@ class PdnsApi:
         return resp is not None
 
     def converge(self, name: str, masters: list[Master], current: Iterable[str] | None = None,
-                 ) -> bool:
+                 serial: int | None = None) -> bool:
         """Make ``name`` a secondary of ``masters``; True when something changed.
 
-        ``current`` is the zone's masters when the caller already knows them.
+        ``current`` (the zone's masters) and ``serial`` (the serial it holds)
+        are given when the caller already knows them; with ``serial``, a
+        changed zone is transferred only when the new masters serve another
+        serial (a failover to a region in step costs no AXFR storm).
         """
         if current is None:
+            # create first: one call in the common case, and no window in which
+            # the zone is missing when it exists (HTTP 409 -> converge in place)
+            if self.create_secondary(name, masters):
+                self.retrieve(name)
+                return True
             zone = self.get_zone(name)
             if zone is None:
-                if self.create_secondary(name, masters):
-                    self.retrieve(name)
-                    return True
-                zone = self.get_zone(name) or {}
-            if zone and str(zone.get("kind", "")).lower() not in ("slave", "secondary"):
+                raise exceptions.Backend(f"pdns4_dr: zone {name} on {self.endpoint} conflicts "
+                                         "on create but cannot be read")
+            if str(zone.get("kind", "")).lower() not in ("slave", "secondary"):
                 raise exceptions.Backend(f"pdns4_dr: zone {name} exists on {self.endpoint} as a "
                                          f"{zone.get('kind')} zone, not a secondary")
             current = zone.get("masters") or []
         if _same_masters(current, masters):
             return False
         self.set_masters(name, masters)
-        self.retrieve(name)
+        if serial is None or serial != master_serial(name, masters, self.timeout,
+                                                     self.unreachable):
+            self.retrieve(name)
         return True
 
 
@@ -192,6 +202,13 @@ def _error_text(resp: requests.Response) -> str:
     except ValueError:
         pass
     return resp.text.strip()[:200]
+
+
+def _int_or_none(value: Any) -> int | None:
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return None
 
 
 def _same_masters(current: Iterable[str], wanted: list[Master]) -> bool:
@@ -282,7 +299,8 @@ def repoint_zones(options: Any, masters: list[str], *, zones: list[str] | None =
                 else:
                     result.failed[designate_name(name)] = "not a secondary zone on this server"
         for name, changed, error in bounded_map(
-                lambda n: api.converge(n, wanted, current[n].get("masters") or []),
+                lambda n: api.converge(n, wanted, current[n].get("masters") or [],
+                                       _int_or_none(current[n].get("serial"))),
                 todo, concurrency):
             if error is not None:
                 result.failed[designate_name(name)] = scrub(str(error), api._key)

@@ -184,6 +184,20 @@ class _Scenarios:
         self.regions.set_serial(names[0], 51)
         self.assertArrives(names[0], 51)
 
+    def test_repoint_to_a_region_with_a_lower_serial_forces_the_transfer(self) -> None:
+        r1, r2 = self.regions.primaries
+        name = f"low{uuid.uuid4().hex[:8]}.example."
+        r1.add_zone(name, 70)
+        r2.add_zone(name, 65)  # region 2's mdns restored from an older state
+        only_r1 = {k: v for k, v in self.options().items() if k != "masters_region2"}
+        base.Backend.get_driver(self.kind)(pool_target(self.kind, only_r1)).create_zone(
+            None, zone_object(name, 70))
+        self.assertArrives(name, 70)
+        result = self.module.repoint_zones(self.options(), [r2.master], zones=[name])
+        self.assertEqual([name], result.changed)
+        self.assertEqual(65, dns.wait_for_serial_below(name, self.secondary, 70),
+                         f"log:\n{self.secondary.log_tail()}")
+
     def test_delete_and_delete_again(self) -> None:
         zone = self.new_zone(60)
         backend = self.backend()
