@@ -1,0 +1,215 @@
+#!/usr/bin/env python3
+"""Rebase triage of a generated series, and applying a series: ours vs raw ``git am`` vs ``quilt push -a``.
+
+    python bench/bench_rebase.py [--patches N] [--repeat R]
+
+Generates an upstream-shaped release 1.0.0 with N modules and a release 1.1.0
+that moves, changes or merges some of them, and a series of N patches (one per
+module, mail format; every 5th patch lands on lines 1.1.0 shifted, every 7th
+near a changed context line, every 11th is merged in 1.1.0, every 13th
+conflicts).
+
+triage:  ``designate-dist rebase --onto 1.1.0 --dry-run`` in a new process
+         (fetch from the cache, apply the old series in a scratch tree, import
+         1.1.0, classify every patch).  Target: < 10 s for 50 patches.
+apply:   our apply stage (``designate_dist.apply.apply_series``, one commit per
+         patch, fixed identities) vs ``git am`` of the same files on the same
+         upstream commit, vs ``quilt push -a`` of the same files on a plain copy.
+         Best of R runs each.  Target: ours <= 1.5x git am.
+"""
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tarfile
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from designate_dist.apply import apply_series  # noqa: E402
+from designate_dist.distro import load_distro  # noqa: E402
+from designate_dist.fetch import fetch  # noqa: E402
+from designate_dist.gitrepo import WorkTree  # noqa: E402
+from designate_dist.series import read_series  # noqa: E402
+from designate_dist.upstream_import import import_upstream, read_state, write_state  # noqa: E402
+from tests.fixtures.distro import PatchMaker, copy_upstream, git, make_sdist, replace_in, sha256  # noqa: E402
+
+
+def module(number: int) -> str:
+    lines = [f'"""Generated module {number}."""', ""]
+    for step in range(1, 9):
+        lines += ["", f"def step_{step}(value):", f'    """Step {step} of module {number}."""',
+                  f"    result = value + {step}", f"    result = result * {step}", "    return result", ""]
+    return "\n".join(lines) + "\n"
+
+
+def build_fixture(base: Path, count: int) -> tuple[Path, str]:
+    """A distro at 1.0.0 with ``count`` patches, and release 1.1.0 in its mirror; returns (distro, sha)."""
+    def release(version: str) -> Path:
+        tree = copy_upstream(base / f"src-{version}", version)
+        for n in range(count):
+            path = tree / "designate" / "gen" / f"mod_{n:03d}.py"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(module(n))
+        (tree / "designate" / "gen" / "__init__.py").write_text("")
+        if version != "1.0.0":
+            for n in range(count):
+                rel = f"designate/gen/mod_{n:03d}.py"
+                if n % 5 == 0:   # offset
+                    replace_in(rel, f'"""Generated module {n}."""\n',
+                               f'"""Generated module {n}."""\n\nimport logging\n\nLOG = logging.getLogger()\n')(tree)
+                elif n % 7 == 0:  # fuzz: a context line two lines above the change
+                    replace_in(rel, f'    """Step 4 of module {n}."""\n', f'    """Step four of module {n}."""\n')(tree)
+                elif n % 11 == 0:  # merged upstream
+                    replace_in(rel, "result = result * 4\n", "result = result * 400\n")(tree)
+                elif n % 13 == 0:  # conflict
+                    replace_in(rel, "result = result * 4\n", "result = result * 44\n")(tree)
+        return tree
+
+    old, new = release("1.0.0"), release("1.1.0")
+    mirror = base / "mirror"
+    old_archive = make_sdist(old, mirror, version="1.0.0")
+    new_archive = make_sdist(new, mirror, version="1.1.0")
+    distro = base / "distro"
+    for sub in ("build", "cherry-pick", "customs"):
+        (distro / sub).mkdir(parents=True)
+    (distro / "build" / "upstream.toml").write_text(
+        f'[upstream]\nname = "designate"\nversion = "1.0.0"\nsource = "file"\nsha256 = "{sha256(old_archive)}"\n'
+        f'path = "{mirror}"\n\n[distro]\nrevision = 1\nmaintainer = "Bench <bench@example.org>"\n')
+    (distro / "cherry-pick" / "series").write_text("")
+    clean = base / "clean-1.0.0"
+    shutil.copytree(old, clean)
+    (clean / "PKG-INFO").unlink()
+    shutil.rmtree(clean / "designate.egg-info")
+    maker = PatchMaker(clean, base / "scratch")
+    names = []
+    for n in range(count):
+        rel = f"designate/gen/mod_{n:03d}.py"
+        text = maker.make(replace_in(rel, "result = result * 4\n", "result = result * 400\n"),
+                          f"Module {n}: step four is bigger", date=1_700_000_000 + n)
+        name = f"{n + 1:04d}-module-{n}.patch"
+        (distro / "customs" / name).write_text(text)
+        names.append(name)
+    (distro / "customs" / "series").write_text("".join(f"{n}\n" for n in names))
+    git(distro, "init", "-q", "-b", "main")
+    git(distro, "add", "-A")
+    git(distro, "commit", "-q", "-m", "bench distro")
+    return distro, sha256(new_archive)
+
+
+def best(runs: int, fn) -> float:
+    times = []
+    for _ in range(runs):
+        times.append(fn())
+    return min(times)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--patches", type=int, default=50)
+    parser.add_argument("--repeat", type=int, default=3)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="bench-rebase-") as tmp:
+        base = Path(tmp)
+        os.environ["DESIGNATE_DIST_CACHE"] = str(base / "cache")
+        os.environ["SOURCE_DATE_EPOCH"] = "1700000000"
+        distro_root, new_sha = build_fixture(base, args.patches)
+        env = dict(os.environ)
+        cmd = [sys.executable, "-m", "designate_dist", "--distro", str(distro_root), "-q", "rebase",
+               "--onto", "1.1.0", "--sha256", new_sha, "--dry-run", "--json"]
+        subprocess.run([sys.executable, "-m", "designate_dist", "--distro", str(distro_root), "-q", "fetch"],
+                       env=env, check=True, stdout=subprocess.DEVNULL)
+
+        def triage() -> float:
+            start = time.perf_counter()
+            proc = subprocess.run(cmd, env=env, cwd=REPO, text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+            elapsed = time.perf_counter() - start
+            if proc.returncode not in (0, 3):
+                sys.exit(f"rebase failed ({proc.returncode}): {proc.stderr[-2000:]}")
+            triage.report = json.loads(proc.stdout)
+            return elapsed
+        triage_s = best(args.repeat, triage)
+        counts: dict[str, int] = {}
+        for patch in triage.report["patches"]:
+            counts[patch["status"]] = counts.get(patch["status"], 0) + 1
+
+        distro = load_distro(distro_root, base / "work")
+        series = read_series(distro_root)
+        imported = import_upstream(distro, fetch(distro))
+        tree = imported.work_tree
+        files = [p.path for p in series]
+
+        def ours() -> float:
+            git(tree, "checkout", "-q", "-f", "-B", "patched", imported.upstream_commit)
+            state = read_state(WorkTree(tree))
+            state.pop("series", None)  # never reuse: apply every time
+            write_state(WorkTree(tree), state)
+            start = time.perf_counter()
+            result = apply_series(distro, imported, series)
+            elapsed = time.perf_counter() - start
+            assert len(result.applied) == len(series) and not result.reused
+            return elapsed
+
+        def git_am() -> float:
+            git(tree, "checkout", "-q", "-f", "-B", "am", imported.upstream_commit)
+            start = time.perf_counter()
+            git(tree, "am", "-q", "--keep-non-patch", *map(str, files))
+            elapsed = time.perf_counter() - start
+            count = len(git(tree, "rev-list", f"{imported.upstream_commit}..HEAD").split())
+            assert count == len(series), count
+            return elapsed
+
+        quilt_available = shutil.which("quilt") is not None
+
+        def quilt() -> float:
+            plain = base / "quilt-tree"
+            shutil.rmtree(plain, ignore_errors=True)
+            plain.mkdir()
+            archive = subprocess.run(["git", "archive", "--format=tar", imported.upstream_commit], cwd=tree,
+                                     check=True, stdout=subprocess.PIPE).stdout
+            with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
+                tar.extractall(plain)
+            patches = plain / "patches"
+            patches.mkdir()
+            for path in files:
+                shutil.copy(path, patches / path.name)
+            (patches / "series").write_text("".join(f"{p.name}\n" for p in files))
+            qenv = {**env, "QUILT_PATCHES": "patches", "QUILTRC": "/dev/null"}
+            start = time.perf_counter()
+            subprocess.run(["quilt", "push", "-a", "-q"], cwd=plain, env=qenv, check=True,
+                           stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+            return time.perf_counter() - start
+
+        runs: dict[str, list[float]] = {"ours": [], "am": [], "quilt": []}
+        for _ in range(args.repeat):  # interleaved, so that load on the machine hits all three alike
+            runs["am"].append(git_am())
+            runs["ours"].append(ours())
+            if quilt_available:
+                runs["quilt"].append(quilt())
+        ours_s, am_s = min(runs["ours"]), min(runs["am"])
+        quilt_s = min(runs["quilt"]) if quilt_available else None
+
+    summary = ", ".join(f"{v} {k}" for k, v in sorted(counts.items()))
+    print(f"rebase triage and apply, {args.patches} generated patches, best of {args.repeat}")
+    print(f"{'case':48} {'seconds':>9} {'ratio':>12}")
+    print(f"{'triage: rebase --dry-run onto 1.1.0':48} {triage_s:9.2f} {triage_s / 10:>8.2f} of 10 s target")
+    print(f"  statuses: {summary}")
+    print(f"{'apply: git am (baseline)':48} {am_s:9.3f} {1.0:>8.2f}x")
+    print(f"{'apply: designate-dist apply_series':48} {ours_s:9.3f} {ours_s / am_s:>8.2f}x  (target <= 1.5x)")
+    if quilt_s is not None:
+        print(f"{'apply: quilt push -a':48} {quilt_s:9.3f} {quilt_s / am_s:>8.2f}x")
+    else:
+        print(f"{'apply: quilt push -a':48} {'(quilt not installed)':>22}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
