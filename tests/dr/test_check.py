@@ -1,12 +1,19 @@
 """``designate-dist dr check`` against real BIND and PowerDNS servers: exit codes 0/1/2 and formats."""
 from __future__ import annotations
 
+import http.server
 import json
+import os
 import re
 import tempfile
+import threading
 import unittest
 from pathlib import Path
+from unittest import mock
+from urllib.parse import parse_qs, urlparse
 
+from designate_dr.ops.check import highest_serial, serial_lag
+from designate_dr.ops.soa import parse_soa_answer, soa_query_wire
 from tests.dr.servers import BindPrimary, PdnsServer, free_port, have_servers
 from tests.fixtures.cli import run_cli
 
@@ -123,6 +130,91 @@ class TestCheck(unittest.TestCase):
             self.assertIn(line.split("{")[0].split(" ")[0], declared, line)
 
 
-class TestUnusedPort(unittest.TestCase):
+    def test_zones_from_the_designate_api(self) -> None:
+        api = ZoneListAPI(sorted(ZONES), token="monitor-token")
+        self.addCleanup(api.server_close)
+        self.addCleanup(api.shutdown)
+        with mock.patch.dict(os.environ, {"OS_AUTH_TOKEN": "monitor-token"}):
+            outcome = run_cli("dr", "check", "--pools", str(self.pools), "--from-api", api.url + "/v2",
+                              "--format", "json")
+        self.assertEqual(0, outcome.code, outcome.stderr)
+        self.assertEqual(30, json.loads(outcome.stdout)["zones"])
+        self.assertEqual(3, api.pages)  # 30 zones, 12 a page: followed the next links
+        with mock.patch.dict(os.environ, {"OS_AUTH_TOKEN": "stale-token"}):
+            refused = run_cli("dr", "check", "--pools", str(self.pools), "--from-api", api.url)
+        self.assertEqual(1, refused.code)
+        self.assertEqual(["error: Designate API refused listing zones: HTTP 401 (set OS_AUTH_TOKEN to an "
+                          "admin token)"], refused.stderr.splitlines())
+        self.assertNotIn("stale-token", refused.stdout + refused.stderr)
+
+
+class ZoneListAPI(http.server.ThreadingHTTPServer):
+    """GET /v2/zones of a Designate API, 12 zones a page with ``links.next``."""
+
+    def __init__(self, zones: list[str], token: str) -> None:
+        self.zones, self.token, self.pages = zones, token, 0
+        super().__init__(("127.0.0.1", 0), _ZoneListHandler)
+        self.url = f"http://127.0.0.1:{self.server_address[1]}"
+        threading.Thread(target=self.serve_forever, daemon=True).start()
+
+
+class _ZoneListHandler(http.server.BaseHTTPRequestHandler):
+    server: ZoneListAPI
+
+    def log_message(self, *args) -> None:
+        pass
+
+    def do_GET(self) -> None:
+        url = urlparse(self.path)
+        if self.headers.get("X-Auth-Token") != self.server.token:
+            status, body = 401, {"message": "unauthorized"}
+        elif url.path != "/v2/zones":
+            status, body = 404, {"message": "not found"}
+        else:
+            self.server.pages += 1
+            start = int(parse_qs(url.query).get("marker", ["0"])[0])
+            page = self.server.zones[start:start + 12]
+            links = {}
+            if start + 12 < len(self.server.zones):
+                links["next"] = f"{self.server.url}/v2/zones?limit=12&marker={start + 12}"
+            status, body = 200, {"zones": [{"id": str(i), "name": z} for i, z in enumerate(page)],
+                                 "links": links}
+        data = json.dumps(body).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+
+class TestSerials(unittest.TestCase):
+    def test_rfc1982(self) -> None:
+        self.assertEqual(5, serial_lag(10, 5))
+        self.assertEqual(0, serial_lag(5, 10))
+        self.assertEqual(10, serial_lag(4, 2**32 - 6))  # wrapped around
+        self.assertEqual(4, highest_serial([2**32 - 6, 4, 1]))
+        self.assertIsNone(highest_serial([]))
+
+    def test_answers_the_parser_reads(self) -> None:
+        import dns.flags
+        import dns.message
+        import dns.rcode
+        import dns.rrset
+
+        wire = soa_query_wire("example.org")
+        query = dns.message.from_wire(wire)
+        self.assertEqual(0, query.flags & dns.flags.RD)
+        answer = dns.message.make_response(query)
+        answer.flags |= dns.flags.AA
+        answer.answer.append(dns.rrset.from_text("example.org.", 60, "IN", "SOA",
+                                                 "ns1.example.org. h.example.org. 42 1 1 1 1"))
+        qlen = len(wire) - 12
+        self.assertEqual((42, ""), parse_soa_answer(answer.to_wire(), qlen))
+        answer.flags &= ~dns.flags.AA
+        self.assertEqual((None, "not authoritative"), parse_soa_answer(answer.to_wire(), qlen))
+        refused = dns.message.make_response(query)
+        refused.set_rcode(dns.rcode.REFUSED)
+        self.assertEqual((None, "REFUSED"), parse_soa_answer(refused.to_wire(), qlen))
+
     def test_free_port_is_high(self) -> None:
         self.assertGreater(free_port("127.0.0.1"), 10000)

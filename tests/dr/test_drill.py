@@ -155,6 +155,7 @@ class TestFailoverDrill(testtools.TestCase):
         self.pools.write_text(self._pools_yaml())
         self.original = self.pools.read_bytes()
         self.api = StandInAPI(self.r2)
+        self.addCleanup(self.api.server_close)
         self.addCleanup(self.api.shutdown)
         self.useFixture(fixtures.EnvironmentVariable("OS_AUTH_TOKEN", TOKEN))
 
