@@ -198,12 +198,17 @@ def main() -> int:
         quilt_s = min(runs["quilt"]) if quilt_available else None
 
     summary = ", ".join(f"{v} {k}" for k, v in sorted(counts.items()))
-    print(f"rebase triage and apply, {args.patches} generated patches, best of {args.repeat}")
+    load = os.getloadavg()[0]
+    print(f"rebase triage and apply, {args.patches} generated patches, best of {args.repeat} "
+          f"({os.cpu_count()} CPUs, load average {load:.1f} at the end)")
     print(f"{'case':48} {'seconds':>9} {'ratio':>12}")
     print(f"{'triage: rebase --dry-run onto 1.1.0':48} {triage_s:9.2f} {triage_s / 10:>8.2f} of 10 s target")
     print(f"  statuses: {summary}")
     print(f"{'apply: git am (baseline)':48} {am_s:9.3f} {1.0:>8.2f}x")
     print(f"{'apply: designate-dist apply_series':48} {ours_s:9.3f} {ours_s / am_s:>8.2f}x  (target <= 1.5x)")
+    medians = {k: sorted(v)[len(v) // 2] for k, v in runs.items() if v}
+    print(f"{'  (medians: git am':48} {medians['am']:9.3f}  ours {medians['ours']:.3f} = "
+          f"{medians['ours'] / medians['am']:.2f}x)")
     if quilt_s is not None:
         print(f"{'apply: quilt push -a':48} {quilt_s:9.3f} {quilt_s / am_s:>8.2f}x")
     else:

@@ -264,6 +264,20 @@ class TestRebaseWithoutConflict(RebaseCase):
                                  "customs/0007-rename.patch", "cherry-pick/0003-zone-serial.upstream"))
         self.assert_finished(report)
 
+    def test_rebase_with_a_git_source(self) -> None:
+        url, _, new_commit = self.fx.git_upstream()
+        outcome = run_cli("--distro", str(self.root), "-q", "rebase", "--onto", NEW_VERSION, "--source", "git",
+                          "--commit", new_commit, "--json")
+        self.assertEqual(0, outcome.code, outcome.stderr)
+        self.assertEqual(self.fx.expected, self.statuses(json.loads(outcome.stdout)))
+        pin = load_distro(self.root).pin
+        self.assertEqual(("git", url, NEW_VERSION, new_commit, NEW_VERSION, 1),
+                         (pin.source, pin.url, pin.tag, pin.commit, pin.version, pin.revision))
+        wrong = run_cli("--distro", str(self.root), "rebase", "--onto", "1.2.0", "--source", "git",
+                        "--tag", NEW_VERSION, "--commit", "0" * 40)
+        self.assertEqual(5, wrong.code)
+        self.assertIn(f"tag {NEW_VERSION} points to {new_commit}, not the pinned commit", wrong.stderr)
+
     def test_rebase_of_a_patch_upstream_merged_in_a_modified_form(self) -> None:
         # a backport whose upstream version differs (a conflict) but the ChangeLog names it: dropped, warned
         self.fx.add_patch("cherry-pick", "0004-tidy-records.patch", self.fx.patches.make(
