@@ -8,15 +8,25 @@ import argparse
 import json
 import sys
 from collections.abc import Callable
+from pathlib import Path
 
-from designate_dist.distro import SOURCE_KINDS, Distro, load_distro
+from designate_dist.distro import PIN_FILE, SOURCE_KINDS, Distro, load_distro
 from designate_dist.errors import EXIT_OK, EXIT_PATCH
 
 Add = Callable[..., argparse.ArgumentParser]
 
 
 def _distro(args: argparse.Namespace) -> Distro:
-    return load_distro(args.distro, args.work_dir)
+    """The distro of ``--distro``, else the nearest directory up from here with a pin.
+
+    So that ``rebase --continue`` and ``patches export`` also work from inside the
+    work tree under ``.work/``, where the developer resolves conflicts and edits.
+    """
+    root = args.distro
+    if root is None:
+        here = Path.cwd()
+        root = next((str(d) for d in (here, *here.parents) if (d / PIN_FILE).is_file()), None)
+    return load_distro(root, args.work_dir)
 
 
 def _progress(args: argparse.Namespace) -> Callable[[str], None]:

@@ -29,10 +29,11 @@ REPO = Path(__file__).resolve().parents[2]
 DESIGNATE_23_0_0 = "9ef0be54042b3dcaab297e3a5798048134def469b5ed6302c8f6283b0914de83"
 
 
-def run_fresh(*argv: str) -> subprocess.CompletedProcess:
+def run_fresh(*argv: str, cwd: Path = REPO) -> subprocess.CompletedProcess:
     """``designate-dist`` in a new process, as from a new shell."""
-    return subprocess.run([sys.executable, "-m", "designate_dist", *argv], cwd=REPO, text=True,
-                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=dict(os.environ))
+    return subprocess.run([sys.executable, "-m", "designate_dist", *argv], cwd=cwd, text=True,
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                          env={**os.environ, "PYTHONPATH": str(REPO)})
 
 
 def snapshot(root: Path, skip: tuple[str, ...] = (".work/rebase",)) -> dict[str, str]:
@@ -198,7 +199,8 @@ class TestRebaseTriage(RebaseCase):
         self.assertEqual(3, run_cli(*self.fx.rebase_args()).code)
         resolve_conflict(self.rebase_tree)
         git(self.rebase_tree, "commit", "-q", "--no-edit")
-        done = run_fresh("--distro", str(self.root), "-q", "rebase", "--continue", "--json")
+        # from inside the tree, where the developer is: the distro is found up from there
+        done = run_fresh("-q", "rebase", "--continue", "--json", cwd=self.rebase_tree)
         self.assertEqual(0, done.returncode, done.stderr)
         self.assertEqual("resolved", self.statuses(json.loads(done.stdout))["customs/0003-conflict.patch"])
 
