@@ -20,6 +20,7 @@ import testtools.content
 from oslotest import base
 
 from designate_dist.distro import load_distro
+from designate_dist.gitrepo import Identity, WorkTree
 from designate_dist.series import read_series
 from tests.fixtures.cli import run_cli
 from tests.fixtures.distro import git, replace_in, write_file
@@ -368,6 +369,37 @@ def table_of(report: dict) -> str:
     lines = [f"{r[0]:<{width[0]}}  {r[1]:<{width[1]}}  {r[2]}".rstrip() for r in rows]
     lines += [f"warning: {w}" for w in report.get("warnings", [])]
     return f"dry run: {report['from']} -> {report['onto']}\n" + "\n".join(lines)
+
+
+class TestCommitIndex(base.BaseTestCase):
+    """commit_index writes its commit itself: the same object ``git commit`` makes, and a clean state."""
+
+    def commit_both_ways(self, author: Identity) -> tuple[str, str]:
+        ids = []
+        for fast in (True, False):
+            path = Path(self.useFixture(fixtures.TempDir()).path) / "tree"
+            tree = WorkTree.init(path, "patched")
+            who = Identity("Distro Maintainer", "distro@example.org", 1_700_000_000)
+            (path / "a.txt").write_text("one\n")
+            tree.commit_all("Import\n", who, who)
+            (path / "a.txt").write_text("two\n")
+            git(path, "add", "a.txt")
+            if not fast:
+                self.useFixture(fixtures.MonkeyPatch("designate_dist.gitrepo._plain_ident", lambda who: False))
+            ids.append(tree.commit_index("Subject\n\nBody: ünïcode\nChange-Id: I1\n", author, who))
+            self.assertEqual([], tree.dirty_paths())
+            self.assertEqual(ids[-1], git(path, "rev-parse", "patched").strip())
+            self.assertEqual("commit: Subject", git(path, "reflog", "-1", "--format=%gs", "patched").strip())
+            git(path, "fsck", "--strict")
+        return ids[0], ids[1]
+
+    def test_same_commit_as_git_commit(self) -> None:
+        fast, slow = self.commit_both_ways(Identity("Ëlla Dev", "ella@example.org", 1_690_000_000))
+        self.assertEqual(slow, fast)
+
+    def test_identities_git_would_clean_go_through_git(self) -> None:
+        fast, slow = self.commit_both_ways(Identity("Dev, Jr.", "dev@example.org", 1_690_000_000))
+        self.assertEqual(slow, fast)
 
 
 def real_test_cache() -> Path:
