@@ -41,6 +41,7 @@ from designate_dr.backend.common import (
     bounded_map,
     designate_name,
     float_option,
+    master_serial,
     option,
     parse_masters,
     region_masters,
@@ -75,6 +76,13 @@ def parse_showzone(text: str) -> ZoneConf:
     return ZoneConf(kind.group(1).lower() if kind else "", masters, file.group(1) if file else None)
 
 
+def _int_or_none(value: Any) -> int | None:
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return None
+
+
 class BindControl:
     """The rndc commands the backend and the bulk calls use, on one named."""
 
@@ -96,6 +104,7 @@ class BindControl:
             raise exceptions.Backend("bind9_dr: tsigkey_name has characters BIND does not allow")
         self.stats_url = (option(options, "stats_url") or "").rstrip("/") or None
         self.timeout = timeout
+        self.unreachable: set[Master] = set()  # masters that did not answer a SOA query
         self.rndc = RndcPool(self.host, self.port, key, timeout)
 
     def close(self) -> None:
@@ -137,10 +146,12 @@ class BindControl:
             raise exceptions.Backend(f"bind9_dr: {exc}") from None
         return True
 
-    def modify(self, name: str, masters: list[Master], file: str) -> None:
+    def modify(self, name: str, masters: list[Master], file: str, retransfer: bool = True,
+               ) -> None:
         try:
             self._run(f"modzone {self._statement(name, masters, file)}")
-            self._run(f"retransfer {self._target(name)}")
+            if retransfer:
+                self._run(f"retransfer {self._target(name)}")
         except RndcCommandFailed as exc:
             raise exceptions.Backend(f"bind9_dr: {exc}") from None
 
@@ -156,8 +167,12 @@ class BindControl:
         return True
 
     def converge(self, name: str, masters: list[Master], file: str | None = None,
-                 create: bool = True) -> bool:
-        """Make ``name`` a secondary of ``masters``; True when something changed."""
+                 create: bool = True, serial: int | None = None) -> bool:
+        """Make ``name`` a secondary of ``masters``; True when something changed.
+
+        With ``serial`` (what the zone holds now), a changed zone is
+        retransferred only when the new masters serve another serial.
+        """
         current = self.show(name)
         if current is None:
             if not create:
@@ -172,11 +187,17 @@ class BindControl:
                                      f"{current.type or 'non-secondary'} zone, not a secondary")
         if current.masters == masters:
             return False
-        self.modify(name, masters, current.file or file or f"slave.{name}.db")
+        retransfer = serial is None or serial != master_serial(name, masters, self.timeout,
+                                                               self.unreachable)
+        self.modify(name, masters, current.file or file or f"slave.{name}.db", retransfer)
         return True
 
     def zone_names(self) -> list[str]:
         """Every secondary zone of the view, from BIND's statistics channel."""
+        return sorted(self.zone_serials())
+
+    def zone_serials(self) -> dict[str, int | None]:
+        """Every secondary zone of the view -> the serial it holds (statistics channel)."""
         if not self.stats_url:
             raise exceptions.Backend("bind9_dr: listing zones needs the stats_url option "
                                      "(BIND statistics-channels) or an explicit zone list")
@@ -189,8 +210,8 @@ class BindControl:
             raise exceptions.Backend(f"bind9_dr: cannot list zones from {url}: "
                                      f"{type(exc).__name__}") from None
         zones = views.get(self.view or "_default", {}).get("zones", [])
-        return sorted(str(z["name"]).lower().rstrip(".") for z in zones
-                      if str(z.get("type", "")).lower() in _SECONDARY)
+        return {str(z["name"]).lower().rstrip("."): _int_or_none(z.get("serial"))
+                for z in zones if str(z.get("type", "")).lower() in _SECONDARY}
 
 
 class Bind9DRBackend(base.Backend):
@@ -251,9 +272,11 @@ def repoint_zones(options: Any, masters: list[str], *, zones: list[str] | None =
                   concurrency: int = 8) -> RepointResult:
     """Set the masters of every secondary zone on the target (or of ``zones``) to ``masters``.
 
-    ``showzone`` each zone, ``modzone`` + ``retransfer`` those whose masters
-    differ, at most ``concurrency`` control connections.  Without ``zones``
-    the zone list comes from ``stats_url``.  Per-zone failures land in
+    ``showzone`` each zone, ``modzone`` those whose masters differ, then
+    ``retransfer`` those whose new masters serve another serial than the zone
+    holds (every changed zone when ``stats_url`` is not set); at most
+    ``concurrency`` control connections.  Without ``zones`` the zone list
+    comes from ``stats_url``.  Per-zone failures land in
     ``failed``; a target-wide failure (named down, wrong key) raises
     :class:`designate.exceptions.Backend`.
     """
@@ -272,8 +295,11 @@ def repoint_zones(options: Any, masters: list[str], *, zones: list[str] | None =
         control.close()
         raise exceptions.Backend(f"bind9_dr: {exc}") from None
     try:
+        # the serials the zones hold, so that zones whose new masters serve the
+        # same serial are not transferred again (no AXFR storm on a failover)
+        serials = control.zone_serials() if control.stats_url else {}
         if zones is None:
-            todo = control.zone_names()
+            todo = sorted(serials)
         else:
             todo = []
             for raw in zones:
@@ -282,7 +308,8 @@ def repoint_zones(options: Any, masters: list[str], *, zones: list[str] | None =
                 except exceptions.Backend as exc:
                     result.failed[str(raw)] = str(exc)
         for name, changed, error in bounded_map(
-                lambda n: control.converge(n, wanted, create=False), todo, concurrency):
+                lambda n: control.converge(n, wanted, create=False, serial=serials.get(n)),
+                todo, concurrency):
             if error is not None:
                 result.failed[designate_name(name)] = str(error)
             elif changed:

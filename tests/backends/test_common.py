@@ -1,0 +1,84 @@
+"""Region options -> ordered masters, master and zone name parsing, rndc key files."""
+from __future__ import annotations
+
+import os
+import tempfile
+
+import testtools
+from designate import exceptions, objects
+
+from designate_dr.backend import common, rndc
+
+
+class TestRegionMasters(testtools.TestCase):
+
+    def masters(self, options, target_masters=()):
+        return [str(m) for m in common.region_masters(options, target_masters)]
+
+    def test_own_region_first_then_the_others_by_name(self) -> None:
+        options = {"region": "region2", "masters_region1": "192.0.2.1:5354, 192.0.2.2",
+                   "masters_region3": "192.0.2.3:53", "masters_region2": "[2001:db8::2]:5354"}
+        self.assertEqual(["[2001:db8::2]:5354", "192.0.2.1:5354", "192.0.2.2:5354",
+                          "192.0.2.3:53"], self.masters(options))
+
+    def test_region_preference_orders_and_duplicates_go(self) -> None:
+        options = {"region": "region1", "region_preference": "region3, region1",
+                   "masters_region1": "192.0.2.1", "masters_region2": "192.0.2.2 192.0.2.1",
+                   "masters_region3": "192.0.2.3"}
+        self.assertEqual(["192.0.2.3:5354", "192.0.2.1:5354", "192.0.2.2:5354"],
+                         self.masters(options))
+
+    def test_target_masters_are_the_own_regions(self) -> None:
+        target = objects.PoolTargetMasterList(objects=[
+            objects.PoolTargetMaster(host="198.51.100.1", port=5354)])
+        options = objects.PoolTargetOptionList(objects=[
+            objects.PoolTargetOption(key="region", value="r1"),
+            objects.PoolTargetOption(key="masters_r2", value="198.51.100.2:5354")])
+        self.assertEqual(["198.51.100.1:5354", "198.51.100.2:5354"],
+                         self.masters(options, target))
+        self.assertEqual(["198.51.100.1:5354"], self.masters({}, target))
+
+    def test_bad_master_is_a_backend_error(self) -> None:
+        error = self.assertRaises(exceptions.Backend, common.region_masters,
+                                  {"masters_r1": "mdns.example.org:5354"})
+        self.assertIn("not an IP address", str(error))
+
+
+class TestNames(testtools.TestCase):
+
+    def test_zone_names(self) -> None:
+        self.assertEqual("example.org", common.zone_name("Example.ORG."))
+        self.assertEqual("_srv.x-y.example", common.zone_name("_srv.x-y.example"))
+        for bad in ("", ".", "a..b", "-a.b", 'a"b.c', "a b.c", "a;b.c", "x" * 64 + ".org"):
+            self.assertRaises(exceptions.Backend, common.zone_name, bad)
+
+    def test_scrub(self) -> None:
+        self.assertEqual("key *** was\nwrong".replace("\n", " "),
+                         common.scrub("key s3cret was\nwrong", "s3cret", None))
+
+
+class TestRndcKeys(testtools.TestCase):
+
+    def write(self, text: str) -> str:
+        fd, path = tempfile.mkstemp()
+        self.addCleanup(os.unlink, path)
+        with os.fdopen(fd, "w") as fh:
+            fh.write(text)
+        return path
+
+    def test_key_file_and_rndc_conf_default_key(self) -> None:
+        key = rndc.load_key(self.write('key "rndc-key" {\n algorithm hmac-sha256;\n'
+                                       ' secret "c2VjcmV0"; };\n'))
+        self.assertEqual(("rndc-key", "hmac-sha256", b"secret"),
+                         (key.name, key.algorithm, key.secret))
+        self.assertNotIn("secret", repr(key).replace("secret=", ""))
+        conf = self.write('# comment\nkey "a" { algorithm hmac-md5; secret "YQ=="; };\n'
+                          'key "b" { algorithm hmac-sha512; secret "Yg=="; };\n'
+                          'options { default-key "b"; default-port 953; };\n')
+        self.assertEqual("b", rndc.load_key(config_file=conf).name)
+
+    def test_unusable_key_files(self) -> None:
+        self.assertRaises(rndc.RndcError, rndc.load_key, self.write("options { };\n"))
+        self.assertRaises(rndc.RndcError, rndc.load_key,
+                          self.write('key "k" { algorithm hmac-foo; secret "YQ=="; };'))
+        self.assertRaises(rndc.RndcError, rndc.load_key, "/nonexistent/key")
