@@ -530,19 +530,17 @@ class _Run:
         tree = self.tree
         base = dict(series=patch.series, file=patch.name, kind=patch.kind)
         evidence = self.changelog_evidence(patch)
-        forward = tree.check_apply(patch.path)
-        if forward is not None and tree.check_apply(patch.path, reverse=True) is None:
+        applied, report = tree.apply_verbose(patch.path)  # all or nothing
+        if applied:
+            commit = self._commit(patch)
+            if same_hunks(patch.diff, tree.commit_diff(commit)):
+                return PatchOutcome(**base, status=CLEAN, commit=commit)
+            offsets = sorted({abs(int(o)) for o in _OFFSET.findall(report)})
+            how = f"offset {', '.join(map(str, offsets))} lines" if offsets else "new context"
+            return PatchOutcome(**base, status=REFRESHED, note=how, commit=commit)
+        if tree.check_apply(patch.path, reverse=True) is None:
             note = f"already in {self.new_pin.version}: reverse-applies"
             return PatchOutcome(**base, status=UPSTREAM, note=note + (f"; {evidence}" if evidence else ""))
-        if forward is None:
-            applied, report = tree.apply_verbose(patch.path)
-            if applied:
-                commit = self._commit(patch)
-                if same_hunks(patch.diff, tree.commit_diff(commit)):
-                    return PatchOutcome(**base, status=CLEAN, commit=commit)
-                offsets = sorted({abs(int(o)) for o in _OFFSET.findall(report)})
-                how = f"offset {', '.join(map(str, offsets))} lines" if offsets else "new context"
-                return PatchOutcome(**base, status=REFRESHED, note=how, commit=commit)
         # With upstream's word that the change was merged, never fuzz it in a second time.
         if evidence is None and tree.check_apply(patch.path, min_context=1) is None:
             applied, _ = tree.apply_verbose(patch.path, min_context=1)
