@@ -36,6 +36,8 @@ def cmd_check(args: argparse.Namespace) -> int:
     pools = load_pools(args.pools)
     zones = _zones(args, pools)
     report = check.check(pools, zones, timeout=args.timeout, retries=args.retries)
+    if args.state:
+        check.save_state(args.state, report)
     text = report.render(args.format)
     if args.output:
         atomic.write_text(Path(args.output), text if text.endswith("\n") else text + "\n")
@@ -55,8 +57,13 @@ def _run(args: argparse.Namespace, plan) -> int:
             raise UsageError("--fix-serials needs --api URL (the Designate API of a remaining region)")
         from designate_dr.ops.designate_api import DesignateAPI
         api = DesignateAPI(args.api)
+    last_served = None
+    if args.state:
+        from designate_dr.ops.check import load_state
+        last_served = load_state(args.state)
     outcome = failover.execute(plan, dry_run=args.dry_run, api=api, concurrency=args.concurrency,
-                               wait=args.wait, out=lambda line: print(line, flush=True))
+                               wait=args.wait, last_served=last_served,
+                               out=lambda line: print(line, flush=True))
     error = outcome.error()
     if error is not None:
         raise error
@@ -124,6 +131,8 @@ def register(add: Add) -> None:
     chk.add_argument("--format", choices=("table", "json", "prometheus"), default="table")
     chk.add_argument("--output", metavar="FILE",
                      help="write the report to FILE atomically (e.g. a node-exporter textfile .prom)")
+    chk.add_argument("--state", metavar="FILE",
+                     help="keep the highest serial ever served per zone in FILE (JSON), for failover --state")
     chk.add_argument("--timeout", type=_positive_float, default=1.0, metavar="S",
                      help="seconds before a query is asked again (default 1)")
     chk.add_argument("--retries", type=_count, default=2, metavar="N",
@@ -139,6 +148,9 @@ def register(add: Add) -> None:
                             help="Designate API of a remaining region (token in OS_AUTH_TOKEN)")
         parser.add_argument("--concurrency", type=int, default=8, metavar="N",
                             help="re-point requests in flight per target (default 8)")
+        parser.add_argument("--state", metavar="FILE",
+                            help="serials last served, recorded by `dr check --state FILE`: counts what "
+                                 "servers that are gone served")
         parser.add_argument("--wait", type=_positive_float, default=30.0, metavar="S",
                             help="how long to wait for the nameservers to serve the masters' serials "
                                  "(default 30)")

@@ -195,6 +195,34 @@ def read_zone_file(path: Path | str) -> list[str]:
     return list(dict.fromkeys(zones))
 
 
+def load_state(path: Path | str) -> dict[str, int]:
+    """The highest serial served per zone, as recorded by :func:`save_state` ({} when no file yet)."""
+    try:
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return {}
+    except (OSError, ValueError) as exc:
+        raise PoolsError(f"{path}: not a dr check state file: {exc}") from None
+    zones = data.get("zones") if isinstance(data, dict) else None
+    if not isinstance(zones, dict):
+        raise PoolsError(f"{path}: not a dr check state file: no zones")
+    return {str(z): int(s) for z, s in zones.items()}
+
+
+def save_state(path: Path | str, report: CheckReport) -> None:
+    """Remember the highest serial ever served per zone (merged with what ``path`` has).
+
+    A failover reads it (``--state``) to know what servers that are gone last served.
+    """
+    from designate_dist import atomic
+    zones = load_state(path)
+    for zone, serial in report.highest.items():
+        if serial is not None:
+            zones[zone] = highest_serial([serial] + ([zones[zone]] if zone in zones else []))
+    atomic.write_text(Path(path), json.dumps({"zones": zones, "updated": time.strftime(
+        "%Y-%m-%dT%H:%M:%SZ", time.gmtime())}, indent=1, sort_keys=True) + "\n")
+
+
 def check(pools: PoolsFile, zones: list[str], *, timeout: float = 1.0, retries: int = 2,
           servers: list[tuple[Address, str]] | None = None) -> CheckReport:
     """Ask every nameserver of ``pools`` (or ``servers``: address, region) for every zone's serial."""

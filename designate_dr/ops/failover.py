@@ -303,7 +303,8 @@ def _nameservers(plan: Plan, new_only: bool = False) -> list[Address]:
 
 
 def _serial_problems(zones: list[str], masters: list[Address], nameservers: list[Address],
-                     timeout: float) -> tuple[list[SerialProblem], dict[str, int | None]]:
+                     timeout: float, last_served: dict[str, int]
+                     ) -> tuple[list[SerialProblem], dict[str, int | None]]:
     answers = query_serials(masters + [n for n in nameservers if n not in masters], zones, timeout=timeout,
                             retries=1)
     if not any(answers[m].reachable for m in masters):
@@ -313,7 +314,8 @@ def _serial_problems(zones: list[str], masters: list[Address], nameservers: list
     primary: dict[str, int | None] = {}
     for zone in zones:
         top_master = highest_serial(answers[m].serials[zone] for m in masters if zone in answers[m].serials)
-        served = highest_serial(answers[n].serials[zone] for n in nameservers if zone in answers[n].serials)
+        served = highest_serial([answers[n].serials[zone] for n in nameservers if zone in answers[n].serials]
+                                + ([last_served[zone]] if zone in last_served else []))
         primary[zone] = top_master
         if top_master is None or (served is not None and serial_lag(served, top_master) > 0):
             problems.append(SerialProblem(zone, served, top_master))
@@ -387,12 +389,14 @@ def _wait_converged(zones: list[str], masters: list[Address], nameservers: list[
 
 
 def execute(plan: Plan, *, dry_run: bool = False, api: DesignateAPI | None = None, concurrency: int = 8,
-            wait: float = 30.0, timeout: float = 1.0, out: Progress = lambda line: None) -> Outcome:
+            wait: float = 30.0, timeout: float = 1.0, last_served: dict[str, int] | None = None,
+            out: Progress = lambda line: None) -> Outcome:
     """Carry out ``plan`` (see the module docstring), saying what happens through ``out``.
 
     Before pools.yaml is written any failure raises and nothing is changed; after it,
     only a whole target failing to re-point raises, other problems are in the
-    returned :class:`Outcome` (and :meth:`Outcome.error`).
+    returned :class:`Outcome` (and :meth:`Outcome.error`).  ``last_served`` (zone ->
+    serial, from ``dr check --state``) counts as served too: it covers servers that are gone.
     """
     started = time.monotonic()
     outcome = Outcome(plan, dry_run)
@@ -406,7 +410,8 @@ def execute(plan: Plan, *, dry_run: bool = False, api: DesignateAPI | None = Non
     zones = sorted({z for zs in zones_by_target.values() for z in zs})
     outcome.zones = len(zones)
     masters = _masters(plan)
-    problems, _ = _serial_problems(zones, masters, _nameservers(plan), timeout) if zones else ([], {})
+    problems, _ = (_serial_problems(zones, masters, _nameservers(plan), timeout, last_served or {})
+                   if zones else ([], {}))
     outcome.serial_problems = problems
 
     verb = {"failover": f"fail over from region {plan.region}", "failback": f"fail back to region {plan.region}"}

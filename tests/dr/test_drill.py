@@ -195,16 +195,21 @@ class TestFailoverDrill(testtools.TestCase):
 
     def test_drill(self) -> None:
         figures = {"zones": N_ZONES}
-        check = run_cli("dr", "check", "--pools", str(self.pools), "--format", "json")
+        state = self.pools.with_name("dr-state.json")
+        check = run_cli("dr", "check", "--pools", str(self.pools), "--format", "json", "--state", str(state))
         self.assertEqual(0, check.code, check.stdout + check.stderr)
         self.assertEqual(N_ZONES, json.loads(check.stdout)["zones_in_sync"])
 
         # region 2's database is behind for one zone: region 1 served a higher serial
+        # (region 2's secondary may or may not have taken it from region 1 before the loss)
         ahead = self.zones[0]
         self.r1.set_serial(ahead, SERIAL + 10)
         for secondary in (self.p1, self.b1):
             self.assertEqual(SERIAL + 10, dns.wait_for_serial(ahead, secondary, SERIAL + 10))
         last_served = self.served(self.secondaries)
+        # the monitor in region 3 records what is served
+        run_cli("dr", "check", "--pools", str(self.pools), "--state", str(state))
+        self.assertEqual(SERIAL + 10, json.loads(state.read_text())["zones"][ahead])
 
         # region 1 is lost
         for server in (self.r1, self.p1, self.b1):
@@ -213,7 +218,8 @@ class TestFailoverDrill(testtools.TestCase):
         self.assertEqual(2, check.code, check.stdout + check.stderr)
         self.assertEqual(["region1"], json.loads(check.stdout)["regions_down"])
 
-        dry = run_cli("dr", "failover", "--lost", "region1", "--pools", str(self.pools), "--dry-run")
+        dry = run_cli("dr", "failover", "--lost", "region1", "--pools", str(self.pools), "--dry-run",
+                      "--state", str(state))
         self.assertEqual(0, dry.code, dry.stdout + dry.stderr)
         self.assertIn(f"remove target pdns4_dr 127.0.0.1:{self.p1.port} (region1) from pool default", dry.stdout)
         self.assertIn(f"{N_ZONES} of {N_ZONES} zones to re-point to {self.r2.master}", dry.stdout)
@@ -222,7 +228,7 @@ class TestFailoverDrill(testtools.TestCase):
         self.assertEqual(self.original, self.pools.read_bytes())
 
         started = time.monotonic()
-        fail = run_cli("dr", "failover", "--lost", "region1", "--pools", str(self.pools),
+        fail = run_cli("dr", "failover", "--lost", "region1", "--pools", str(self.pools), "--state", str(state),
                        "--fix-serials", "--api", self.api.url, "--wait", "20")
         figures["failover_s"] = time.monotonic() - started
         self.assertEqual(0, fail.code, fail.stdout + fail.stderr)
@@ -241,7 +247,7 @@ class TestFailoverDrill(testtools.TestCase):
             self.assertGreaterEqual(now_served[zone], last_served[zone], zone)
         self.assertGreater(now_served[ahead], SERIAL + 10)
 
-        again = run_cli("dr", "failover", "--lost", "region1", "--pools", str(self.pools))
+        again = run_cli("dr", "failover", "--lost", "region1", "--pools", str(self.pools), "--state", str(state))
         self.assertEqual(0, again.code, again.stdout + again.stderr)
         self.assertIn("nothing to do", again.stdout)
         self.assertEqual(after.data, load_pools(self.pools).data)
