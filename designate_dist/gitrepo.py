@@ -5,16 +5,17 @@ does not apply becomes a :class:`PatchApplyError` naming the file and hunk.
 """
 from __future__ import annotations
 
-import io
+import hashlib
 import os
 import re
+import tempfile
+import zlib
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 import git
-from gitdb.base import IStream
 
 from designate_dist.errors import GitError
 
@@ -167,7 +168,7 @@ class WorkTree:
         commit`` process, which costs more than the ``git apply`` before it.
         Identities git would clean up (:func:`_plain_ident`) go through ``git commit``.
         """
-        if _plain_ident(author) and _plain_ident(committer) and self.current_branch():
+        if _plain_ident(author) and _plain_ident(committer) and self.current_branch() and self._sha1_objects():
             try:
                 tree = self.repo.git.write_tree()
             except git.GitCommandError as exc:
@@ -181,8 +182,7 @@ class WorkTree:
                    + f"author {author.name} <{author.email}> {author.when} +0000\n"
                    + f"committer {committer.name} <{committer.email}> {committer.when} +0000\n\n"
                    + message).encode("utf-8")
-            stored = self.repo.odb.store(IStream(git.Commit.type, len(raw), io.BytesIO(raw)))
-            commit = stored.hexsha.decode() if isinstance(stored.hexsha, bytes) else stored.hexsha
+            commit = self._write_loose_object("commit", raw)
             self._move_ref(ref, parent, commit, committer, "commit: " + message.split("\n", 1)[0])
             return commit
         try:
@@ -192,6 +192,30 @@ class WorkTree:
         except git.GitCommandError as exc:
             raise _git_error("commit", exc) from exc
         return self.head()
+
+    def _sha1_objects(self) -> bool:
+        if not hasattr(self, "_sha1"):
+            reader = self.repo.config_reader("repository")
+            self._sha1 = str(reader.get_value("extensions", "objectformat", "sha1")).lower() == "sha1"
+        return self._sha1
+
+    def _write_loose_object(self, kind: str, raw: bytes) -> str:
+        """Store one object as git does (zlib-compressed, named by the SHA-1 of header + body)."""
+        data = f"{kind} {len(raw)}\0".encode() + raw
+        sha = hashlib.sha1(data).hexdigest()
+        path = self.git_dir / "objects" / sha[:2] / sha[2:]
+        if not path.exists():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(dir=path.parent, prefix="tmp_obj_")
+            try:
+                with os.fdopen(fd, "wb") as handle:
+                    handle.write(zlib.compress(data))
+                os.chmod(tmp, 0o444)
+                os.replace(tmp, path)
+            except BaseException:
+                Path(tmp).unlink(missing_ok=True)
+                raise
+        return sha
 
     def _move_ref(self, ref: str, old: str | None, new: str, who: Identity, why: str) -> None:
         """Point the loose ref ``ref`` at ``new`` under git's lock protocol, and log it as git does."""
