@@ -303,23 +303,30 @@ def _nameservers(plan: Plan, new_only: bool = False) -> list[Address]:
 
 
 def _serial_problems(zones: list[str], masters: list[Address], nameservers: list[Address],
-                     timeout: float, last_served: dict[str, int]
-                     ) -> tuple[list[SerialProblem], dict[str, int | None]]:
+                     timeout: float, last_served: dict[str, int]) -> tuple[list[SerialProblem], list[str]]:
+    """Zones served above their masters' serial, and warnings about masters behind the others."""
     answers = query_serials(masters + [n for n in nameservers if n not in masters], zones, timeout=timeout,
                             retries=1)
     if not any(answers[m].reachable for m in masters):
         errors = "; ".join(f"{m}: {answers[m].error}" for m in masters)
         raise Unreachable(f"no master of the remaining regions answers ({errors})")
     problems = []
-    primary: dict[str, int | None] = {}
+    behind = dict.fromkeys(masters, 0)
     for zone in zones:
         top_master = highest_serial(answers[m].serials[zone] for m in masters if zone in answers[m].serials)
         served = highest_serial([answers[n].serials[zone] for n in nameservers if zone in answers[n].serials]
                                 + ([last_served[zone]] if zone in last_served else []))
-        primary[zone] = top_master
         if top_master is None or (served is not None and serial_lag(served, top_master) > 0):
             problems.append(SerialProblem(zone, served, top_master))
-    return problems, primary
+        for master in masters:
+            serial = answers[master].serials.get(zone)
+            if answers[master].reachable and top_master is not None and (
+                    serial is None or serial_lag(top_master, serial) > 0):
+                behind[master] += 1
+    warnings = [f"master {m} does not answer ({answers[m].error})" for m in masters if not answers[m].reachable]
+    warnings += [f"master {m} serves {count} zone(s) below (or without) the other masters' serial: is its "
+                 "Designate database up to date?" for m, count in behind.items() if count]
+    return problems, warnings
 
 
 def _write_pools(plan: Plan, outcome: Outcome, progress: Progress) -> None:
@@ -410,8 +417,8 @@ def execute(plan: Plan, *, dry_run: bool = False, api: DesignateAPI | None = Non
     zones = sorted({z for zs in zones_by_target.values() for z in zs})
     outcome.zones = len(zones)
     masters = _masters(plan)
-    problems, _ = (_serial_problems(zones, masters, _nameservers(plan), timeout, last_served or {})
-                   if zones else ([], {}))
+    problems, warnings = (_serial_problems(zones, masters, _nameservers(plan), timeout, last_served or {})
+                          if zones else ([], []))
     outcome.serial_problems = problems
 
     verb = {"failover": f"fail over from region {plan.region}", "failback": f"fail back to region {plan.region}"}
@@ -435,6 +442,8 @@ def execute(plan: Plan, *, dry_run: bool = False, api: DesignateAPI | None = Non
             say(f"    - ... and {len(problems) - 50} more")
     else:
         say("  serials: every zone's masters serve at least the highest served serial")
+    for warning in warnings:
+        say(f"  warning: {warning}")
     if dry_run:
         say("dry run: nothing changed")
         outcome.seconds = time.monotonic() - started

@@ -262,6 +262,11 @@ class TestFailoverDrill(testtools.TestCase):
         # region 1 is back, its database restored from region 2's
         for server in (self.r1, self.p1, self.b1):
             server.start()
+        early = run_cli("dr", "failback", "--restore", "region1", "--pools", str(self.pools), "--dry-run")
+        self.assertEqual(0, early.code, early.stdout + early.stderr)
+        self.assertIn(f"warning: master {self.r1.master} serves 2 zone(s) below (or without) the other masters' "
+                      "serial: is its Designate database up to date?", early.stdout)
+        self.assertEqual(after.data, load_pools(self.pools).data)
         for zone in self.zones:
             self.r1.set_serial(zone, self.r2.serial(zone))
         started = time.monotonic()
