@@ -5,6 +5,7 @@ import http.server
 import json
 import os
 import re
+import socket
 import tempfile
 import threading
 import unittest
@@ -100,6 +101,22 @@ class TestCheck(unittest.TestCase):
         down = [s for s in report["servers"] if not s["reachable"]]
         self.assertEqual([f"127.0.0.22:{self.pdns2.port}"], [s["server"] for s in down])
         self.assertEqual(30, report["zones_in_sync"])  # the reachable servers agree
+
+    def test_region_that_drops_every_packet_exit_2(self) -> None:
+        # a lost region usually sends no ICMP back: a socket that never reads stands in for it
+        sink = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.addCleanup(sink.close)
+        sink.bind(("127.0.0.23", 0))
+        self.pools.write_text(self.pools.read_text().replace(
+            f"host: 127.0.0.22\n    port: {self.pdns2.port}", f"host: 127.0.0.23\n    port: {sink.getsockname()[1]}")
+            .replace(f"host: 127.0.0.22\n      port: '{self.pdns2.port}'",
+                     f"host: 127.0.0.23\n      port: '{sink.getsockname()[1]}'"))
+        outcome = self.check("--format", "json", "--retries", "1")
+        self.assertEqual(2, outcome.code, outcome.stderr)
+        report = json.loads(outcome.stdout)
+        self.assertEqual(["region2"], report["regions_down"])
+        (down,) = [s for s in report["servers"] if not s["reachable"]]
+        self.assertEqual("no answer in 2 tries", down["error"])
 
     def test_one_server_of_a_region_down_is_degraded(self) -> None:
         self.bind.stop()
