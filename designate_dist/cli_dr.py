@@ -97,6 +97,13 @@ def _positive_float(text: str) -> float:
     return value
 
 
+def _positive_int(text: str) -> int:
+    value = _count(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError("must be >= 1")
+    return value
+
+
 def _count(text: str) -> int:
     try:
         value = int(text)
@@ -146,7 +153,7 @@ def register(add: Add) -> None:
                                  "their masters' serial")
         parser.add_argument("--api", metavar="URL",
                             help="Designate API of a remaining region (token in OS_AUTH_TOKEN)")
-        parser.add_argument("--concurrency", type=int, default=8, metavar="N",
+        parser.add_argument("--concurrency", type=_positive_int, default=8, metavar="N",
                             help="re-point requests in flight per target (default 8)")
         parser.add_argument("--state", metavar="FILE",
                             help="serials last served, recorded by `dr check --state FILE`: counts what "

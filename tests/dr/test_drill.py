@@ -227,6 +227,7 @@ class TestFailoverDrill(testtools.TestCase):
         self.assertIn("dry run: nothing changed", dry.stdout)
         self.assertEqual(self.original, self.pools.read_bytes())
 
+        self.pools.chmod(0o600)  # it holds API keys
         started = time.monotonic()
         fail = run_cli("dr", "failover", "--lost", "region1", "--pools", str(self.pools), "--state", str(state),
                        "--fix-serials", "--api", self.api.url, "--wait", "20")
@@ -238,6 +239,7 @@ class TestFailoverDrill(testtools.TestCase):
         self.assertNotIn(TOKEN, fail.stdout + fail.stderr)
         (backup,) = self.backups()
         self.assertEqual(self.original, backup.read_bytes())
+        self.assertEqual((0o600, 0o600), (backup.stat().st_mode & 0o777, self.pools.stat().st_mode & 0o777))
         after = load_pools(self.pools)
         self.assertEqual(("region2",), after.regions)
         self.assertEqual({z: [self.r2.master] for z in self.zones},
