@@ -124,6 +124,8 @@ def register(add: Add) -> None:
                                  "(default: /etc/designate/pools.yaml)")
         parser.add_argument("-q", "--quiet", action="store_true", default=argparse.SUPPRESS,
                             help="no progress lines")
+        parser.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
+                            help="show tracebacks and debug logs")
 
     chk = sub.add_parser("check", help="ask every nameserver of every region for every zone's SOA serial",
                          description="Ask every nameserver of every region for every zone's SOA serial. "
