@@ -459,7 +459,7 @@ def execute(plan: Plan, *, dry_run: bool = False, api: DesignateAPI | None = Non
                                             _nameservers(plan, new_only=True), wait)
     outcome.seconds = time.monotonic() - started
 
-    if outcome.changed_anything:
+    if outcome.changed_anything or outcome.failed or outcome.not_converged:
         regions = ", ".join(plan.regions_after)
         say(f"done in {outcome.seconds:.1f}s: {outcome.repointed} zones re-pointed, {outcome.already} already "
             f"right, {len(outcome.failed)} failed; {outcome.zones - len(outcome.not_converged)}/{outcome.zones} "
