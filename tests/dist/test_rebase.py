@@ -267,6 +267,22 @@ class TestRebaseWithoutConflict(RebaseCase):
                                  "customs/0007-rename.patch", "cherry-pick/0003-zone-serial.upstream"))
         self.assert_finished(report)
 
+    def test_a_plain_dep3_patch_is_refreshed_with_its_header_kept(self) -> None:
+        mail = self.fx.patches.make(
+            replace_in("designate/sample/records.py", "result = value + 6\n", "result = value + 6000\n"),
+            "Records: step six", keep=False)
+        header = ("Description: Records: step six is bigger\n Our records need it.\n"
+                  "Author: Plain Person <plain@example.org>\nForwarded: not-needed\n\n")
+        self.fx.add_patch("customs", "0009-dep3.patch", header + mail[mail.index("diff --git"):])
+        self.fx.commit("a DEP-3 patch")
+        outcome = run_cli(*self.fx.rebase_args(), "-q", "--json")
+        self.assertEqual(0, outcome.code, outcome.stderr)
+        self.assertEqual("refreshed", self.statuses(json.loads(outcome.stdout))["customs/0009-dep3.patch"])
+        text = (self.root / "customs/0009-dep3.patch").read_text()
+        self.assertTrue(text.startswith(header + "diff --git a/designate/sample/records.py"), text)
+        self.assertIn("@@ -43,7 +43,7 @@", text)
+        self.assert_finished(json.loads(outcome.stdout))
+
     def test_rebase_with_a_git_source(self) -> None:
         url, _, new_commit = self.fx.git_upstream()
         outcome = run_cli("--distro", str(self.root), "-q", "rebase", "--onto", NEW_VERSION, "--source", "git",
