@@ -11,7 +11,11 @@ an API would take minutes).  Compared in the same run:
 - a thread pool of 32 workers doing ``dns.query.udp``, on a sample, extrapolated;
 - a ``dig`` loop (one process per query), on a small sample, if dig is installed.
 
-Usage: .venv/bin/python bench/bench_dr_check.py [--zones 10000] [--runs 3]
+With ``--failover-zones N`` it also times ``dr failover`` of N zones on one remaining
+PowerDNS target (secondaries loaded straight into their sqlite databases, region 1's
+primary and secondary then stopped), and the no-op second run.
+
+Usage: .venv/bin/python bench/bench_dr_check.py [--zones 10000] [--runs 3] [--failover-zones 10000]
 Target (issue 7): under 10 s.
 """
 from __future__ import annotations
@@ -61,11 +65,72 @@ def timed_sample(label: str, pairs: list[tuple[str, object]], func) -> tuple[flo
     return seconds, answered
 
 
+def bench_failover(count: int, tmp: Path) -> list[tuple[str, int, float, float]]:
+    """Rows for ``dr failover`` of ``count`` zones (see the module docstring)."""
+    import sqlite3
+    from contextlib import closing
+
+    from tests.fixtures import dns as fx
+    serial = 1_700_000_000
+    zones = [f"fo{i}.example." for i in range(count)]
+    r1 = fx.PdnsPrimary(tmp / "r1", "127.0.0.2", "region1")
+    r2 = fx.PdnsPrimary(tmp / "r2", "127.0.0.3", "region2")
+    p1 = fx.PdnsSecondary(tmp / "p1", "127.0.0.1")
+    p2 = fx.PdnsSecondary(tmp / "p2", "127.0.0.4")
+    servers = [r1, r2, p1, p2]
+    try:
+        for server in servers:
+            server.start()
+        for primary in (r1, r2):
+            primary.add_zones(zones, serial)
+        for secondary, masters in ((p1, f"{r1.master},{r2.master}"), (p2, f"{r2.master},{r1.master}")):
+            with closing(sqlite3.connect(secondary.db_path)) as con, con:
+                for zone in zones:
+                    name = zone.rstrip(".")
+                    zid = con.execute("INSERT INTO domains (name, type, master) VALUES (?, 'SLAVE', ?)",
+                                      (name, masters)).lastrowid
+                    con.executemany("INSERT INTO records (domain_id, name, type, content, ttl, prio, disabled,"
+                                    " auth) VALUES (?, ?, ?, ?, 5, 0, 0, 1)",
+                                    [(zid, n, t, c) for n, t, c in fx.zone_records(name, serial)])
+        pools = tmp / "pools-failover.yaml"
+        targets = [(p1, r1, "region1", f"masters_region2: '{r2.master}'"),
+                   (p2, r2, "region2", f"masters_region1: '{r1.master}'\n      region_preference: region2,region1")]
+        lines = ["- name: default", "  nameservers:"]
+        lines += [f"  - {{host: {p.address}, port: {p.port}}}" for p, *_ in targets]
+        lines.append("  targets:")
+        for secondary, primary, region, extra in targets:
+            lines += ["  - type: pdns4_dr", f"    masters: [{{host: {primary.address}, port: {primary.port}}}]",
+                      "    options:", f"      host: {secondary.address}", f"      port: '{secondary.port}'",
+                      f"      api_endpoint: {secondary.api_endpoint}", f"      api_token: {secondary.api_key}",
+                      f"      region: {region}", f"      {extra}"]
+        pools.write_text("\n".join(lines) + "\n")
+        r1.stop()
+        p1.stop()
+        rows = []
+        for label in ("dr failover --lost region1", "dr failover again (nothing to do)"):
+            out = io.StringIO()
+            started = time.perf_counter()
+            with contextlib.redirect_stdout(out):
+                code = main(["dr", "failover", "--lost", "region1", "--pools", str(pools), "--wait", "300"])
+            seconds = time.perf_counter() - started
+            last = out.getvalue().strip().splitlines()[-1] if out.getvalue().strip() else ""
+            print(f"  {label}: exit {code}, {seconds:.1f}s; {last}", file=sys.stderr)
+            if code != 0:
+                raise SystemExit(f"error: {label} failed (exit {code})")
+            rows.append((f"{label} ({count} zones, 1 PowerDNS target)", count, seconds, seconds))
+        return rows
+    finally:
+        for server in servers:
+            server.stop()
+
+
 def main_bench() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--zones", type=int, default=10000)
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--sample", type=int, default=1500, help="queries per baseline sample")
+    parser.add_argument("--failover-zones", type=int, default=0, metavar="N",
+                        help="also time dr failover of N zones (0: skip)")
     args = parser.parse_args()
 
     zones = {f"bench{i}.example.": 1_700_000_000 + i for i in range(args.zones)}
@@ -160,6 +225,12 @@ def main_bench() -> int:
         for label, queried, measured, full in rows:
             print(f"| {label:<50} | {queried:>11} | {measured:>10.2f} | {full:>13.2f} | {full / ours_s:>7.1f}x |")
         print(f"\nours: {total / ours_s:,.0f} queries/s; {'PASS' if ours_s < 10 else 'FAIL'} (< 10 s)")
+        if args.failover_zones:
+            fo_rows = bench_failover(args.failover_zones, tmp)
+            print(f"\n| {'failover':<68} | {'seconds':>8} | {'zones/s':>8} |")
+            print(f"|{'-' * 70}|{'-' * 10}|{'-' * 10}|")
+            for label, count, seconds, _ in fo_rows:
+                print(f"| {label:<68} | {seconds:>8.1f} | {count / seconds:>8.0f} |")
         return 0 if ours_s < 10 else 1
     finally:
         for server in servers:
