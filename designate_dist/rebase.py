@@ -653,7 +653,19 @@ def _check_can_start(distro: Distro, request: RebaseRequest) -> None:
 
 def rebase(distro: Distro, request: RebaseRequest, *, progress: Progress = _quiet,
            cache: Path | None = None) -> RebaseReport:
-    """Start a rebase onto ``request.version``; raise :class:`RebaseConflict` when it stops."""
+    """Start a rebase onto ``request.version``; raise :class:`RebaseConflict` when it stops.
+
+    A real rebase holds the build lock: no build reads the pin or the series while they change.
+    """
+    if request.dry_run:
+        return _rebase(distro, request, progress=progress, cache=cache)
+    from designate_dist.pipeline import build_lock
+    with build_lock(distro):
+        return _rebase(distro, request, progress=progress, cache=cache)
+
+
+def _rebase(distro: Distro, request: RebaseRequest, *, progress: Progress,
+            cache: Path | None) -> RebaseReport:
     _check_can_start(distro, request)
     new_pin = request.new_pin(distro.pin)
     series = read_series(distro.root)
@@ -751,6 +763,12 @@ def _finish(run: _Run) -> None:
 
 def rebase_continue(distro: Distro, *, progress: Progress = _quiet) -> RebaseReport:
     """Take the developer's resolution of the stopped patch and go on."""
+    from designate_dist.pipeline import build_lock
+    with build_lock(distro):
+        return _rebase_continue(distro, progress=progress)
+
+
+def _rebase_continue(distro: Distro, *, progress: Progress) -> RebaseReport:
     state = _read_state(distro)
     if state is None:
         raise RebaseStateError("no rebase in progress", hint="start one with `designate-dist rebase --onto VERSION`")
@@ -798,6 +816,12 @@ def rebase_continue(distro: Distro, *, progress: Progress = _quiet) -> RebaseRep
 
 def rebase_abort(distro: Distro) -> list[str]:
     """Put the repository back exactly as before the rebase; return the files restored."""
+    from designate_dist.pipeline import build_lock
+    with build_lock(distro):
+        return _rebase_abort(distro)
+
+
+def _rebase_abort(distro: Distro) -> list[str]:
     state = _read_state(distro)
     if state is None:
         raise RebaseStateError("no rebase in progress")

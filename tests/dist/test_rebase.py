@@ -7,6 +7,7 @@ would from a new shell.
 """
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import json
 import os
@@ -37,7 +38,7 @@ def run_fresh(*argv: str, cwd: Path = REPO) -> subprocess.CompletedProcess:
                           env={**os.environ, "PYTHONPATH": str(REPO)})
 
 
-def snapshot(root: Path, skip: tuple[str, ...] = (".work/rebase",)) -> dict[str, str]:
+def snapshot(root: Path, skip: tuple[str, ...] = (".work/rebase", ".work/build.lock")) -> dict[str, str]:
     """sha256 of every file below ``root`` (git's own files included)."""
     result = {}
     for path in sorted(root.rglob("*")):
@@ -235,6 +236,18 @@ class TestRebaseTriage(RebaseCase):
                       second.stderr)
         self.assertEqual(0, run_fresh("--distro", str(self.root), "rebase", "--abort").returncode)
         self.assertEqual(before, snapshot(self.root))
+
+    def test_refused_while_a_build_holds_the_lock(self) -> None:
+        lock_dir = self.root / ".work"
+        lock_dir.mkdir(exist_ok=True)
+        with open(lock_dir / "build.lock", "a+") as handle:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            handle.write("pid 4242")
+            handle.flush()
+            outcome = run_cli(*self.fx.rebase_args())
+        self.assertEqual(1, outcome.code)
+        self.assertIn("another designate-dist build is running", outcome.stderr)
+        self.assertEqual("1.0.0", load_distro(self.root).pin.version)
 
     def test_usage_errors(self) -> None:
         no_hash = run_cli("--distro", str(self.root), "rebase", "--onto", NEW_VERSION)
