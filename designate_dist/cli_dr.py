@@ -10,7 +10,7 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-from designate_dist.errors import EXIT_OK, UsageError
+from designate_dist.errors import EXIT_OK, ConfigError, UsageError
 
 Add = Callable[..., argparse.ArgumentParser]
 
@@ -35,6 +35,8 @@ def cmd_check(args: argparse.Namespace) -> int:
     from designate_dr.ops.pools import load_pools
     pools = load_pools(args.pools)
     zones = _zones(args, pools)
+    if not zones:
+        raise ConfigError("no zones to check", hint="give --zones FILE or --from-api URL")
     report = check.check(pools, zones, timeout=args.timeout, retries=args.retries)
     if args.state:
         check.save_state(args.state, report)

@@ -136,6 +136,11 @@ class TestCheck(unittest.TestCase):
                           "content, but found '<stream end>'"], outcome.stderr.splitlines())
         missing = run_cli("dr", "check", "--pools", str(self.pools), "--zones", "/nonexistent/zones")
         self.assertEqual(1, missing.code)
+        self.zones.write_text("# nothing yet\n")
+        self.pools.write_text(pools_yaml([("region1", self.bind)]))
+        empty = self.check()
+        self.assertEqual((1, ["error: no zones to check (give --zones FILE or --from-api URL)"]),
+                         (empty.code, empty.stderr.splitlines()))
 
     def assert_prometheus(self, text: str) -> None:
         declared: set[str] = set()
