@@ -11,6 +11,7 @@ import os
 import secrets
 import tempfile
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 
 import designate.conf
 import testtools
@@ -126,6 +127,15 @@ class _Scenarios:
         self.assertEqual({zone.name: [r1.master, r2.master]},
                          {k: v for k, v in self.module.list_zones(self.options()).items()
                           if k == zone.name})
+
+    def test_parallel_creates_as_worker_threads_make_them(self) -> None:
+        zones = [zone_object(f"p{uuid.uuid4().hex[:10]}.example.", 15) for _ in range(24)]
+        self.regions.add_zones([z.name for z in zones], 15)
+        backend = self.backend()
+        with ThreadPoolExecutor(max_workers=12) as pool:
+            list(pool.map(lambda z: backend.create_zone(None, z), zones))
+        for zone in zones:
+            self.assertArrives(zone.name, 15)
 
     def test_create_existing_zone_converges_in_place(self) -> None:
         zone = self.new_zone(20)
