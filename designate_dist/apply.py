@@ -84,5 +84,8 @@ def apply_series(distro: Distro, imported: ImportResult, series: PatchSeries, *,
         applied.append(AppliedPatch(patch, commit))
         state["commits"] = [a.commit for a in applied]
         state["head"] = commit
-        write_state(tree, state)
+        # Per patch: atomic but not fsynced (a stale state after a crash only
+        # means the series is re-applied: reuse checks the tree's head first).
+        write_state(tree, state, durable=False)
+    write_state(tree, state)
     return ApplyResult(tree.path, imported.upstream_commit, tuple(applied), tree.head(), reused=False)

@@ -8,15 +8,20 @@ from pathlib import Path
 from typing import Any
 
 
-def write_bytes(path: Path, data: bytes, *, mode: int | None = None) -> None:
-    """Write ``data`` to ``path`` so that readers see the old or the new file, never half."""
+def write_bytes(path: Path, data: bytes, *, mode: int | None = None, durable: bool = True) -> None:
+    """Write ``data`` to ``path`` so that readers see the old or the new file, never half.
+
+    ``durable=False`` skips the fsync: still atomic for readers, but after a crash
+    the old content may come back.  Only for state that is checked before use.
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
             handle.flush()
-            os.fsync(handle.fileno())
+            if durable:
+                os.fsync(handle.fileno())
         if mode is not None:
             os.chmod(tmp, mode)
         elif path.exists():
@@ -29,9 +34,9 @@ def write_bytes(path: Path, data: bytes, *, mode: int | None = None) -> None:
         raise
 
 
-def write_text(path: Path, text: str, *, mode: int | None = None) -> None:
-    write_bytes(path, text.encode("utf-8"), mode=mode)
+def write_text(path: Path, text: str, *, mode: int | None = None, durable: bool = True) -> None:
+    write_bytes(path, text.encode("utf-8"), mode=mode, durable=durable)
 
 
-def write_json(path: Path, data: Any) -> None:
-    write_text(path, json.dumps(data, indent=2, sort_keys=True) + "\n")
+def write_json(path: Path, data: Any, *, durable: bool = True) -> None:
+    write_text(path, json.dumps(data, indent=2, sort_keys=True) + "\n", durable=durable)

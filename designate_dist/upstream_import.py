@@ -52,9 +52,9 @@ def read_state(tree: WorkTree) -> dict:
         return {}
 
 
-def write_state(tree: WorkTree, state: dict) -> None:
+def write_state(tree: WorkTree, state: dict, *, durable: bool = True) -> None:
     from designate_dist.atomic import write_json
-    write_json(tree.git_dir / STATE_FILE, state)
+    write_json(tree.git_dir / STATE_FILE, state, durable=durable)
 
 
 def _safe_members(archive: tarfile.TarFile, dest: Path) -> list[tarfile.TarInfo]:
