@@ -32,10 +32,10 @@ from typing import Any
 
 import requests
 from designate import exceptions
-from designate.backend import base
 
 from designate_dr.backend.common import (
     Master,
+    RegionBackend,
     RepointResult,
     bool_option,
     bounded_map,
@@ -44,7 +44,6 @@ from designate_dr.backend.common import (
     master_serial,
     option,
     parse_masters,
-    region_masters,
     zone_name,
 )
 from designate_dr.backend.rndc import RndcCommandFailed, RndcError, RndcPool, load_key
@@ -214,42 +213,28 @@ class BindControl:
                 for z in zones if str(z.get("type", "")).lower() in _SECONDARY}
 
 
-class Bind9DRBackend(base.Backend):
-    """BIND secondaries fed by the mdns of every region."""
+class Bind9DRBackend(RegionBackend):
+    """BIND secondaries fed by the mdns of every region (addzone/modzone/delzone over rndc)."""
 
     __plugin_name__ = "bind9_dr"
-    __backend_status__ = "untested"
 
     def __init__(self, target: Any) -> None:
         super().__init__(target)
         self.control = BindControl(self.options)
-        self.zone_masters = region_masters(self.options, self.masters)
-        if not self.zone_masters:
-            raise exceptions.Backend("bind9_dr: no masters: set masters_<region> options or the "
-                                     "target's masters")
 
     @staticmethod
     def _file(zone: Any, name: str) -> str:
         zone_id = zone.get("id") if hasattr(zone, "get") else None
         return f"slave.{name}.{zone_id}" if zone_id else f"slave.{name}.db"
 
-    def create_zone(self, context: Any, zone: Any) -> None:
-        """addzone, or converge an existing zone's masters in place."""
-        name = zone_name(zone["name"])
-        if self.control.converge(name, self.zone_masters, self._file(zone, name)):
-            LOG.info("bind9_dr: %s now transfers from %s", name,
-                     ", ".join(map(str, self.zone_masters)))
+    def _converge(self, name: str, zone: Any) -> bool:
+        return self.control.converge(name, self.zone_masters, self._file(zone, name))
 
-    def update_zone(self, context: Any, zone: Any) -> None:
-        """Converge the zone's masters (creating it when missing)."""
-        self.create_zone(context, zone)
+    def _delete(self, name: str, hard: bool) -> bool:
+        return self.control.delete(name, clean=hard)
 
-    def delete_zone(self, context: Any, zone: Any, zone_params: Any = None) -> None:
-        """delzone; a zone that is not there counts as deleted."""
-        name = zone_name(zone["name"])
-        hard = bool(zone_params and zone_params.get("hard_delete"))
-        if not self.control.delete(name, clean=hard):
-            LOG.info("bind9_dr: %s was not on %s; nothing to delete", name, self.control.host)
+    def _server(self) -> str:
+        return self.control.host
 
 
 def list_zones(options: Any, *, concurrency: int = 8) -> dict[str, list[str]]:

@@ -19,6 +19,7 @@ zone keeps transferring when one region's mdns is gone.
 from __future__ import annotations
 
 import ipaddress
+import logging
 import re
 from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
@@ -31,7 +32,9 @@ import dns.query
 import dns.rcode
 import dns.rdatatype
 from designate import exceptions
+from designate.backend import base
 
+_LOG = logging.getLogger(__name__)
 DEFAULT_MASTER_PORT = 5354
 MASTERS_PREFIX = "masters_"
 _LABEL = re.compile(r"^(?!-)[a-z0-9_-]{1,63}(?<!-)$")
@@ -245,3 +248,51 @@ def master_serial(zone: str, masters: Iterable[Master], timeout: float = 2.0,
             if rrset.rdtype == dns.rdatatype.SOA:
                 return int(rrset[0].serial)
     return None
+
+
+class RegionBackend(base.Backend):
+    """create/update/delete shared by the DR plugins.
+
+    Every zone gets the masters of all regions (:func:`region_masters`);
+    create converges an existing zone in place, update is create, delete of a
+    missing zone succeeds.  Subclasses say how: :meth:`_converge`, :meth:`_delete`.
+    """
+
+    __backend_status__ = "untested"
+
+    def __init__(self, target: Any) -> None:
+        super().__init__(target)
+        self.zone_masters = region_masters(self.options, self.masters)
+        if not self.zone_masters:
+            raise exceptions.Backend(f"{self.__plugin_name__}: no masters: set "
+                                     "masters_<region> options or the target's masters")
+
+    def _converge(self, name: str, zone: Any) -> bool:
+        """Make ``name`` a secondary of :attr:`zone_masters`; True if anything changed."""
+        raise NotImplementedError
+
+    def _delete(self, name: str, hard: bool) -> bool:
+        """Remove ``name``; False if it was not there."""
+        raise NotImplementedError
+
+    def _server(self) -> str:
+        raise NotImplementedError
+
+    def create_zone(self, context: Any, zone: Any) -> None:
+        """Create the secondary zone, or converge an existing one's masters in place."""
+        name = zone_name(zone["name"])
+        if self._converge(name, zone):
+            _LOG.info("%s: %s now transfers from %s", self.__plugin_name__, name,
+                      ", ".join(map(str, self.zone_masters)))
+
+    def update_zone(self, context: Any, zone: Any) -> None:
+        """Converge the zone's masters (creating it when missing)."""
+        self.create_zone(context, zone)
+
+    def delete_zone(self, context: Any, zone: Any, zone_params: Any = None) -> None:
+        """Delete the zone; a zone that is not there counts as deleted."""
+        name = zone_name(zone["name"])
+        hard = bool(zone_params and zone_params.get("hard_delete"))
+        if not self._delete(name, hard):
+            _LOG.info("%s: %s was not on %s; nothing to delete", self.__plugin_name__, name,
+                      self._server())

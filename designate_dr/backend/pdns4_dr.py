@@ -35,11 +35,11 @@ from typing import Any
 
 import requests
 from designate import exceptions
-from designate.backend import base
 from requests.adapters import HTTPAdapter
 
 from designate_dr.backend.common import (
     Master,
+    RegionBackend,
     RepointResult,
     bounded_map,
     designate_name,
@@ -47,7 +47,6 @@ from designate_dr.backend.common import (
     master_serial,
     option,
     parse_masters,
-    region_masters,
     scrub,
     zone_name,
 )
@@ -218,36 +217,23 @@ def _same_masters(current: Iterable[str], wanted: list[Master]) -> bool:
         return False
 
 
-class PDNS4DRBackend(base.Backend):
-    """PowerDNS secondaries fed by the mdns of every region."""
+class PDNS4DRBackend(RegionBackend):
+    """PowerDNS secondaries fed by the mdns of every region (HTTP API)."""
 
     __plugin_name__ = "pdns4_dr"
-    __backend_status__ = "untested"
 
     def __init__(self, target: Any) -> None:
         super().__init__(target)
         self.api = PdnsApi(self.options)
-        self.zone_masters = region_masters(self.options, self.masters)
-        if not self.zone_masters:
-            raise exceptions.Backend("pdns4_dr: no masters: set masters_<region> options or the "
-                                     "target's masters")
 
-    def create_zone(self, context: Any, zone: Any) -> None:
-        """Create the secondary zone, or converge an existing one in place."""
-        name = zone_name(zone["name"])
-        if self.api.converge(name, self.zone_masters):
-            LOG.info("pdns4_dr: %s now transfers from %s", name,
-                     ", ".join(map(str, self.zone_masters)))
+    def _converge(self, name: str, zone: Any) -> bool:
+        return self.api.converge(name, self.zone_masters)
 
-    def update_zone(self, context: Any, zone: Any) -> None:
-        """Converge the zone's masters (creating it when missing)."""
-        self.create_zone(context, zone)
+    def _delete(self, name: str, hard: bool) -> bool:
+        return self.api.delete(name)
 
-    def delete_zone(self, context: Any, zone: Any, zone_params: Any = None) -> None:
-        """Delete the zone; a zone that is not there counts as deleted."""
-        name = zone_name(zone["name"])
-        if not self.api.delete(name):
-            LOG.info("pdns4_dr: %s was not on %s; nothing to delete", name, self.api.endpoint)
+    def _server(self) -> str:
+        return self.api.endpoint
 
 
 def list_zones(options: Any) -> dict[str, list[str]]:
