@@ -24,7 +24,6 @@ region options of :mod:`designate_dr.backend.common`.
 """
 from __future__ import annotations
 
-import logging
 import re
 import time
 from dataclasses import dataclass
@@ -48,7 +47,6 @@ from designate_dr.backend.common import (
 )
 from designate_dr.backend.rndc import RndcCommandFailed, RndcError, RndcPool, load_key
 
-LOG = logging.getLogger(__name__)
 _SECONDARY = ("secondary", "slave")
 _TSIG_NAME = re.compile(r"^[A-Za-z0-9_.-]{1,255}$")
 

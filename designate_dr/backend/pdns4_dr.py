@@ -27,7 +27,6 @@ operations.
 """
 from __future__ import annotations
 
-import logging
 import time
 import urllib.parse
 from collections.abc import Iterable
@@ -51,7 +50,6 @@ from designate_dr.backend.common import (
     zone_name,
 )
 
-LOG = logging.getLogger(__name__)
 LOCKED_RETRIES = 8
 
 
