@@ -69,6 +69,24 @@ class TestRealPinnedBuild(base.BaseTestCase):
                               text=True, stdout=subprocess.PIPE).stdout
         self.assertIn(f"designate-{version.pep440}.dist-info/METADATA", meta)
 
+        # the shipped package: its venv has the patched Designate (our customs
+        # filters are in it) and loads both DR plugins through Designate's entry points
+        root = self.tmp / "deb-root"
+        subprocess.run(["dpkg-deb", "-x", str(out / debs[0]), str(root)], check=True)
+        python = root / "opt" / "venvs" / "designate" / "bin" / "python"
+        code = ("import importlib.metadata as m\n"
+                "from designate.backend.base import Backend\n"
+                "import designate.api.auth_errors, designate.api.zone_name_policy\n"
+                "eps = {e.name: e for e in m.entry_points(group='designate.backend')}\n"
+                "for name in ('pdns4_dr', 'bind9_dr'):\n"
+                "    cls = eps[name].load()\n"
+                "    print(name, cls.__name__, issubclass(cls, Backend))\n"
+                "print(m.version('designate'))\n")
+        loaded = subprocess.run([str(python), "-c", code], check=True, text=True,
+                                stdout=subprocess.PIPE).stdout.split("\n")
+        self.assertEqual(["pdns4_dr PDNS4DRBackend True", "bind9_dr Bind9DRBackend True",
+                          version.pep440], loaded[:3])
+
         second = self.build("2", "--skip-tests")
         self.assertEqual(0, second.code, second.stderr[-3000:])
         again = json.loads((self.tmp / "out-2" / version.pep440 / "manifest.json").read_text())
