@@ -42,9 +42,34 @@ def _print_report(report, as_json: bool) -> None:
         print(report.table())
 
 
+def _print_status(state: dict | None, as_json: bool) -> int:
+    """Where a stopped rebase stands: from/onto, patches done, the one it stopped at."""
+    if state is None:
+        print(json.dumps({"in_progress": False}) if as_json else "no rebase in progress")
+        return EXIT_OK
+    outcomes = state.get("outcomes", [])
+    stopped = next((o for o in outcomes if o.get("status") == "conflict"), None)
+    summary = {"in_progress": True, "from": state.get("from"), "onto": state.get("onto"),
+               "work_tree": state.get("tree"), "done": sum(o is not stopped for o in outcomes),
+               "stopped_at": (f"{stopped['series']}/{stopped['file']}" if stopped else None),
+               "files": list(stopped.get("files", ())) if stopped else []}
+    if as_json:
+        print(json.dumps(summary, indent=2, sort_keys=True))
+        return EXIT_OK
+    print(f"rebase {summary['from']} -> {summary['onto']} in progress in {summary['work_tree']}: "
+          f"{summary['done']} patch(es) done")
+    if stopped:
+        print(f"stopped at {summary['stopped_at']}: conflicts in {', '.join(summary['files'])}")
+    print("next: resolve, `git add` the files, then `designate-dist rebase --continue`; "
+          "or `designate-dist rebase --abort`")
+    return EXIT_OK
+
+
 def cmd_rebase(args: argparse.Namespace) -> int:
     from designate_dist import rebase as rb
     distro = _distro(args)
+    if args.status:
+        return _print_status(rb.rebase_status(distro), args.json)
     if args.abort:
         restored = rb.rebase_abort(distro)
         if not args.quiet:
@@ -96,6 +121,8 @@ def register(add: Add) -> None:
                       help="go on after resolving a conflict (the resolution is exported into the patch)")
     what.add_argument("--abort", action="store_true",
                       help="stop the rebase; restore the pin, series, patch files and work tree")
+    what.add_argument("--status", action="store_true",
+                      help="say whether a rebase is stopped, where, and what to do next")
     reb.add_argument("--sha256", metavar="HASH", help="sha256 of the new archive (pypi and file sources)")
     reb.add_argument("--source", choices=SOURCE_KINDS, help="source kind (default: the pin's)")
     reb.add_argument("--path", metavar="PATH", help="file source: tarball or mirror directory")

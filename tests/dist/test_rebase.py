@@ -177,6 +177,13 @@ class TestRebaseTriage(RebaseCase):
         again = run_cli(*self.fx.rebase_args())
         self.assertEqual(1, again.code)
         self.assertIn("a rebase onto 1.1.0 is already in progress", again.stderr)
+        # --status from a new shell says where the rebase stands (5 triaged: 4 commits, 1 upstream)
+        status = run_fresh("--distro", str(self.root), "rebase", "--status", "--json")
+        self.assertEqual(0, status.returncode, status.stderr)
+        self.assertEqual({"in_progress": True, "from": "1.0.0", "onto": "1.1.0",
+                          "work_tree": str(self.rebase_tree), "done": 5,
+                          "stopped_at": "customs/0003-conflict.patch",
+                          "files": ["designate/api/middleware.py"]}, json.loads(status.stdout))
         # --continue with the conflict unresolved: still exit 3, naming the file
         early = run_fresh("--distro", str(self.root), "rebase", "--continue")
         self.assertEqual(3, early.returncode)
@@ -196,6 +203,8 @@ class TestRebaseTriage(RebaseCase):
         self.assertIn('+        raise ValueError("zone name %s must be fully qualified (end with a dot)" % name)',
                       resolved)
         self.assert_finished(report)
+        self.assertEqual("no rebase in progress\n",
+                         run_fresh("--distro", str(self.root), "rebase", "--status").stdout)
 
     def test_continue_with_a_commit_made_by_the_developer(self) -> None:
         self.assertEqual(3, run_cli(*self.fx.rebase_args()).code)
