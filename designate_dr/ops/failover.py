@@ -122,6 +122,10 @@ class Outcome:
             return DRFailed(f"{len(self.failed)} zone(s) could not be re-pointed (first: {first[0]}: "
                             f"{first[1]}); run the {self.plan.action} again")
         open_problems = [p for p in self.serial_problems if not p.fixed_serial]
+        missing = [p for p in open_problems if p.primary is None]
+        if missing and not self.dry_run:
+            return DRFailed(f"{len(missing)} zone(s) not served by any master of the remaining "
+                            f"regions (first: {missing[0].zone}); see the fixes above")
         if open_problems and not self.dry_run:
             return DRFailed(f"{len(open_problems)} zone(s) have a served serial above their masters' "
                             f"(first: {open_problems[0].zone}); see the fixes above")

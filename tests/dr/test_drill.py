@@ -290,6 +290,27 @@ class TestFailoverDrill(testtools.TestCase):
         print(f"\nDR drill: {figures['zones']} zones x 3 nameservers, failover {figures['failover_s']:.1f}s "
               f"(incl. serial fix), failback {figures['failback_s']:.1f}s", file=sys.stderr)
 
+    def test_zone_no_surviving_master_serves_is_reported(self) -> None:
+        # region 2's database lost a zone: after losing region 1 nobody can serve it
+        gone = self.zones[1]
+        self.r2.remove_zone(gone)
+        for server in (self.r1, self.p1, self.b1):
+            server.stop()
+        lost = ("dr", "failover", "--lost", "region1", "--pools", str(self.pools), "--wait", "10")
+        dry = run_cli(*lost, "--dry-run")
+        self.assertEqual(0, dry.code, dry.stdout + dry.stderr)
+        self.assertIn(f"zone {gone}: no master of the remaining regions serves it (served serial {SERIAL}); "
+                      "create it in Designate or restore its database", dry.stdout)
+        fail = run_cli(*lost)
+        self.assertEqual(1, fail.code, fail.stdout + fail.stderr)
+        self.assertEqual([f"error: 1 zone(s) not served by any master of the remaining regions "
+                          f"(first: {gone}); see the fixes above"], fail.error_lines)
+        # everything else was done: the other zones are served by region 2 from its master
+        self.assertEqual(1, len(self.backups()))
+        for zone in self.zones:
+            if zone != gone:
+                self.assertEqual(SERIAL, dns.soa_serial(zone, self.p2))
+
     def test_bad_input_changes_nothing(self) -> None:
         lost = ("dr", "failover", "--lost", "region1", "--pools", str(self.pools))
         self.assert_refused(run_cli("dr", "failover", "--lost", "region9", "--pools", str(self.pools)), 1,
