@@ -42,7 +42,8 @@ from designate_dr.backend.common import (
     float_option,
     master_serial,
     option,
-    parse_masters,
+    record_repoint,
+    repoint_masters,
     zone_name,
 )
 from designate_dr.backend.rndc import RndcCommandFailed, RndcError, RndcPool, load_key
@@ -264,12 +265,7 @@ def repoint_zones(options: Any, masters: list[str], *, zones: list[str] | None =
     :class:`designate.exceptions.Backend`.
     """
     started = time.monotonic()
-    try:
-        wanted = parse_masters(masters)
-    except ValueError as exc:
-        raise exceptions.Backend(f"bind9_dr: {exc}") from None
-    if not wanted:
-        raise exceptions.Backend("bind9_dr: repoint_zones needs at least one master")
+    wanted = repoint_masters("bind9_dr", masters)
     result = RepointResult()
     control = BindControl(options)
     try:
@@ -290,15 +286,9 @@ def repoint_zones(options: Any, masters: list[str], *, zones: list[str] | None =
                     todo.append(zone_name(raw))
                 except exceptions.Backend as exc:
                     result.failed[str(raw)] = str(exc)
-        for name, changed, error in bounded_map(
+        record_repoint(result, bounded_map(
                 lambda n: control.converge(n, wanted, create=False, serial=serials.get(n)),
-                todo, concurrency):
-            if error is not None:
-                result.failed[designate_name(name)] = str(error)
-            elif changed:
-                result.changed.append(designate_name(name))
-            else:
-                result.unchanged.append(designate_name(name))
+                todo, concurrency))
     finally:
         control.close()
     result.seconds = time.monotonic() - started

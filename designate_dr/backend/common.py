@@ -250,6 +250,29 @@ def master_serial(zone: str, masters: Iterable[Master], timeout: float = 2.0,
     return None
 
 
+def repoint_masters(plugin: str, masters: str | Iterable[str]) -> list[Master]:
+    """The masters a ``repoint_zones`` call asks for, parsed; a Backend error when none or bad."""
+    try:
+        wanted = parse_masters(masters)
+    except ValueError as exc:
+        raise exceptions.Backend(f"{plugin}: {exc}") from None
+    if not wanted:
+        raise exceptions.Backend(f"{plugin}: repoint_zones needs at least one master")
+    return wanted
+
+
+def record_repoint(result: RepointResult, outcomes: Iterable[tuple[str, Any, BaseException | None]],
+                   *secrets: str | None) -> None:
+    """Sort ``bounded_map`` outcomes of a converge into ``result`` (errors scrubbed of secrets)."""
+    for name, changed, error in outcomes:
+        if error is not None:
+            result.failed[designate_name(name)] = scrub(str(error), *secrets)
+        elif changed:
+            result.changed.append(designate_name(name))
+        else:
+            result.unchanged.append(designate_name(name))
+
+
 class RegionBackend(base.Backend):
     """create/update/delete shared by the DR plugins.
 

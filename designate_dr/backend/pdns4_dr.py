@@ -46,6 +46,8 @@ from designate_dr.backend.common import (
     master_serial,
     option,
     parse_masters,
+    record_repoint,
+    repoint_masters,
     scrub,
     zone_name,
 )
@@ -257,12 +259,7 @@ def repoint_zones(options: Any, masters: list[str], *, zones: list[str] | None =
     :class:`designate.exceptions.Backend`.
     """
     started = time.monotonic()
-    try:
-        wanted = parse_masters(masters)
-    except ValueError as exc:
-        raise exceptions.Backend(f"pdns4_dr: {exc}") from None
-    if not wanted:
-        raise exceptions.Backend("pdns4_dr: repoint_zones needs at least one master")
+    wanted = repoint_masters("pdns4_dr", masters)
     result = RepointResult()
     api = PdnsApi(options, pool_size=concurrency)
     try:
@@ -282,16 +279,10 @@ def repoint_zones(options: Any, masters: list[str], *, zones: list[str] | None =
                     todo.append(name)
                 else:
                     result.failed[designate_name(name)] = "not a secondary zone on this server"
-        for name, changed, error in bounded_map(
+        record_repoint(result, bounded_map(
                 lambda n: api.converge(n, wanted, current[n].get("masters") or [],
                                        _int_or_none(current[n].get("serial"))),
-                todo, concurrency):
-            if error is not None:
-                result.failed[designate_name(name)] = scrub(str(error), api._key)
-            elif changed:
-                result.changed.append(designate_name(name))
-            else:
-                result.unchanged.append(designate_name(name))
+                todo, concurrency), api._key)
     finally:
         api.close()
     result.seconds = time.monotonic() - started
