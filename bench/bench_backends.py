@@ -26,34 +26,22 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-import uuid
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-import designate.conf  # noqa: E402
-from designate import exceptions, objects, policy  # noqa: E402
+from designate import exceptions, objects  # noqa: E402
 from designate.backend.impl_bind9 import Bind9Backend  # noqa: E402
 from designate.backend.impl_pdns4 import PDNS4Backend  # noqa: E402
 
 from designate_dr.backend import bind9_dr, pdns4_dr  # noqa: E402
 from tests.fixtures import dns  # noqa: E402
-
-
-def pool_target(kind: str, options: dict[str, str], masters: list[str]) -> objects.PoolTarget:
-    return objects.PoolTarget(
-        type=kind,
-        options=objects.PoolTargetOptionList(objects=[
-            objects.PoolTargetOption(key=k, value=v) for k, v in options.items()]),
-        masters=objects.PoolTargetMasterList(objects=[
-            objects.PoolTargetMaster(host=m.split(":")[0], port=int(m.split(":")[1]))
-            for m in masters]))
+from tests.fixtures.designate_objects import designate_ready, pool_target, zone_object  # noqa: E402
 
 
 def zones_named(prefix: str, count: int) -> list[objects.Zone]:
-    return [objects.Zone(id=str(uuid.uuid4()), name=f"{prefix}{i}.bench.", serial=1)
-            for i in range(count)]
+    return [zone_object(f"{prefix}{i}.bench.") for i in range(count)]
 
 
 def timed(func, items, failures: list[str] | None = None) -> float:
@@ -134,8 +122,7 @@ def main() -> int:
     args = parser.parse_args()
     n = args.zones
     stock_n = min(n, args.stock_limit or n)
-    designate.conf.CONF([], project="designate", default_config_files=[])
-    policy.init()
+    designate_ready()
 
     kinds = [args.only] if args.only else ["pdns", "bind"]
     regions = dns.Regions(2, secondaries=kinds, xfr_cycle_interval=3600)

@@ -13,41 +13,13 @@ import tempfile
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 
-import designate.conf
 import testtools
-from designate import exceptions, objects, policy
+from designate import exceptions, objects
 from designate.backend import base
 
 from designate_dr.backend import bind9_dr, pdns4_dr
 from tests.fixtures import dns
-
-_DESIGNATE_READY = False
-
-
-def designate_ready() -> None:
-    """What a Designate worker sets up before it builds backends (config, policy)."""
-    global _DESIGNATE_READY
-    if not _DESIGNATE_READY:
-        designate.conf.CONF([], project="designate", default_config_files=[])
-        policy.init()
-        _DESIGNATE_READY = True
-
-
-def pool_target(kind: str, options: dict[str, str], masters: tuple[str, ...] = ()
-                ) -> objects.PoolTarget:
-    """A PoolTarget as the worker builds it from pools.yaml."""
-    return objects.PoolTarget(
-        type=kind,
-        options=objects.PoolTargetOptionList(objects=[
-            objects.PoolTargetOption(key=k, value=v) for k, v in options.items()]),
-        masters=objects.PoolTargetMasterList(objects=[
-            objects.PoolTargetMaster(host=m.split(":")[0], port=int(m.split(":")[1]))
-            for m in masters]))
-
-
-def zone_object(name: str, serial: int = 1) -> objects.Zone:
-    return objects.Zone(id=str(uuid.uuid4()), name=name, serial=serial,
-                        email="hostmaster@example.org", type="PRIMARY")
+from tests.fixtures.designate_objects import designate_ready, pool_target, zone_object
 
 
 class TestEntryPoints(testtools.TestCase):

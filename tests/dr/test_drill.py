@@ -14,44 +14,27 @@ import json
 import sys
 import threading
 import time
-import uuid
 from pathlib import Path
 from urllib.parse import parse_qs, urlparse
 
-import designate.conf
 import fixtures
 import testtools
-from designate import objects, policy
 from designate.backend import base
 
 from designate_dr.backend import pdns4_dr
 from designate_dr.ops.pools import load_pools
 from tests.fixtures import dns
 from tests.fixtures.cli import run_cli
+from tests.fixtures.designate_objects import designate_ready, pool_target, zone_object
 
 N_ZONES = 20
 SERIAL = 1_700_000_000  # Designate's serials are UNIX times
 TOKEN = "drill-token-not-a-secret"
 
 
-def _designate_ready() -> None:
-    if not getattr(_designate_ready, "done", False):
-        designate.conf.CONF([], project="designate", default_config_files=[])
-        policy.init()
-        _designate_ready.done = True
-
-
 def _create_zone(kind: str, options: dict[str, str], masters: list[str], name: str, serial: int) -> None:
     """Create ``name`` on a target through its DR plugin, as Designate's worker does."""
-    target = objects.PoolTarget(
-        type=kind,
-        options=objects.PoolTargetOptionList(objects=[objects.PoolTargetOption(key=k, value=v)
-                                                      for k, v in options.items()]),
-        masters=objects.PoolTargetMasterList(objects=[
-            objects.PoolTargetMaster(host=m.split(":")[0], port=int(m.split(":")[1])) for m in masters]))
-    zone = objects.Zone(id=str(uuid.uuid4()), name=name, serial=serial, email="hostmaster@example.org",
-                        type="PRIMARY")
-    base.Backend.get_driver(kind)(target).create_zone(None, zone)
+    base.Backend.get_driver(kind)(pool_target(kind, options, masters)).create_zone(None, zone_object(name, serial))
 
 
 class StandInAPI(http.server.ThreadingHTTPServer):
@@ -120,7 +103,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
 class TestFailoverDrill(testtools.TestCase):
     def setUp(self) -> None:
         super().setUp()
-        _designate_ready()
+        designate_ready()
         tmp = Path(self.useFixture(fixtures.TempDir()).path)
         self.p1 = self.useFixture(dns.PdnsSecondary(tmp / "p1", "127.0.0.1"))
         self.b1 = self.useFixture(dns.BindSecondary(tmp / "b1", "127.0.0.1"))
