@@ -13,6 +13,7 @@ import os
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 from designate_dist import tool_version
 from designate_dist.distro import Distro, load_distro
@@ -80,14 +81,21 @@ def cmd_lock(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _positive(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError("must be >= 1")
-    return value
+def number_arg(kind: Callable[[str], Any], minimum: float, *, inclusive: bool = True
+               ) -> Callable[[str], Any]:
+    """An argparse ``type``: ``kind(text)``, at least (or, not inclusive, above) ``minimum``."""
+    def parse(text: str) -> Any:
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+        if value < minimum or (value == minimum and not inclusive):
+            raise argparse.ArgumentTypeError(f"must be {'>=' if inclusive else '>'} {minimum:g}")
+        return value
+    return parse
+
+
+_positive = number_arg(int, 1)
 
 
 class _Parser(argparse.ArgumentParser):

@@ -10,6 +10,7 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
+from designate_dist.cli import number_arg
 from designate_dist.errors import EXIT_OK, ConfigError, UsageError
 
 Add = Callable[..., argparse.ArgumentParser]
@@ -89,31 +90,9 @@ def cmd_dr(args: argparse.Namespace) -> int:
     return handler(args)
 
 
-def _positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if value <= 0:
-        raise argparse.ArgumentTypeError("must be > 0")
-    return value
-
-
-def _positive_int(text: str) -> int:
-    value = _count(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError("must be >= 1")
-    return value
-
-
-def _count(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError("must be >= 0")
-    return value
+_positive_float = number_arg(float, 0, inclusive=False)
+_positive_int = number_arg(int, 1)
+_count = number_arg(int, 0)
 
 
 def register(add: Add) -> None:
