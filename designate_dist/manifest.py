@@ -47,13 +47,15 @@ class Manifest:
     artifacts: list[dict[str, Any]] = field(default_factory=list)
     tests: dict[str, Any] = field(default_factory=dict)
     inputs: dict[str, str] = field(default_factory=dict)
+    #: ``{"migration_head": <alembic revision or None>}``: what a rollback must respect.
+    database: dict[str, Any] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
         return {"format": FORMAT, "tool": {"name": "designate-dist", "version": tool_version()},
                 "upstream": self.upstream, "distro_version": self.distro_version,
                 "source_date_epoch": self.source_date_epoch, "inputs_digest": self.inputs_digest,
                 "inputs": self.inputs, "patches": self.patches, "artifacts": self.artifacts,
-                "tests": self.tests}
+                "tests": self.tests, "database": self.database}
 
     def write(self, directory: Path) -> Path:
         path = directory / MANIFEST

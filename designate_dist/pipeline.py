@@ -25,6 +25,7 @@ from designate_dist.apply import ApplyResult, apply_series
 from designate_dist.distro import Distro
 from designate_dist.errors import BuildLocked
 from designate_dist.fetch import FetchResult, cache_root, fetch, sha256_of
+from designate_dist.migrations import migration_head
 from designate_dist.series import PatchSeries, read_series
 from designate_dist.upstream_import import import_upstream
 from designate_dist.wheel import WheelRequest, build_wheel
@@ -241,7 +242,7 @@ def _build_into(distro: Distro, prepared: PrepareResult, staging: Path, inputs: 
         source_date_epoch=epoch, inputs_digest=digest, inputs=inputs,
         patches=[a.as_manifest() for a in prepared.applied.applied],
         artifacts=[manifest_mod.artifact_entry(p, staging) for p in artifacts],
-        tests=tests)
+        tests=tests, database={"migration_head": migration_head(prepared.work_tree)})
     man.write(staging)
     return artifacts + [staging / manifest_mod.MANIFEST]
 
