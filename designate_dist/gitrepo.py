@@ -466,6 +466,63 @@ class WorkTree:
             raise _git_error(f"branch {name}", exc) from exc
 
 
+    # -- releases of the distribution repository (designate_dist.release) -----------
+    def tags_merged(self, pattern: str, rev: str = "HEAD") -> list[str]:
+        """Tags matching the glob ``pattern`` that point at ``rev`` or one of its ancestors."""
+        try:
+            return self.repo.git.tag("--list", "--merged", rev, pattern).split()
+        except git.GitCommandError as exc:
+            raise _git_error("tag --merged", exc) from exc
+
+    def tag_target(self, name: str) -> str | None:
+        """The commit the tag ``name`` points to, or None when there is no such tag."""
+        return self.resolve(f"refs/tags/{name}^{{commit}}")
+
+    def files_at(self, rev: str, paths: list[str]) -> dict[str, bytes]:
+        """The bytes of every file at ``rev`` under ``paths`` (files or directories)."""
+        tree = self.repo.commit(rev).tree
+        found: dict[str, bytes] = {}
+        for path in paths:
+            try:
+                item = tree / path
+            except KeyError:
+                continue
+            blobs = [item] if item.type == "blob" else [b for b in item.traverse() if b.type == "blob"]
+            for blob in blobs:
+                found[blob.path] = blob.data_stream.read()
+        return found
+
+    def has_identity(self) -> bool:
+        """True when git knows who commits (user.name/user.email or GIT_* variables)."""
+        try:
+            self.repo.git(c="user.useConfigOnly=true").var("GIT_COMMITTER_IDENT")
+            self.repo.git(c="user.useConfigOnly=true").var("GIT_AUTHOR_IDENT")
+        except git.GitCommandError:
+            return False
+        return True
+
+    def commit_paths(self, paths: list[str], message: str, env: Mapping[str, str] | None = None) -> str:
+        """Stage ``paths`` and commit exactly them, with git's own identity unless ``env`` sets one."""
+        try:
+            with self._env(dict(env or {})):
+                self.repo.git.add("--", *paths)
+                self.repo.git.commit("--quiet", "--no-verify", "--cleanup=verbatim",
+                                     "-F", self._message_file(message), "--", *paths)
+        except git.GitCommandError as exc:
+            raise _git_error("commit", exc) from exc
+        return self.head()
+
+    def annotated_tag(self, name: str, rev: str, message: str,
+                      env: Mapping[str, str] | None = None) -> None:
+        """``git tag --annotate name rev`` with ``message``; never moves an existing tag."""
+        try:
+            with self._env(dict(env or {})):
+                self.repo.git.tag("--annotate", "--cleanup=verbatim", "-F", self._message_file(message),
+                                  name, rev)
+        except git.GitCommandError as exc:
+            raise _git_error(f"tag {name}", exc) from exc
+
+
 def clone_at_tag(url: str, tag: str, dest: Path) -> str:
     """Clone ``url`` into ``dest`` (no checkout) and return the commit ``tag`` points to."""
     try:

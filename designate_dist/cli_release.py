@@ -1,0 +1,65 @@
+"""The ``release`` command: argument parsing and printing only.
+
+``designate_dist.cli`` calls :func:`register` with its ``add(name, handler, help)``.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+from designate_dist.distro import load_distro
+from designate_dist.errors import EXIT_OK
+
+Add = Callable[..., argparse.ArgumentParser]
+
+
+def _positive(text: str) -> int:
+    from designate_dist.cli import number_arg
+    return number_arg(int, 1)(text)
+
+
+def cmd_release(args: argparse.Namespace) -> int:
+    from designate_dist.release import release
+    distro = load_distro(args.distro, args.work_dir)
+    quiet = args.quiet or args.json
+    result = release(distro, dry_run=args.dry_run, build=not args.no_build,
+                     output=Path(args.output) if args.output else None, skip_tests=args.skip_tests,
+                     concurrency=args.concurrency,
+                     progress=(lambda m: None) if quiet else
+                     (lambda m: print(m, file=sys.stderr, flush=True)))
+    plan = result.plan
+    if args.json:
+        data = plan.as_json()
+        data.update({"dry_run": result.dry_run, "commit": result.commit,
+                     "build_dir": str(result.build_dir) if result.build_dir else None})
+        print(json.dumps(data, indent=2, sort_keys=True, ensure_ascii=False))
+        return EXIT_OK
+    if result.dry_run:
+        what = "resume" if plan.resume else "release"
+        print(f"would {what} {plan.version.pep440} ({plan.version.debian}) as tag {plan.tag}"
+              + (f", after {plan.previous_tag}" if plan.previous_tag and not plan.resume else ""))
+        print()
+        print(plan.debian_entry(), end="")
+        return EXIT_OK
+    print(result.tag)
+    print(result.build_dir)
+    return EXIT_OK
+
+
+def register(add: Add) -> None:
+    rel = add("release", cmd_release,
+              "bump the distro revision, write the changelogs, commit, build, check the manifest "
+              "against HEAD and tag debian/<version>")
+    rel.add_argument("--dry-run", action="store_true",
+                     help="print the next version, the tag and the changelog entry; change nothing")
+    rel.add_argument("--no-build", action="store_true",
+                     help="do not build: the existing build of the version must match HEAD")
+    rel.add_argument("--skip-tests", action="store_true",
+                     help="build without upstream's unit tests (recorded in the manifest)")
+    rel.add_argument("--output", metavar="DIR", help="build output root (default: DISTRO/dist)")
+    rel.add_argument("--concurrency", type=_positive, metavar="N",
+                     help="test workers (default: CPU count)")
+    rel.add_argument("--json", action="store_true", help="print the plan (and result) as JSON")
