@@ -1,0 +1,69 @@
+"""The ``publish`` command: argument parsing and printing only.
+
+``designate_dist.cli`` calls :func:`register` with its ``add(name, handler, help)``.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+from designate_dist.distro import load_distro
+from designate_dist.errors import EXIT_OK
+
+Add = Callable[..., argparse.ArgumentParser]
+
+
+def _progress(args: argparse.Namespace) -> Callable[[str], None]:
+    if args.quiet:
+        return lambda message: None
+    return lambda message: print(message, file=sys.stderr, flush=True)
+
+
+def cmd_publish(args: argparse.Namespace) -> int:
+    from designate_dist.publish import PublishRequest, publish
+    distro = None
+    if args.build is None or args.lock is None:
+        distro = load_distro(args.distro, args.work_dir)
+    if args.build is not None:
+        build_dir = Path(args.build)
+    else:
+        out_root = Path(args.output) if args.output else distro.root / "dist"
+        build_dir = out_root / distro.pin.distro_version.pep440
+    result = publish(PublishRequest(
+        repo=Path(args.repo), build_dir=build_dir.resolve(),
+        lock_file=Path(args.lock) if args.lock else distro.lock_file,
+        wheelhouse=Path(args.wheelhouse).resolve() if args.wheelhouse else None,
+        lock_timeout=args.wait), progress=_progress(args))
+    print(result.summary())
+    return EXIT_OK
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError("must be >= 0")
+    return value
+
+
+def register(add: Add) -> None:
+    pub = add("publish", cmd_publish,
+              "add a build's debs, wheels, dependency wheels, lock and manifest to a local apt + pip "
+              "repository directory (earlier releases are kept)")
+    pub.add_argument("--repo", metavar="DIR", required=True,
+                     help="the repository directory (created if missing)")
+    pub.add_argument("--build", metavar="DIR",
+                     help="the build directory with manifest.json (default: OUTPUT/<pep440 of the pin>)")
+    pub.add_argument("--output", metavar="DIR", help="output root of the build (default: DISTRO/dist)")
+    pub.add_argument("--lock", metavar="FILE",
+                     help="the lock file the build was made with (default: DISTRO/build/constraints.txt; "
+                          "its sha256 must match the manifest)")
+    pub.add_argument("--wheelhouse", metavar="DIR",
+                     help="the dependency wheels with SHA256SUMS (default: the deb stage's cache, "
+                          "<cache>/wheelhouse/<sha256 of the lock>)")
+    pub.add_argument("--wait", type=_seconds, metavar="SECONDS", default=600.0,
+                     help="how long to wait for another publisher's lock (default: 600)")

@@ -1,0 +1,548 @@
+"""publish: a build into a local apt + pip repository, read back by real apt and real pip.
+
+The builds are small but real: .deb files made by ``dpkg-deb --build``, wheels
+that pip installs, a wheelhouse with SHA256SUMS in the cache layout of the
+deb stage, and a manifest shaped like the build's.  The Designate build itself
+is too slow to run here.
+"""
+from __future__ import annotations
+
+import getpass
+import gzip
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import zipfile
+from pathlib import Path
+
+import fixtures
+from oslotest import base
+
+from designate_dist.errors import BuildLocked, ConfigError, VerificationError
+from designate_dist.publish import PublishConflict, PublishRequest, compare_debian_versions, publish, repo_lock
+from tests.fixtures.cli import run_cli
+
+EPOCHS = {1: 1_700_000_500, 2: 1_700_086_400}
+HEADS = {1: "a1b2c3d4e5f6", 2: None}
+DEPENDENCY = {1: "0.1", 2: "0.2"}       # each revision's lock pins another tinydep
+
+
+def sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def make_wheel(directory: Path, name: str, version: str, *, requires_python: str | None = None,
+               requires: tuple[str, ...] = (), payload: str = "") -> Path:
+    """A valid pure-Python wheel written by hand (METADATA, WHEEL, RECORD)."""
+    dist = name.replace("-", "_")
+    info = f"{dist}-{version}.dist-info"
+    metadata = f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n"
+    if requires_python:
+        metadata += f"Requires-Python: {requires_python}\n"
+    metadata += "".join(f"Requires-Dist: {r}\n" for r in requires)
+    files = {f"{dist}/__init__.py": f"VERSION = {version!r}\n{payload}",
+             f"{info}/METADATA": metadata,
+             f"{info}/WHEEL": "Wheel-Version: 1.0\nGenerator: test\nRoot-Is-Purelib: true\n"
+                              "Tag: py3-none-any\n"}
+    record = "".join(f"{path},sha256={_record_hash(text.encode())},{len(text.encode())}\n"
+                     for path, text in files.items()) + f"{info}/RECORD,,\n"
+    files[f"{info}/RECORD"] = record
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / f"{dist}-{version}-py3-none-any.whl"
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as archive:
+        for member, text in files.items():
+            archive.writestr(zipfile.ZipInfo(member, (1980, 1, 1, 0, 0, 0)), text)
+    return path
+
+
+def _record_hash(data: bytes) -> str:
+    import base64
+    return base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()
+
+
+def make_deb(directory: Path, version: str, *, arch: str = "all", note: str = "") -> Path:
+    """A real .deb of package ``designate`` made by dpkg-deb."""
+    tree = Path(tempfile.mkdtemp(dir=directory, prefix=".debtree-"))
+    (tree / "DEBIAN").mkdir()
+    (tree / "DEBIAN" / "control").write_text(
+        f"Package: designate\nVersion: {version}\nArchitecture: {arch}\n"
+        "Maintainer: Distro Maintainer <distro@example.org>\nInstalled-Size: 1\n"
+        "Depends: adduser\nSection: net\nPriority: optional\n"
+        "Description: tiny designate for the publish tests\n"
+        " Two lines of description,\n .\n the second paragraph.\n")
+    doc = tree / "usr" / "share" / "doc" / "designate"
+    doc.mkdir(parents=True)
+    (doc / "README").write_text(f"designate {version}\n{note}")
+    out = directory / f"designate_{version.split(':')[-1]}_{arch}.deb"
+    subprocess.run(["dpkg-deb", "--root-owner-group", "-Zgzip", "--build", str(tree), str(out)],
+                   check=True, stdout=subprocess.DEVNULL,
+                   env={**os.environ, "SOURCE_DATE_EPOCH": "1700000000"})
+    shutil.rmtree(tree)
+    return out
+
+
+def make_wheelhouse(cache: Path, lock: bytes, wheels: list[Path]) -> Path:
+    """The deb stage's cache layout: <cache>/wheelhouse/<sha256 of the lock>/ with SHA256SUMS."""
+    house = cache / "wheelhouse" / sha256(lock)
+    house.mkdir(parents=True, exist_ok=True)
+    for wheel in wheels:
+        shutil.copyfile(wheel, house / wheel.name)
+    (house / "SHA256SUMS").write_text("".join(
+        f"{sha256((house / w.name).read_bytes())}  {w.name}\n" for w in sorted(wheels)))
+    return house
+
+
+def write_manifest(build: Path, revision: int, lock: bytes) -> None:
+    artifacts = [{"file": str(p.relative_to(build)), "size": p.stat().st_size,
+                  "sha256": sha256(p.read_bytes())}
+                 for p in sorted(build.rglob("*")) if p.is_file() and p.name != "manifest.json"]
+    manifest = {
+        "format": 1, "tool": {"name": "designate-dist", "version": "test"},
+        "upstream": {"name": "designate", "version": "1.0.0", "source": "pypi"},
+        "distro_version": {"revision": str(revision), "pep440": f"1.0.0.post{revision}",
+                           "debian": f"1:1.0.0-{revision}"},
+        "source_date_epoch": EPOCHS[revision], "inputs_digest": "0" * 64,
+        "inputs": {"lock": sha256(lock)}, "patches": [], "artifacts": artifacts,
+        "tests": {"ran": False}, "database": {"migration_head": HEADS[revision]}}
+    (build / "manifest.json").write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
+
+
+class Builds:
+    """Two revisions of a tiny distribution, built (by hand) into ``base/dist``."""
+
+    def __init__(self, base: Path) -> None:
+        self.base = base
+        self.cache = base / "cache"
+        self.dist = base / "dist"
+        self.locks: dict[int, Path] = {}
+        self.builds: dict[int, Path] = {}
+        for revision in (1, 2):
+            self.builds[revision] = self.make_build(revision)
+
+    def make_build(self, revision: int, *, into: Path | None = None, note: str = "") -> Path:
+        pep440 = f"1.0.0.post{revision}"
+        build = (into or self.dist) / pep440
+        build.mkdir(parents=True)
+        dependency = DEPENDENCY[revision]
+        lock = f"# lock of revision {revision}\ntinydep=={dependency}\n".encode()
+        self.locks[revision] = self.base / f"constraints-{revision}.txt"
+        self.locks[revision].write_bytes(lock)
+        make_wheel(build, "designate", pep440, requires_python=">=3.8", requires=("tinydep",))
+        make_wheel(build, "designate-dist", pep440, requires=("designate",))
+        make_deb(build, f"1:1.0.0-{revision}", note=note)
+        (build / "tests").mkdir()
+        (build / "tests" / "tests.log").write_text("no tests\n")
+        dep = make_wheel(self.base / "deps", "tinydep", dependency, requires_python=">=3")
+        make_wheelhouse(self.cache, lock, [dep])
+        write_manifest(build, revision, lock)
+        return build
+
+    def request(self, repo: Path, revision: int, **changes) -> PublishRequest:
+        fields = dict(repo=repo, build_dir=self.builds[revision], lock_file=self.locks[revision],
+                      wheelhouse=self.cache / "wheelhouse" / sha256(self.locks[revision].read_bytes()))
+        fields.update(changes)
+        return PublishRequest(**fields)
+
+
+def snapshot(directory: Path) -> dict[str, tuple[int, int, str]]:
+    """Every file under ``directory``: (inode, mtime_ns, sha256)."""
+    if not directory.exists():
+        return {}
+    return {str(p.relative_to(directory)): (p.stat().st_ino, p.stat().st_mtime_ns,
+                                            sha256(p.read_bytes()))
+            for p in sorted(directory.rglob("*")) if p.is_file()}
+
+
+INDEXES = ("Packages", "Packages.gz", "Release", "releases.json", "simple")
+
+
+def index_bytes(repo: Path) -> dict[str, bytes]:
+    out = {}
+    for name in INDEXES:
+        path = repo / name
+        for file in ([path] if path.is_file() else sorted(path.rglob("*"))):
+            if file.is_file():
+                out[str(file.relative_to(repo))] = file.read_bytes()
+    return out
+
+
+def pip_env() -> dict[str, str]:
+    """pip with no configuration of this machine (its extra indexes and find-links)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PIP_")}
+    env.update({"PIP_CONFIG_FILE": os.devnull, "PIP_DISABLE_PIP_VERSION_CHECK": "1",
+                "PIP_NO_CACHE_DIR": "1", "PIP_NO_INPUT": "1"})
+    return env
+
+
+class AptRoot:
+    """apt with a private configuration: no root, no system sources, status or lists."""
+
+    def __init__(self, base: Path, repo: Path) -> None:
+        self.base = base
+        for sub in ("state/lists/partial", "cache/archives/partial", "download"):
+            (base / sub).mkdir(parents=True, exist_ok=True)
+        (base / "status").write_text("")
+        (base / "sources.list").write_text(f"deb [trusted=yes] file:{repo} ./\n")
+        self.options = []
+        for key, value in (("Dir::Etc::SourceList", base / "sources.list"),
+                           ("Dir::Etc::SourceParts", "/dev/null"),
+                           ("Dir::Etc::Preferences", "/dev/null"),
+                           ("Dir::Etc::PreferencesParts", "/dev/null"),
+                           ("Dir::State", base / "state"), ("Dir::State::status", base / "status"),
+                           ("Dir::Cache", base / "cache"), ("Debug::NoLocking", "1"),
+                           ("APT::Sandbox::User", getpass.getuser())):
+            self.options += ["-o", f"{key}={value}"]
+
+    def run(self, tool: str, *args: str, cwd: Path | None = None) -> str:
+        proc = subprocess.run([tool, *self.options, *args], cwd=cwd, text=True,
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        if proc.returncode != 0:
+            raise AssertionError(f"{tool} {' '.join(args)} failed:\n{proc.stdout}")
+        return proc.stdout
+
+
+class TestDebianVersions(base.BaseTestCase):
+    PAIRS = [("1:1.0.0-1", "1:1.0.0-2"), ("1.0", "1.0-0"), ("1.0~rc1-1", "1.0-1"),
+             ("1:22.0.1-10", "1:22.0.1-9"), ("23.0.0~rc1-1", "22.0.1-1"), ("1.0a", "1.0+"),
+             ("2:0.1", "1:9.9"), ("1.0.0-1", "1.0.0-1"), ("1.002", "1.2"), ("1.0~~", "1.0~"),
+             ("0.9+dfsg-1", "0.9-1"), ("7", "7.0")]
+
+    def test_agrees_with_dpkg(self) -> None:
+        for a, b in self.PAIRS:
+            ours = compare_debian_versions(a, b)
+            for op, expected in (("lt", ours < 0), ("eq", ours == 0), ("gt", ours > 0)):
+                dpkg = subprocess.run(["dpkg", "--compare-versions", a, op, b]).returncode == 0
+                self.assertEqual(dpkg, expected, f"{a} {op} {b}")
+
+
+class TestTwoReleases(base.BaseTestCase):
+    """Revision 2 then revision 1 published into one repository, read by apt and pip."""
+
+    @classmethod
+    def setUpClass(cls) -> None:
+        super().setUpClass()
+        cls.base = Path(tempfile.mkdtemp(prefix="test-publish-"))
+        cls.builds = Builds(cls.base)
+        cls.repo = cls.base / "repo"
+        cls.results = [publish(cls.builds.request(cls.repo, revision)) for revision in (2, 1)]
+
+    @classmethod
+    def tearDownClass(cls) -> None:
+        shutil.rmtree(cls.base, ignore_errors=True)
+        super().tearDownClass()
+
+    def test_summaries(self) -> None:
+        self.assertEqual(["1.0.0.post2", "1.0.0.post1"], [r.pep440 for r in self.results])
+        second = self.results[1]
+        self.assertIn("pool/designate_1.0.0-1_all.deb", second.added)
+        self.assertIn("wheels/tinydep-0.1-py3-none-any.whl", second.added)
+        self.assertFalse(second.already_published)
+        self.assertTrue(second.summary().startswith(
+            f"published 1.0.0.post1 (1:1.0.0-1) into {self.repo}: added 1 deb, 3 wheels"))
+
+    def test_releases_json_sorted_with_migration_heads(self) -> None:
+        data = json.loads((self.repo / "releases.json").read_text())
+        self.assertEqual(1, data["format"])
+        first, second = data["releases"]
+        self.assertEqual(["1.0.0.post1", "1.0.0.post2"], [first["pep440"], second["pep440"]])
+        self.assertEqual("a1b2c3d4e5f6", first["migration_head"])
+        self.assertIsNone(second["migration_head"])
+        deb = self.builds.builds[1] / "designate_1.0.0-1_all.deb"
+        self.assertEqual({
+            "pep440": "1.0.0.post1", "debian": "1:1.0.0-1", "upstream": "1.0.0", "revision": 1,
+            "migration_head": "a1b2c3d4e5f6",
+            "debs": [{"package": "designate", "file": "pool/designate_1.0.0-1_all.deb",
+                      "sha256": sha256(deb.read_bytes())}],
+            "wheels": [
+                {"project": "designate", "file": "wheels/designate-1.0.0.post1-py3-none-any.whl",
+                 "sha256": sha256((self.builds.builds[1] /
+                                   "designate-1.0.0.post1-py3-none-any.whl").read_bytes())},
+                {"project": "designate-dist",
+                 "file": "wheels/designate_dist-1.0.0.post1-py3-none-any.whl",
+                 "sha256": sha256((self.builds.builds[1] /
+                                   "designate_dist-1.0.0.post1-py3-none-any.whl").read_bytes())}],
+            "constraints": "constraints/1.0.0.post1.txt", "manifest": "manifests/1.0.0.post1.json",
+            "source_date_epoch": EPOCHS[1]}, first)
+        for release in data["releases"]:
+            for item in release["debs"] + release["wheels"]:
+                self.assertEqual(item["sha256"], sha256((self.repo / item["file"]).read_bytes()))
+
+    def test_manifests_and_constraints_byte_for_byte(self) -> None:
+        for revision in (1, 2):
+            pep440 = f"1.0.0.post{revision}"
+            self.assertEqual((self.builds.builds[revision] / "manifest.json").read_bytes(),
+                             (self.repo / "manifests" / f"{pep440}.json").read_bytes())
+            self.assertEqual(self.builds.locks[revision].read_bytes(),
+                             (self.repo / "constraints" / f"{pep440}.txt").read_bytes())
+        self.assertFalse((self.repo / "pool" / "tests.log").exists())
+
+    def test_packages_is_what_dpkg_scanpackages_writes(self) -> None:
+        packages = (self.repo / "Packages").read_text()
+        self.assertEqual(["Version: 1:1.0.0-1", "Version: 1:1.0.0-2"],
+                         [line for line in packages.splitlines() if line.startswith("Version:")])
+        scanned = subprocess.run(["dpkg-scanpackages", "-m", "pool", "/dev/null"], cwd=self.repo,
+                                 check=True, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL).stdout
+        self.assertEqual(scanned.decode(), packages)
+        with gzip.open(self.repo / "Packages.gz") as handle:
+            self.assertEqual(packages.encode(), handle.read())
+        self.assertEqual(b"\0\0\0\0", (self.repo / "Packages.gz").read_bytes()[4:8])  # mtime 0
+
+    def test_release_is_dated_by_the_newest_release_and_hashes_the_indexes(self) -> None:
+        release = (self.repo / "Release").read_text()
+        self.assertIn("Origin: designate-dist\nLabel: designate-dist\n", release)
+        self.assertIn("Date: Wed, 15 Nov 2023 22:13:20 UTC\n", release)  # EPOCHS[2]
+        self.assertIn("Architectures: all\n", release)
+        for name in ("Packages", "Packages.gz"):
+            data = (self.repo / name).read_bytes()
+            for algorithm in (hashlib.md5, hashlib.sha1, hashlib.sha256):
+                self.assertIn(f" {algorithm(data).hexdigest()} {len(data):>16} {name}\n", release)
+
+    def test_simple_index(self) -> None:
+        root = (self.repo / "simple" / "index.html").read_text()
+        self.assertTrue(root.startswith("<!DOCTYPE html>"))
+        self.assertEqual(['<a href="designate/">designate</a><br>',
+                          '<a href="designate-dist/">designate-dist</a><br>',
+                          '<a href="tinydep/">tinydep</a><br>'],
+                         [line.strip() for line in root.splitlines() if "<a " in line])
+        page = (self.repo / "simple" / "designate" / "index.html").read_text()
+        links = [line.strip() for line in page.splitlines() if "<a " in line]
+        self.assertEqual(2, len(links))
+        for revision, link in zip((1, 2), links):
+            name = f"designate-1.0.0.post{revision}-py3-none-any.whl"
+            digest = sha256((self.repo / "wheels" / name).read_bytes())
+            self.assertEqual(f'<a href="../../wheels/{name}#sha256={digest}" '
+                             f'data-requires-python="&gt;=3.8">{name}</a><br>', link)
+        dist_page = (self.repo / "simple" / "designate-dist" / "index.html").read_text()
+        self.assertNotIn("data-requires-python", dist_page)
+        tinydep = (self.repo / "simple" / "tinydep" / "index.html").read_text()
+        self.assertIn("tinydep-0.1-py3-none-any.whl", tinydep)
+        self.assertIn("tinydep-0.2-py3-none-any.whl", tinydep)
+
+    def test_real_apt_sees_both_versions_and_downloads_the_older(self) -> None:
+        apt = AptRoot(self.base / "apt", self.repo)
+        apt.run("apt-get", "update")
+        madison = apt.run("apt-cache", "madison", "designate")
+        self.assertIn("1:1.0.0-1", madison)
+        self.assertIn("1:1.0.0-2", madison)
+        self.assertIn("Candidate: 1:1.0.0-2", apt.run("apt-cache", "policy", "designate"))
+        apt.run("apt-get", "download", "designate=1:1.0.0-1", cwd=self.base / "apt" / "download")
+        [got] = (self.base / "apt" / "download").glob("*.deb")
+        self.assertEqual((self.builds.builds[1] / "designate_1.0.0-1_all.deb").read_bytes(),
+                         got.read_bytes())
+
+    def test_real_pip_downloads_and_installs_offline_with_the_constraints(self) -> None:
+        index = f"file://{self.repo}/simple"
+        target = self.base / "pip"
+        subprocess.run([sys.executable, "-m", "pip", "download", "--no-deps", "--index-url", index,
+                        "designate==1.0.0.post1", "-d", str(target / "download")],
+                       check=True, env=pip_env(), stdout=subprocess.DEVNULL)
+        name = "designate-1.0.0.post1-py3-none-any.whl"
+        self.assertEqual((self.builds.builds[1] / name).read_bytes(),
+                         (target / "download" / name).read_bytes())
+        # The old release with its own lock: tinydep 0.1, although 0.2 is in the index too.
+        subprocess.run([sys.executable, "-m", "pip", "install", "--index-url", index,
+                        "-c", f"file://{self.repo}/constraints/1.0.0.post1.txt",
+                        "--target", str(target / "site"), "designate==1.0.0.post1"],
+                       check=True, env=pip_env(), stdout=subprocess.DEVNULL)
+        self.assertEqual("VERSION = '0.1'\n", (target / "site" / "tinydep" / "__init__.py").read_text())
+        self.assertTrue((target / "site" / "designate-1.0.0.post1.dist-info").is_dir())
+
+
+class TestRules(base.BaseTestCase):
+    """Idempotence, refusals that write nothing, reproducible indexes."""
+
+    @classmethod
+    def setUpClass(cls) -> None:
+        super().setUpClass()
+        cls.base = Path(tempfile.mkdtemp(prefix="test-publish-rules-"))
+        cls.builds = Builds(cls.base)
+
+    @classmethod
+    def tearDownClass(cls) -> None:
+        shutil.rmtree(cls.base, ignore_errors=True)
+        super().tearDownClass()
+
+    def setUp(self) -> None:
+        super().setUp()
+        self.tmp = Path(self.useFixture(fixtures.TempDir()).path)
+        self.repo = self.tmp / "repo"
+
+    def published(self, *revisions: int) -> Path:
+        for revision in revisions:
+            publish(self.builds.request(self.repo, revision))
+        return self.repo
+
+    def test_publishing_again_changes_nothing(self) -> None:
+        self.published(1, 2)
+        before = snapshot(self.repo)
+        result = publish(self.builds.request(self.repo, 1))
+        self.assertTrue(result.already_published)
+        self.assertEqual((), result.indexes)
+        self.assertEqual(f"1.0.0.post1 (1:1.0.0-1) already published in {self.repo}; nothing changed",
+                         result.summary())
+        self.assertEqual(before, snapshot(self.repo))
+
+    def test_lost_indexes_are_rewritten_identically(self) -> None:
+        self.published(1)
+        before = index_bytes(self.repo)
+        (self.repo / "Packages").unlink()
+        (self.repo / "simple" / "tinydep" / "index.html").unlink()
+        result = publish(self.builds.request(self.repo, 1))
+        self.assertTrue(result.already_published)
+        self.assertEqual(("Packages", "simple/tinydep/index.html"), result.indexes)
+        self.assertEqual(before, index_bytes(self.repo))
+
+    def test_the_same_releases_give_byte_identical_indexes(self) -> None:
+        first = index_bytes(self.published(1, 2))
+        self.repo = self.tmp / "other"
+        second = index_bytes(self.published(2, 1))
+        self.assertEqual(sorted(first), sorted(second))
+        self.assertEqual(first, second)
+
+    def test_a_different_deb_of_a_published_version_is_refused_and_nothing_written(self) -> None:
+        self.published(1)
+        other = self.builds.make_build(1, into=self.tmp / "rebuilt", note="rebuilt differently\n")
+        before = snapshot(self.repo)
+        with self.assertRaises(PublishConflict) as caught:
+            publish(self.builds.request(self.repo, 1, build_dir=other))
+        message = str(caught.exception)
+        self.assertIn("refusing to overwrite pool/designate_1.0.0-1_all.deb (repository sha256 "
+                      f"{sha256((self.repo / 'pool/designate_1.0.0-1_all.deb').read_bytes())[:12]}, "
+                      f"this build {sha256((other / 'designate_1.0.0-1_all.deb').read_bytes())[:12]})",
+                      message)
+        self.assertIn("nothing was written", message)
+        self.assertEqual(before, snapshot(self.repo))
+
+    def test_a_dependency_wheel_with_other_bytes_is_refused(self) -> None:
+        self.published(1)
+        lock = self.builds.locks[1].read_bytes()
+        changed = make_wheel(self.tmp / "deps", "tinydep", "0.1", payload="# other bytes\n")
+        house = make_wheelhouse(self.tmp / "cache", lock, [changed])
+        before = snapshot(self.repo)
+        with self.assertRaises(PublishConflict) as caught:
+            publish(self.builds.request(self.repo, 1, wheelhouse=house))
+        self.assertIn("wheels/tinydep-0.1-py3-none-any.whl", str(caught.exception))
+        self.assertEqual(before, snapshot(self.repo))
+
+    def test_a_corrupted_build_is_refused(self) -> None:
+        build = self.tmp / "build"
+        shutil.copytree(self.builds.builds[2], build)
+        deb = build / "designate_1.0.0-2_all.deb"
+        data = bytearray(deb.read_bytes())
+        data[-1] ^= 0xFF
+        deb.write_bytes(bytes(data))
+        with self.assertRaises(VerificationError) as caught:
+            publish(self.builds.request(self.repo, 2, build_dir=build))
+        self.assertIn("designate_1.0.0-2_all.deb has sha256", str(caught.exception))
+        self.assertIn("(corrupted build)", str(caught.exception))
+        self.assertEqual({}, snapshot(self.repo))
+
+    def test_a_corrupted_wheelhouse_is_refused(self) -> None:
+        house = self.tmp / "house"
+        shutil.copytree(self.builds.request(self.repo, 1).wheelhouse, house)
+        make_wheel(house, "tinydep", "0.1", payload="# tampered\n")
+        with self.assertRaises(VerificationError) as caught:
+            publish(self.builds.request(self.repo, 1, wheelhouse=house))
+        self.assertIn("tinydep-0.1-py3-none-any.whl has sha256", str(caught.exception))
+
+    def test_a_wheelhouse_lacking_a_pin_of_the_lock_is_refused(self) -> None:
+        lock = self.builds.locks[1].read_bytes()
+        house = make_wheelhouse(self.tmp / "cache", lock,
+                                [make_wheel(self.tmp / "deps", "tinydep", "0.3")])
+        with self.assertRaises(VerificationError) as caught:
+            publish(self.builds.request(self.repo, 1, wheelhouse=house))
+        self.assertIn("has no wheel for tinydep==0.1 of the lock", str(caught.exception))
+
+    def test_a_missing_wheelhouse_is_refused_with_how_to_make_it(self) -> None:
+        lock_sha = sha256(self.builds.locks[1].read_bytes())
+        with self.assertRaises(ConfigError) as caught:
+            publish(self.builds.request(self.repo, 1, wheelhouse=self.tmp / "nowhere"))
+        self.assertEqual(f"no wheelhouse for lock {lock_sha[:16]}... at {self.tmp / 'nowhere'}",
+                         str(caught.exception))
+        self.assertIn("deb stage", caught.exception.hint)
+        self.assertIn("--wheelhouse", caught.exception.hint)
+
+    def test_a_lock_other_than_the_builds_is_refused(self) -> None:
+        with self.assertRaises(VerificationError) as caught:
+            publish(self.builds.request(self.repo, 1, lock_file=self.builds.locks[2]))
+        self.assertIn(f"but build 1.0.0.post1 was made with the lock "
+                      f"{sha256(self.builds.locks[1].read_bytes())[:16]}...", str(caught.exception))
+
+    def test_a_second_publisher_waits_for_the_lock(self) -> None:
+        with repo_lock(self.repo, None):
+            with self.assertRaises(BuildLocked):
+                publish(self.builds.request(self.repo, 1, lock_timeout=0))
+        self.assertEqual([".lock"], [p.name for p in self.repo.iterdir()])
+        self.assertFalse(publish(self.builds.request(self.repo, 1, lock_timeout=0)).already_published)
+
+
+class TestCli(base.BaseTestCase):
+    """``designate-dist publish`` through main(): defaults from the distro, one-line errors."""
+
+    def setUp(self) -> None:
+        super().setUp()
+        self.tmp = Path(self.useFixture(fixtures.TempDir()).path)
+        self.builds = Builds(self.tmp)
+        self.distro = self.tmp / "distro"
+        (self.distro / "build").mkdir(parents=True)
+        (self.distro / "build" / "upstream.toml").write_text(
+            '[upstream]\nname = "designate"\nversion = "1.0.0"\nsource = "pypi"\n'
+            f'sha256 = "{"0" * 64}"\n\n[distro]\nrevision = 2\n')
+        shutil.copyfile(self.builds.locks[2], self.distro / "build" / "constraints.txt")
+        self.useFixture(fixtures.EnvironmentVariable("DESIGNATE_DIST_CACHE", str(self.builds.cache)))
+        self.repo = self.tmp / "repo"
+
+    def test_publish_the_pinned_build_by_default(self) -> None:
+        outcome = run_cli("--distro", str(self.distro), "-q", "publish", "--repo", str(self.repo),
+                          "--output", str(self.builds.dist))
+        self.assertEqual(0, outcome.code, outcome.stderr)
+        self.assertEqual(f"published 1.0.0.post2 (1:1.0.0-2) into {self.repo}: added 1 deb, 3 wheels, "
+                         "constraints, manifest; 0 file(s) already present\n", outcome.stdout)
+        again = run_cli("--distro", str(self.distro), "publish", "--repo", str(self.repo),
+                        "--output", str(self.builds.dist))
+        self.assertEqual(0, again.code)
+        self.assertIn("already published", again.stdout)
+
+    def test_an_explicit_build_lock_and_wheelhouse_need_no_distro(self) -> None:
+        request = self.builds.request(self.repo, 1)
+        outcome = run_cli("--distro", str(self.tmp / "not-a-distro"), "publish", "--repo", str(self.repo),
+                          "--build", str(request.build_dir), "--lock", str(request.lock_file),
+                          "--wheelhouse", str(request.wheelhouse))
+        self.assertEqual(0, outcome.code, outcome.stderr)
+        self.assertTrue((self.repo / "manifests" / "1.0.0.post1.json").is_file())
+
+    def test_missing_wheelhouse_is_one_error_line(self) -> None:
+        shutil.rmtree(self.builds.cache / "wheelhouse")
+        outcome = run_cli("--distro", str(self.distro), "publish", "--repo", str(self.repo),
+                          "--output", str(self.builds.dist))
+        self.assertEqual(1, outcome.code)
+        lock_sha = sha256(self.builds.locks[2].read_bytes())
+        [line] = outcome.error_lines
+        self.assertTrue(line.startswith(f"error: no wheelhouse for lock {lock_sha[:16]}... at "), line)
+        self.assertIn("(run a build with the deb stage", line)
+        self.assertNotIn("Traceback", outcome.stderr)
+
+    def test_corrupted_build_exits_with_the_verification_code(self) -> None:
+        deb = self.builds.builds[2] / "designate_1.0.0-2_all.deb"
+        deb.write_bytes(deb.read_bytes() + b"x")
+        outcome = run_cli("--distro", str(self.distro), "publish", "--repo", str(self.repo),
+                          "--output", str(self.builds.dist))
+        self.assertEqual(5, outcome.code)
+        self.assertEqual(1, len(outcome.error_lines))
+        self.assertFalse(self.repo.exists())
+
+    def test_no_build_for_the_pin(self) -> None:
+        outcome = run_cli("--distro", str(self.distro), "publish", "--repo", str(self.repo))
+        self.assertEqual(1, outcome.code)
+        self.assertEqual([f"error: {self.distro / 'dist' / '1.0.0.post2'}: no manifest.json (not a "
+                          "finished build) (run `designate-dist build` first, or pass --build DIR)"],
+                         outcome.error_lines)
+
+    def test_repo_is_required(self) -> None:
+        outcome = run_cli("--distro", str(self.distro), "publish")
+        self.assertEqual(2, outcome.code)
+        self.assertIn("--repo", outcome.stderr)
