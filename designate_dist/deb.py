@@ -17,8 +17,10 @@ same inputs give the same bytes (``debian/normalize-venv`` removes byte code and
 build paths; SOURCE_DATE_EPOCH fixes the changelog date and the file times).
 
 The packaging (``debian/`` of the distribution repository) is copied into a
-scratch directory, where ``debian/changelog`` is generated and the Maintainer
-set: the distribution repository is never written to.
+scratch directory, where the Maintainer is set and ``debian/changelog`` made
+(:func:`merge_changelog`): a released changelog whose top entry is the version
+being built is used as it is; otherwise a build entry dated SOURCE_DATE_EPOCH
+goes above the existing entries.  The distribution repository is never written to.
 """
 from __future__ import annotations
 
@@ -29,6 +31,7 @@ import re
 import shutil
 import sys
 import tempfile
+import textwrap
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -145,14 +148,50 @@ def ensure_wheelhouse(lock_file: Path, cache_dir: Path, source_date_epoch: int) 
     return Wheelhouse(final, tuple(sorted(final.glob("*.whl"))), reused=False)
 
 
+def changelog_entry(version: DistroVersion, items: list[str] | tuple[str, ...], maintainer: str,
+                    when: int, package: str = "designate") -> str:
+    """One ``debian/changelog`` entry: ``* item`` lines wrapped below 80 columns, dated ``when``."""
+    date = email.utils.format_datetime(datetime.fromtimestamp(when, tz=UTC))
+    bullets = "".join(textwrap.fill(item, width=79, initial_indent="  * ", subsequent_indent="    ",
+                                    break_long_words=False, break_on_hyphens=False) + "\n"
+                      for item in items)
+    return (f"{package} ({version.debian}) {DEB_DISTRIBUTION}; urgency=medium\n\n"
+            f"{bullets}\n -- {maintainer}  {date}\n")
+
+
 def changelog(version: DistroVersion, maintainer: str, source_date_epoch: int,
               package: str = "designate") -> str:
-    """``debian/changelog`` with one entry, dated SOURCE_DATE_EPOCH."""
-    date = email.utils.format_datetime(datetime.fromtimestamp(source_date_epoch, tz=UTC))
-    return (f"{package} ({version.debian}) {DEB_DISTRIBUTION}; urgency=medium\n\n"
-            f"  * designate-dist build of upstream {version.upstream}, "
-            f"distro revision {version.revision} ({version.pep440}).\n\n"
-            f" -- {maintainer}  {date}\n")
+    """The build entry of ``debian/changelog`` for an unreleased version, dated SOURCE_DATE_EPOCH."""
+    return changelog_entry(version, [f"designate-dist build of upstream {version.upstream}, "
+                                     f"distro revision {version.revision} ({version.pep440})."],
+                           maintainer, source_date_epoch, package)
+
+
+_CHANGELOG_HEAD = re.compile(r"^(?P<package>[a-z0-9][a-z0-9.+-]*) \((?P<version>[^()\s]+)\)")
+
+
+def changelog_top_version(text: str) -> str | None:
+    """The version of the newest entry of a ``debian/changelog`` text, or None."""
+    for line in text.splitlines():
+        if line.strip():
+            match = _CHANGELOG_HEAD.match(line)
+            return match.group("version") if match else None
+    return None
+
+
+def merge_changelog(existing: str | None, version: DistroVersion, maintainer: str,
+                    source_date_epoch: int, package: str = "designate") -> str:
+    """The ``debian/changelog`` to build ``version`` with.
+
+    The released text when its newest entry is ``version`` (``designate-dist
+    release`` wrote it); otherwise a build entry above the history (or alone).
+    """
+    if existing and changelog_top_version(existing) == version.debian:
+        return existing
+    entry = changelog(version, maintainer, source_date_epoch, package)
+    if existing and existing.strip():
+        return entry + "\n" + existing.lstrip("\n")
+    return entry
 
 
 def _requirement(wheel: Path) -> str:
@@ -182,8 +221,10 @@ def prepare_source(request: DebRequest, wheelhouse: Wheelhouse, scratch: Path) -
     text = control.read_text()
     control.write_text(re.sub(r"(?m)^Maintainer:.*$", lambda _: f"Maintainer: {request.maintainer}",
                               text, count=1))
-    (source / "debian" / "changelog").write_text(
-        changelog(request.version, request.maintainer, request.source_date_epoch))
+    target = source / "debian" / "changelog"
+    existing = target.read_text(encoding="utf-8") if target.is_file() else None
+    target.write_text(merge_changelog(existing, request.version, request.maintainer,
+                                      request.source_date_epoch), encoding="utf-8")
     wheels_dir = source / "wheels"
     wheels_dir.mkdir()
     for wheel in request.wheels:

@@ -18,7 +18,17 @@ from pathlib import Path
 import fixtures
 from oslotest import base
 
-from designate_dist.deb import DebRequest, build_debs, changelog, failure_reason, read_lock
+from designate_dist.deb import (
+    DebRequest,
+    Wheelhouse,
+    build_debs,
+    changelog,
+    changelog_top_version,
+    failure_reason,
+    merge_changelog,
+    prepare_source,
+    read_lock,
+)
 from designate_dist.errors import CommandFailed, ConfigError, ToolNotFound
 from designate_dist.versions import DistroVersion
 from designate_dist.wheel import WheelRequest, build_wheel
@@ -232,6 +242,62 @@ class TestDebErrors(base.BaseTestCase):
         self.assertIn("broken-rules: no virtualenv today", log.read_text())
         self.assertFalse((self.base / "out").exists())
         self.assertEqual([log.name], [p.name for p in (inputs.cache / "deb-build").iterdir()])
+
+
+class TestChangelog(base.BaseTestCase):
+    """debian/changelog of the build: the released entry as it is, else a build entry on top."""
+
+    RELEASED = ("designate (1:1.0.0-1) bookworm; urgency=medium\n\n"
+                "  * added customs/0001-extra.patch: Add extra module\n\n"
+                " -- Release Manager <rm@example.org>  Mon, 13 Nov 2023 10:00:00 +0000\n")
+    OLDER = RELEASED.replace("1:1.0.0-1", "1:0.9.0-3")
+
+    def setUp(self) -> None:
+        super().setUp()
+        self.base = Path(self.useFixture(fixtures.TempDir()).path)
+
+    def parse(self, text: str) -> list[str]:
+        path = self.base / "changelog"
+        path.write_text(text)
+        out = subprocess.run(["dpkg-parsechangelog", "-l", str(path), "--all", "--format", "rfc822"],
+                             check=True, text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        self.assertEqual("", out.stderr)
+        return [line[9:] for line in out.stdout.splitlines() if line.startswith("Version: ")]
+
+    def test_a_released_entry_of_the_version_is_used_unchanged(self) -> None:
+        self.assertEqual("1:1.0.0-1", changelog_top_version("\n" + self.RELEASED))
+        self.assertEqual(self.RELEASED, merge_changelog(self.RELEASED, VERSION, MAINTAINER, EPOCH))
+
+    def test_a_build_entry_goes_above_the_history(self) -> None:
+        merged = merge_changelog(self.OLDER, VERSION, MAINTAINER, EPOCH)
+        self.assertEqual(changelog(VERSION, MAINTAINER, EPOCH) + "\n" + self.OLDER, merged)
+        self.assertEqual(["1:1.0.0-1", "1:0.9.0-3"], self.parse(merged))
+        self.assertEqual(merged, merge_changelog(self.OLDER, VERSION, MAINTAINER, EPOCH))
+        self.assertEqual(changelog(VERSION, MAINTAINER, EPOCH),
+                         merge_changelog(None, VERSION, MAINTAINER, EPOCH))
+        self.assertEqual(["1:1.0.0-1"], self.parse(changelog(VERSION, MAINTAINER, EPOCH)))
+
+    def test_prepare_source_takes_the_packaging_changelog(self) -> None:
+        packaging = self.base / "debian"
+        shutil.copytree(PACKAGING, packaging)
+        wheel = self.base / "designate-1.0.0.post1-py3-none-any.whl"
+        wheel.write_bytes(b"not read here")
+        lock = self.base / "constraints.txt"
+        lock.write_text("pbr==7.1.3\n")
+        request = DebRequest(packaging_dir=packaging, work_tree=self.base, wheels=(wheel,),
+                             lock_file=lock, version=VERSION, maintainer=MAINTAINER,
+                             source_date_epoch=EPOCH, output_dir=self.base / "out",
+                             cache_dir=self.base / "cache")
+        wheelhouse = Wheelhouse(self.base / "wheelhouse", (), reused=True)
+        cases = [(self.RELEASED, self.RELEASED),
+                 (self.OLDER, changelog(VERSION, MAINTAINER, EPOCH) + "\n" + self.OLDER)]
+        for number, (packaged, built) in enumerate(cases):
+            (packaging / "changelog").write_text(packaged)
+            scratch = self.base / f"scratch{number}"
+            scratch.mkdir()
+            source = prepare_source(request, wheelhouse, scratch)
+            self.assertEqual(built, (source / "debian" / "changelog").read_text())
+            self.assertEqual(packaged, (packaging / "changelog").read_text())
 
 
 class TestBuildCommandMakesTheDeb(base.BaseTestCase):
