@@ -259,8 +259,10 @@ def read_sums(wheelhouse: Path) -> dict[str, str]:
     for number, line in enumerate((wheelhouse / "SHA256SUMS").read_text().splitlines(), 1):
         if not line.strip():
             continue
-        digest, _, name = line.partition("  ")
-        if not re.fullmatch(r"[0-9a-f]{64}", digest) or not name or "/" in name:
+        digest, _, name = line.partition(" ")
+        name = name[1:] if name[:1] in (" ", "*") else name  # text or binary mode of sha256sum
+        if not re.fullmatch(r"[0-9a-f]{64}", digest) or "/" in name or not name.endswith(".whl") \
+                or name.startswith("."):
             raise VerificationError(f"{wheelhouse}/SHA256SUMS:{number}: malformed line {line!r}")
         sums[name] = digest
     return sums
@@ -312,9 +314,17 @@ def deb_control(path: Path) -> tuple[tuple[str, str], ...]:
     return control
 
 
+_DEB_NAME = re.compile(r"^[a-z0-9][a-z0-9+.-]*$")
+_DEB_VERSION = re.compile(r"^([0-9]+:)?[A-Za-z0-9][A-Za-z0-9.+~-]*$")
+
+
 def _deb(path: Path) -> _Deb:
     control = deb_control(path)
     values = dict(control)
+    if not (_DEB_NAME.match(values["Package"]) and _DEB_VERSION.match(values["Version"])
+            and _DEB_NAME.match(values["Architecture"])):
+        raise VerificationError(f"{path.name}: unusable Package/Version/Architecture "
+                                f"{values['Package']!r} {values['Version']!r} {values['Architecture']!r}")
     name = f"{values['Package']}_{_noepoch(values['Version'])}_{values['Architecture']}.deb"
     return _Deb(control, path, f"pool/{name}")
 
