@@ -2,7 +2,10 @@
 
 pbr is given the version through PBR_VERSION, so it needs no upstream git
 history, and SKIP_GENERATE_AUTHORS / SKIP_WRITE_GIT_CHANGELOG stop it from
-rewriting upstream's AUTHORS and ChangeLog from our short history.  With
+rewriting upstream's AUTHORS and ChangeLog from our short history.  pbr does
+list the files with ``git ls-files`` of the work tree: that is how package data
+outside Python packages (Designate's alembic migrations, its templates and
+JSON schemas) gets into the wheel, as in upstream's own.  With
 SOURCE_DATE_EPOCH set, the wheel's zip timestamps are fixed and its entries
 sorted, so the same tree gives the same bytes.
 """
@@ -37,7 +40,7 @@ def clean_leftovers(source_dir: Path) -> None:
 
 def build_env(version: str, source_date_epoch: int) -> dict[str, str]:
     return {"PBR_VERSION": version, "SKIP_GENERATE_AUTHORS": "1",
-            "SKIP_WRITE_GIT_CHANGELOG": "1", "SKIP_GIT_SDIST": "1",
+            "SKIP_WRITE_GIT_CHANGELOG": "1",
             "SOURCE_DATE_EPOCH": str(source_date_epoch), "PYTHONHASHSEED": "0",
             "LC_ALL": "C.UTF-8", "TZ": "UTC"}
 

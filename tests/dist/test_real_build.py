@@ -10,6 +10,8 @@ import json
 import os
 import subprocess
 import sys
+import tarfile
+import zipfile
 from pathlib import Path
 
 import fixtures
@@ -68,11 +70,26 @@ class TestRealPinnedBuild(base.BaseTestCase):
         meta = subprocess.run([sys.executable, "-m", "zipfile", "-l", str(wheel)], check=True,
                               text=True, stdout=subprocess.PIPE).stdout
         self.assertIn(f"designate-{version.pep440}.dist-info/METADATA", meta)
+        # every file upstream's sdist ships under designate/ is in the wheel, data outside
+        # Python packages too (the alembic migrations `designate-manage database sync` runs)
+        with zipfile.ZipFile(wheel) as archive:
+            in_wheel = set(archive.namelist())
+        sdist = (test_cache() / "archives" / "sha256" / self.distro.pin.sha256
+                 / f"designate-{version.upstream}.tar.gz")
+        with tarfile.open(sdist) as tar:
+            member = tar.extractfile(f"designate-{version.upstream}/designate.egg-info/SOURCES.txt")
+            sources = member.read().decode().split()
+        shipped = {s for s in sources if s.startswith("designate/")}
+        self.assertGreater(len(shipped), 500)
+        self.assertEqual(set(), shipped - in_wheel)
+        self.assertEqual({"migration_head": "f828412479ee"}, manifest["database"])
 
         # the shipped package: its venv has the patched Designate (our customs
         # filters are in it) and loads both DR plugins through Designate's entry points
         root = self.tmp / "deb-root"
         subprocess.run(["dpkg-deb", "-x", str(out / debs[0]), str(root)], check=True)
+        ini = (root / "etc" / "designate" / "designate-api-uwsgi.ini").read_text()
+        self.assertIn("module = designate.wsgi.api:application", ini)
         python = root / "opt" / "venvs" / "designate" / "bin" / "python"
         code = ("import importlib.metadata as m\n"
                 "from designate.backend.base import Backend\n"
