@@ -16,6 +16,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 import zipfile
 from pathlib import Path
 
@@ -234,6 +235,10 @@ class TestTwoReleases(base.BaseTestCase):
     def tearDownClass(cls) -> None:
         shutil.rmtree(cls.base, ignore_errors=True)
         super().tearDownClass()
+
+    def test_no_temporary_files_are_left(self) -> None:
+        hidden = [p.name for p in self.repo.rglob(".*")]
+        self.assertEqual([".lock"], hidden)
 
     def test_summaries(self) -> None:
         self.assertEqual(["1.0.0.post2", "1.0.0.post1"], [r.pep440 for r in self.results])
@@ -471,6 +476,25 @@ class TestRules(base.BaseTestCase):
             publish(self.builds.request(self.repo, 1, lock_file=self.builds.locks[2]))
         self.assertIn(f"but build 1.0.0.post1 was made with the lock "
                       f"{sha256(self.builds.locks[1].read_bytes())[:16]}...", str(caught.exception))
+
+    def test_concurrent_publishers_take_turns(self) -> None:
+        errors = []
+
+        def run(revision: int) -> None:
+            try:
+                publish(self.builds.request(self.repo, revision))
+            except Exception as exc:  # reported below
+                errors.append(exc)
+
+        threads = [threading.Thread(target=run, args=(revision,)) for revision in (1, 2, 1, 2)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        self.assertEqual([], errors)
+        releases = json.loads((self.repo / "releases.json").read_text())["releases"]
+        self.assertEqual(["1.0.0.post1", "1.0.0.post2"], [r["pep440"] for r in releases])
+        self.assertEqual(2, (self.repo / "Packages").read_text().count("Package: designate\n"))
 
     def test_a_second_publisher_waits_for_the_lock(self) -> None:
         with repo_lock(self.repo, None):
