@@ -653,7 +653,7 @@ def publish(request: PublishRequest, *, progress: Progress = _quiet) -> PublishR
             more = f" (and {len(conflicts) - 1} more)" if len(conflicts) > 1 else ""
             raise PublishConflict(f"refusing to overwrite {conflicts[0]}{more}: nothing was written",
                                   hint="a published file never changes; bump the distro revision")
-        # Paths of the files to be written, so that the indexes can be made before writing.
+        # The indexes are made before anything is written: a failure there writes nothing.
         wanted = indexes(repo, planned)
         progress(f"publish: {len(new)} new file(s), {len(present)} already present")
         for item in new:
