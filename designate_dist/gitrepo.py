@@ -512,6 +512,13 @@ class WorkTree:
             raise _git_error("commit", exc) from exc
         return self.head()
 
+    def unstage(self, paths: list[str]) -> None:
+        """Take ``paths`` out of the index again (back to HEAD's version there)."""
+        try:
+            self.repo.git.reset("--quiet", "HEAD", "--", *paths)
+        except git.GitCommandError as exc:
+            raise _git_error("reset", exc) from exc
+
     def annotated_tag(self, name: str, rev: str, message: str,
                       env: Mapping[str, str] | None = None) -> None:
         """``git tag --annotate name rev`` with ``message``; never moves an existing tag."""

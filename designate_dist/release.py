@@ -33,6 +33,7 @@ from packaging.version import InvalidVersion, Version
 
 from designate_dist import deb
 from designate_dist import manifest as manifest_mod
+from designate_dist.atomic import write_bytes, write_text
 from designate_dist.distro import LOCK_FILE, PIN_FILE, SERIES_DIRS, Distro, Pin, load_distro, parse_pin
 from designate_dist.errors import ConfigError, DirtyWorkTree, DistError, GitError
 from designate_dist.fetch import sha256_of
@@ -339,13 +340,11 @@ def _with_markdown(existing: str | None, entry: str) -> str:
 
 
 def _write_release(distro: Distro, repo: WorkTree, plan: Plan) -> str:
-    """Write the pin, the changelogs and commit them; on any failure put the files back."""
-    from designate_dist.atomic import write_text
-    files = {PIN_FILE: None, CHANGELOG_MD: None}
-    if plan.debian_changelog:
-        files[DEBIAN_CHANGELOG] = None
+    """Write the pin and the changelogs and commit them; on any failure put everything back."""
+    files = [PIN_FILE, CHANGELOG_MD] + ([DEBIAN_CHANGELOG] if plan.debian_changelog else [])
     before = {rel: (distro.root / rel).read_bytes() if (distro.root / rel).is_file() else None
               for rel in files}
+    head = repo.head()
     try:
         if distro.pin.revision != plan.version.revision:
             distro.save_pin(replace(distro.pin, revision=plan.version.revision))
@@ -359,12 +358,16 @@ def _write_release(distro: Distro, repo: WorkTree, plan: Plan) -> str:
         env = {} if repo.has_identity() else _maintainer_env(plan.maintainer)
         return repo.commit_paths([str(rel) for rel in files], plan.message, env)
     except BaseException:
+        if repo.head() == head:
+            try:
+                repo.unstage([str(rel) for rel in files])
+            except GitError:
+                pass  # the index is locked or broken: git's own error is the one to report
         for rel, data in before.items():
-            path = distro.root / rel
             if data is None:
-                path.unlink(missing_ok=True)
+                (distro.root / rel).unlink(missing_ok=True)
             else:
-                write_text(path, data.decode("utf-8"))
+                write_bytes(distro.root / rel, data)
         raise
 
 

@@ -63,10 +63,13 @@ class DebInputs:
         self.wheel = build_wheel(WheelRequest(self.tree, VERSION.pep440, EPOCH, base / "wheels"))
         self.lock = base / "constraints.txt"
         self.lock.write_text("# test lock\npbr==7.1.3\n")
+        # the packaging without a released changelog, so the build entry is generated
+        self.packaging = base / "packaging"
+        shutil.copytree(PACKAGING, self.packaging, ignore=shutil.ignore_patterns("changelog"))
         self.cache = base / "cache"
 
     def request(self, output: str, **changes) -> DebRequest:
-        fields = dict(packaging_dir=PACKAGING, work_tree=self.tree, wheels=(self.wheel,),
+        fields = dict(packaging_dir=self.packaging, work_tree=self.tree, wheels=(self.wheel,),
                       lock_file=self.lock, version=VERSION, maintainer=MAINTAINER,
                       source_date_epoch=EPOCH, output_dir=self.base / output,
                       cache_dir=self.cache)
@@ -179,7 +182,7 @@ class TestBuiltPackage(base.BaseTestCase):
                          [w.name for w in again.wheelhouse.wheels])
 
     def test_the_distro_repository_is_not_written(self) -> None:
-        self.assertFalse((PACKAGING / "changelog").exists())
+        self.assertFalse((self.inputs.packaging / "changelog").exists())
         self.assertEqual([], list((self.inputs.cache / "deb-build").iterdir()))
 
 
@@ -279,7 +282,7 @@ class TestChangelog(base.BaseTestCase):
 
     def test_prepare_source_takes_the_packaging_changelog(self) -> None:
         packaging = self.base / "debian"
-        shutil.copytree(PACKAGING, packaging)
+        shutil.copytree(PACKAGING, packaging, ignore=shutil.ignore_patterns("changelog"))
         wheel = self.base / "designate-1.0.0.post1-py3-none-any.whl"
         wheel.write_bytes(b"not read here")
         lock = self.base / "constraints.txt"
@@ -306,7 +309,7 @@ class TestBuildCommandMakesTheDeb(base.BaseTestCase):
     def test_build_writes_wheel_deb_and_manifest(self) -> None:
         distro = self.useFixture(DistroFixture())
         shutil.rmtree(distro.root / "debian")
-        shutil.copytree(PACKAGING, distro.root / "debian")
+        shutil.copytree(PACKAGING, distro.root / "debian", ignore=shutil.ignore_patterns("changelog"))
         distro.commit("packaging")
         outcome = run_cli("--distro", str(distro.root), "-q", "build", "--skip-tests")
         self.assertEqual(0, outcome.code, outcome.stderr)

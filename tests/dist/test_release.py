@@ -251,6 +251,36 @@ class TestRefusals(ReleaseCase):
                      "(git init and commit the distribution first)")
         self.assertFalse((self.root / "CHANGELOG.md").exists())
 
+    def test_a_failed_commit_puts_the_files_back(self) -> None:
+        self.assertEqual(0, self.release().code)
+        self.distro.commit("more")
+        before, head = snapshot(self.root), self.head()
+        lock = self.root / ".git" / "index.lock"
+        lock.write_text("")  # another git process holds the index
+        outcome = self.release()
+        lock.unlink()
+        self.assertEqual(1, outcome.code)
+        self.assertRegex(outcome.error_lines[0], r"^error: git commit failed: .*index\.lock")
+        self.assertEqual((before, head), (snapshot(self.root), self.head()))
+        self.assertEqual("", self.git("status", "--porcelain", "--untracked-files=no"))
+
+
+class TestIdentity(ReleaseCase):
+    def test_without_a_git_identity_the_maintainer_commits_and_tags(self) -> None:
+        for name in RELEASER:
+            self.useFixture(fixtures.EnvironmentVariable(name))
+        for name in ("EMAIL", "GIT_CONFIG_SYSTEM"):
+            self.useFixture(fixtures.EnvironmentVariable(name))
+        self.useFixture(fixtures.EnvironmentVariable("GIT_CONFIG_GLOBAL", "/dev/null"))
+        self.useFixture(fixtures.EnvironmentVariable("GIT_CONFIG_NOSYSTEM", "1"))
+        outcome = self.release()
+        self.assertEqual(0, outcome.code, outcome.stderr)
+        self.assertEqual("Distro Maintainer <distro@example.org>",
+                         self.git("log", "-1", "--format=%an <%ae>|%cn <%ce>").split("|")[1])
+        self.assertEqual("Distro Maintainer <distro@example.org>",
+                         self.git("tag", "--list", "--format=%(taggername) %(taggeremail)",
+                                  "debian/1%1.0.0-1"))
+
 
 class TestBuildCheckAndResume(ReleaseCase):
     def release_commits(self) -> list[str]:
