@@ -506,7 +506,7 @@ class WorkTree:
         try:
             with self._env(dict(env or {})):
                 self.repo.git.add("--", *paths)
-                self.repo.git.commit("--quiet", "--no-verify", "--cleanup=verbatim",
+                self.repo.git.commit("--quiet", "--no-verify", "--allow-empty", "--cleanup=verbatim",
                                      "-F", self._message_file(message), "--", *paths)
         except git.GitCommandError as exc:
             raise _git_error("commit", exc) from exc

@@ -326,17 +326,32 @@ def _previous_version(repo: WorkTree, tag: str | None) -> str | None:
 
 
 # -- writing ------------------------------------------------------------------------------
-def _with_markdown(existing: str | None, entry: str) -> str:
+def _with_markdown(existing: str | None, entry: str, version: DistroVersion) -> str:
+    """CHANGELOG.md with ``entry`` on top; an earlier entry of the same (untagged) version goes."""
     header = "# Changelog\n\n"
     if not existing or not existing.strip():
         return header + entry
     lines = existing.splitlines(keepends=True)
-    at = next((i for i, line in enumerate(lines) if line.startswith("## ")), len(lines))
+    sections = [i for i, line in enumerate(lines) if line.startswith("## ")] + [len(lines)]
+    at = sections[0]
     head = "".join(lines[:at])
     if head and not head.endswith("\n\n"):
         head = head.rstrip("\n") + "\n\n"
+    if at < len(lines) and lines[at].startswith(f"## {version.pep440} ("):
+        at = sections[1]  # a release of this version that never got its tag
     rest = "".join(lines[at:])
     return head + entry + ("\n" + rest if rest else "")
+
+
+def _with_debian_entry(existing: str | None, entry: str, version: DistroVersion) -> str:
+    """debian/changelog with ``entry`` on top; an earlier entry of the same (untagged) version goes."""
+    if not existing or not existing.strip():
+        return entry
+    text = existing.lstrip("\n")
+    if deb.changelog_top_version(text) == version.debian:
+        trailer = re.search(r"(?m)^ -- .*\n?", text)
+        text = text[trailer.end():].lstrip("\n") if trailer else ""
+    return entry + ("\n" + text if text else "")
 
 
 def _write_release(distro: Distro, repo: WorkTree, plan: Plan) -> str:
@@ -350,11 +365,13 @@ def _write_release(distro: Distro, repo: WorkTree, plan: Plan) -> str:
             distro.save_pin(replace(distro.pin, revision=plan.version.revision))
         if plan.debian_changelog:
             old = before[DEBIAN_CHANGELOG]
-            text = plan.debian_entry() + ("\n" + old.decode("utf-8").lstrip("\n") if old else "")
-            write_text(distro.root / DEBIAN_CHANGELOG, text)
+            write_text(distro.root / DEBIAN_CHANGELOG,
+                       _with_debian_entry(old.decode("utf-8") if old else None, plan.debian_entry(),
+                                          plan.version))
         old_md = before[CHANGELOG_MD]
         write_text(distro.root / CHANGELOG_MD,
-                   _with_markdown(old_md.decode("utf-8") if old_md else None, plan.markdown_entry()))
+                   _with_markdown(old_md.decode("utf-8") if old_md else None, plan.markdown_entry(),
+                                  plan.version))
         env = {} if repo.has_identity() else _maintainer_env(plan.maintainer)
         return repo.commit_paths([str(rel) for rel in files], plan.message, env)
     except BaseException:

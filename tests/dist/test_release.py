@@ -22,7 +22,15 @@ from designate_dist.release import check_build, tag_name
 from designate_dist.series import read_series
 from designate_dist.versions import DistroVersion
 from tests.fixtures.cli import run_cli
-from tests.fixtures.distro import DistroFixture, copy_upstream, git, make_sdist, sha256, write_file
+from tests.fixtures.distro import (
+    DistroFixture,
+    copy_upstream,
+    git,
+    make_sdist,
+    replace_in,
+    sha256,
+    write_file,
+)
 
 REPO = Path(__file__).resolve().parents[2]
 RELEASER = {"GIT_AUTHOR_NAME": "Release Manager", "GIT_AUTHOR_EMAIL": "rm@example.org",
@@ -341,6 +349,31 @@ class TestBuildCheckAndResume(ReleaseCase):
         self.assertEqual(["Release 1.0.0.post2 (1:1.0.0-2)", "Release 1.0.0.post1 (1:1.0.0-1)"],
                          self.release_commits())
 
+    def test_a_fix_committed_after_a_failed_release_keeps_the_version(self) -> None:
+        self.assertEqual(0, self.release().code)
+        broken = self.distro.patches.make(replace_in("setup.cfg", "[files]", "[files"),
+                                          "Tidy setup.cfg", keep=False)
+        self.distro.add_patch("customs", "0002-tidy.patch", broken)
+        self.distro.commit("add a patch that breaks the build")
+        failed = self.release()
+        self.assertEqual(1, failed.code)
+        self.assertIn("build the wheel of designate-1.0.0 failed", failed.error_lines[0])
+        self.assertIn("run `designate-dist release` again to build and tag it", failed.error_lines[0])
+        # the maintainer fixes the patch in a new commit on top of the release commit
+        fixed = self.distro.patches.make(write_file("designate/tidy.py", "TIDY = 1\n"), "Tidy setup.cfg")
+        (self.root / "customs" / "0002-tidy.patch").write_text(fixed)
+        self.distro.commit("fix the tidy patch")
+        outcome = self.release()
+        self.assertEqual(0, outcome.code, outcome.stderr)
+        self.assertEqual("debian/1%1.0.0-2", outcome.stdout.splitlines()[0])
+        self.assertEqual(2, self.pin_revision())
+        self.assertEqual(["Release 1.0.0.post2 (1:1.0.0-2)", "Release 1.0.0.post2 (1:1.0.0-2)",
+                          "Release 1.0.0.post1 (1:1.0.0-1)"], self.release_commits())
+        changelog = (self.root / "CHANGELOG.md").read_text()
+        self.assertEqual(1, changelog.count("## 1.0.0.post2 "), changelog)
+        self.assertIn("## 1.0.0.post2 (1:1.0.0-2) — 2023-11-14\n\n"
+                      "- added customs/0002-tidy.patch: Tidy setup.cfg\n\n## 1.0.0.post1 ", changelog)
+
 
 class TestDebianChangelog(ReleaseCase):
     """A distro with debian/ packaging: the release entry goes on top of debian/changelog."""
@@ -373,6 +406,17 @@ class TestDebianChangelog(ReleaseCase):
         self.assertEqual([], [line for line in text.splitlines() if len(line) >= 80])
         self.assertIn("  * added customs/0002-long.patch: Make the zone name policy also check zone\n"
                       "    imports and zone transfers requested by other projects\n", text)
+        # no build; a fix on top of the release commit: the next release replaces the untagged entry
+        self.distro.commit("an empty fix on top of the release commit")
+        self.assertEqual(1, self.release("--no-build").code)
+        self.assertEqual(text, changelog.read_text())
+        long_patch = self.root / "customs" / "0002-long.patch"
+        long_patch.write_text(long_patch.read_text().replace("X = 1", "X = 2"))
+        self.distro.commit("a real fix")
+        self.assertEqual(1, self.release("--no-build").code)
+        self.assertEqual(text, changelog.read_text())  # the entry lists what changed since no release
+        self.assertEqual(["Release 1.0.0.post1 (1:1.0.0-1)"] * 3,
+                         [s for s in self.git("log", "--format=%s").splitlines() if s.startswith("Release")])
 
 
 class TestTagName(base.BaseTestCase):
