@@ -10,15 +10,14 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
+from designate_dist.cli import number_arg
 from designate_dist.distro import load_distro
 from designate_dist.errors import EXIT_OK
 
 Add = Callable[..., argparse.ArgumentParser]
 
 
-def _positive(text: str) -> int:
-    from designate_dist.cli import number_arg
-    return number_arg(int, 1)(text)
+_positive = number_arg(int, 1)
 
 
 def cmd_release(args: argparse.Namespace) -> int:

@@ -419,6 +419,20 @@ class TestDebianChangelog(ReleaseCase):
                          [s for s in self.git("log", "--format=%s").splitlines() if s.startswith("Release")])
 
 
+class TestCommandLine(base.BaseTestCase):
+    def test_usage_errors(self) -> None:
+        outcome = run_cli("release", "--concurrency", "0")
+        self.assertEqual((2, ["error: designate-dist release: argument --concurrency: must be >= 1"]),
+                         (outcome.code, outcome.error_lines))
+
+    def test_not_a_distribution_repository(self) -> None:
+        empty = self.useFixture(fixtures.TempDir()).path
+        outcome = run_cli("--distro", empty, "release", "--dry-run")
+        self.assertEqual(1, outcome.code)
+        self.assertEqual([f"error: {empty} is not a distribution repository: build/upstream.toml not found "
+                          "(pass --distro DIR)"], outcome.error_lines)
+
+
 class TestTagName(base.BaseTestCase):
     def test_dep14(self) -> None:
         self.assertEqual("debian/1%22.0.1-2", tag_name(DistroVersion("22.0.1", 2)))
