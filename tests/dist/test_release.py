@@ -202,6 +202,17 @@ class TestChanges(ReleaseCase):
         self.assertEqual(["renamed customs/0001-extra.patch → 0005-extra-module.patch: Add extra module"],
                          self.plan()["changes"])
 
+    def test_reordered_series(self) -> None:
+        self.add_customs("0002-teapot.patch", "API answers 418 to teapots", "designate/teapot.py",
+                         "STATUS = 418\n")
+        self.assertEqual(0, self.release().code)
+        (self.root / "customs" / "series").write_text("# ours\n0002-teapot.patch\n0001-extra.patch\n")
+        self.distro.commit("teapot first")
+        plan = self.plan()
+        self.assertEqual(("debian/1%1.0.0-3", "debian/1%1.0.0-2"), (plan["tag"], plan["previous_tag"]))
+        self.assertEqual(["reordered the series: customs/0002-teapot.patch, customs/0001-extra.patch"],
+                         plan["changes"])
+
     def test_dry_run_prints_the_plan_and_changes_nothing(self) -> None:
         self.add_customs("0002-teapot.patch", "API answers 418 to teapots", "designate/teapot.py",
                          "STATUS = 418\n")
