@@ -132,7 +132,8 @@ def inputs_of(distro: Distro, series: PatchSeries, *, skip_tests: bool,
     }
 
 
-def _digest(inputs: dict[str, str]) -> str:
+def inputs_digest(inputs: dict[str, str]) -> str:
+    """The digest of :func:`inputs_of` recorded as the manifest's ``inputs_digest``."""
     import hashlib
     return hashlib.sha256(json.dumps(inputs, sort_keys=True).encode()).hexdigest()
 
@@ -175,7 +176,7 @@ def build(distro: Distro, *, output: Path | None = None, skip_tests: bool = Fals
         series = read_series(distro.root)
         epoch_hint = source_date_epoch(distro)
         inputs = inputs_of(distro, series, skip_tests=skip_tests, epoch=epoch_hint)
-        digest = _digest(inputs)
+        digest = inputs_digest(inputs)
         if not rebuild and not force and _up_to_date(final, digest):
             progress(f"build: {final} is up to date (inputs unchanged)")
             data = json.loads((final / manifest_mod.MANIFEST).read_text())
@@ -220,7 +221,7 @@ def _build_into(distro: Distro, prepared: PrepareResult, staging: Path, inputs: 
         progress("wheel: designate-dist (DR backend plugins)")
         wheels.append(build_wheel(WheelRequest(distro.root, version.pep440, epoch, staging)))
     debs: list[Path] = []
-    if (distro.root / "debian").is_dir() and any((distro.root / "debian").iterdir()):
+    if (distro.root / "debian" / "rules").is_file():
         from designate_dist.deb import DebRequest, build_debs
         progress("deb: dpkg-buildpackage")
         result = build_debs(DebRequest(

@@ -423,7 +423,7 @@ def check_build(distro: Distro, output: Path | None, *, skip_tests: bool) -> Pat
         raise StaleBuild(f"the build in {shown} is of {built}, not {version.pep440}", hint="rebuild")
     inputs = pipeline.inputs_of(distro, read_series(distro.root), skip_tests=skip_tests,
                                 epoch=pipeline.source_date_epoch(distro))
-    if data.get("inputs_digest") != pipeline._digest(inputs):
+    if data.get("inputs_digest") != pipeline.inputs_digest(inputs):
         recorded = data.get("inputs", {})
         differ = sorted(k for k in set(inputs) | set(recorded) if inputs.get(k) != recorded.get(k))
         raise StaleBuild(f"the build in {shown} was made from other inputs than HEAD "
