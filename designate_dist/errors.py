@@ -90,6 +90,18 @@ class TestsFailed(DistError):
     __test__ = False  # not a test case, whatever pytest thinks of the name
 
 
+class ReleaseRefused(DistError):
+    """The repository is not in a state a release can be made from; nothing was changed."""
+
+
+class StaleBuild(DistError):
+    """The build output does not come from HEAD's inputs."""
+
+
+class PublishConflict(DistError):
+    """A published repository already has a file of that name with other bytes."""
+
+
 class VerificationError(DistError):
     """A downloaded or local input does not match its pinned checksum."""
 

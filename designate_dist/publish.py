@@ -50,7 +50,12 @@ from packaging.version import InvalidVersion, Version
 
 from designate_dist.atomic import write_bytes
 from designate_dist.deb import read_lock
-from designate_dist.errors import BuildLocked, ConfigError, DistError, VerificationError
+from designate_dist.errors import (
+    BuildLocked,
+    ConfigError,
+    PublishConflict,
+    VerificationError,
+)
 from designate_dist.fetch import cache_root, sha256_of
 from designate_dist.manifest import MANIFEST
 from designate_dist.runner import run
@@ -63,10 +68,6 @@ ORIGIN = "designate-dist"
 _INDEX_FIELDS = ("Filename", "Size", "MD5sum", "SHA1", "SHA256")
 _AFTER_INDEX_FIELDS = frozenset({"Section", "Priority", "Multi-Arch", "Homepage", "Description",
                                  "Tag", "Task"})
-
-
-class PublishConflict(DistError):
-    """The repository already has a file of that name with other bytes."""
 
 
 def _quiet(_: str) -> None:

@@ -35,7 +35,14 @@ from designate_dist import deb
 from designate_dist import manifest as manifest_mod
 from designate_dist.atomic import write_bytes, write_text
 from designate_dist.distro import LOCK_FILE, PIN_FILE, SERIES_DIRS, Distro, Pin, load_distro, parse_pin
-from designate_dist.errors import ConfigError, DirtyWorkTree, DistError, GitError
+from designate_dist.errors import (
+    ConfigError,
+    DirtyWorkTree,
+    DistError,
+    GitError,
+    ReleaseRefused,
+    StaleBuild,
+)
 from designate_dist.fetch import sha256_of
 from designate_dist.gitrepo import WorkTree
 from designate_dist.series import PatchFile, read_series
@@ -53,14 +60,6 @@ _COMMIT_TITLE = "Release {pep440} ({debian})"
 
 def _quiet(_: str) -> None:
     pass
-
-
-class ReleaseRefused(DistError):
-    """The repository is not in a state a release can be made from; nothing was changed."""
-
-
-class StaleBuild(DistError):
-    """The build output does not come from HEAD's inputs."""
 
 
 def tag_name(version: DistroVersion) -> str:

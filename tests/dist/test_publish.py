@@ -24,7 +24,8 @@ import fixtures
 from oslotest import base
 
 from designate_dist.errors import BuildLocked, ConfigError, VerificationError
-from designate_dist.publish import PublishConflict, PublishRequest, compare_debian_versions, publish, repo_lock
+from designate_dist.errors import PublishConflict
+from designate_dist.publish import PublishRequest, compare_debian_versions, publish, repo_lock
 from tests.fixtures.cli import run_cli
 
 EPOCHS = {1: 1_700_000_500, 2: 1_700_086_400}
