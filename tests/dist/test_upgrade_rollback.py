@@ -22,214 +22,33 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
-import time
 import unittest
-import urllib.request
 from pathlib import Path
 
 import fixtures
 from oslotest import base
 
 from tests.dist.test_real_build import test_cache
-from tests.fixtures.cli import run_cli
-
-REPO = Path(__file__).resolve().parents[2]
-ANSIBLE = REPO / "ansible"
-BIN = Path(os.environ.get("VIRTUAL_ENV", REPO / ".venv")) / "bin"
-UPSTREAM_HEAD = "f828412479ee"
-MARKER_HEAD = "d15a0000c0de"
-V1, V2 = "22.0.1.post1", "22.0.1.post2"
-MIGRATION = f'''"""designate-dist release test: a marker table
-
-Revision ID: {MARKER_HEAD}
-Revises: {UPSTREAM_HEAD}
-"""
-from alembic import op
-import sqlalchemy as sa
-
-revision = '{MARKER_HEAD}'
-down_revision = '{UPSTREAM_HEAD}'
-branch_labels = None
-depends_on = None
-
-
-def upgrade() -> None:
-    op.create_table('designate_dist_marker',
-                    sa.Column('id', sa.Integer, primary_key=True))
-'''
-GIT_ID = ["-c", "user.name=Release Manager", "-c", "user.email=release@example.org"]
-
-
-def git(cwd: Path, *args: str) -> str:
-    return subprocess.run(["git", *GIT_ID, *args], cwd=cwd, check=True, text=True,
-                          stdout=subprocess.PIPE, stderr=subprocess.PIPE).stdout
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+from tests.fixtures.release import (
+    ANSIBLE,
+    BIN,
+    MARKER_HEAD,
+    UPSTREAM_HEAD,
+    V1,
+    V2,
+    Released,
+    Target,
+    git,
+)
 
 
 def system_tests_allowed() -> bool:
     wanted = os.environ.get("CI") == "true" or os.environ.get("DESIGNATE_DIST_SYSTEM_TESTS") == "1"
     return wanted and os.geteuid() == 0 and shutil.which("apt-get") is not None
-
-
-def migration_patch(scratch: Path) -> str:
-    """A real ``git format-patch`` of a new alembic migration file."""
-    scratch.mkdir()
-    git(scratch, "init", "-q")
-    git(scratch, "commit", "-q", "--allow-empty", "-m", "base")
-    path = scratch / "designate/storage/sqlalchemy/alembic/versions" / f"{MARKER_HEAD}_marker.py"
-    path.parent.mkdir(parents=True)
-    path.write_text(MIGRATION)
-    git(scratch, "add", ".")
-    git(scratch, "commit", "-q", "-m", "storage: a marker table (release test)\n\n"
-        "Adds one alembic migration, so that this release's database\n"
-        "migration head differs from the previous release's.")
-    return git(scratch, "format-patch", "-1", "--stdout", "--no-signature", "HEAD")
-
-
-class Released:
-    """Two releases of a copy of this repository, published into one repository."""
-
-    def __init__(self, base_dir: Path) -> None:
-        self.base = base_dir
-        self.distro = base_dir / "distro"
-        self.out = base_dir / "out"
-        self.repo = base_dir / "repo"
-        files = git(REPO, "ls-files", "-z").split("\0")
-        for name in filter(None, files):
-            source = REPO / name
-            if source.is_file():
-                (self.distro / name).parent.mkdir(parents=True, exist_ok=True)
-                shutil.copy2(source, self.distro / name)
-        git(self.distro, "init", "-q", "-b", "main")
-        git(self.distro, "add", "-A")
-        git(self.distro, "commit", "-q", "-m", "designate-dist at test time")
-        self.release()
-        patch = migration_patch(base_dir / "patch-scratch")
-        (self.distro / "customs" / "0003-storage-marker-table.patch").write_text(patch)
-        with open(self.distro / "customs" / "series", "a") as series:
-            series.write("0003-storage-marker-table.patch\n")
-        git(self.distro, "add", "-A")
-        git(self.distro, "commit", "-q", "-m", "customs: a marker table migration")
-        self.release()
-        for version in (V1, V2):
-            self.cli("publish", "--repo", str(self.repo), "--build", str(self.out / version))
-
-    def cli(self, *args: str) -> str:
-        outcome = run_cli("--distro", str(self.distro), "--work-dir", str(self.base / "work"),
-                          *args)
-        if outcome.code != 0:
-            raise AssertionError(f"designate-dist {' '.join(args)} exited {outcome.code}:\n"
-                                 f"{outcome.stderr[-3000:]}")
-        return outcome.stdout
-
-    def release(self) -> None:
-        env = {**os.environ, "GIT_AUTHOR_NAME": "Release Manager",
-               "GIT_AUTHOR_EMAIL": "release@example.org",
-               "GIT_COMMITTER_NAME": "Release Manager", "GIT_COMMITTER_EMAIL": "release@example.org"}
-        saved = dict(os.environ)
-        os.environ.update(env)
-        try:
-            self.cli("release", "--skip-tests", "--output", str(self.out))
-        finally:
-            os.environ.clear()
-            os.environ.update(saved)
-
-
-class Target:
-    """A throwaway Designate host on localhost: its config, database and the playbook runs."""
-
-    def __init__(self, base_dir: Path, repo: Path, method: str, api_paste: Path) -> None:
-        self.base = base_dir
-        self.port = free_port()
-        self.api_url = f"http://127.0.0.1:{self.port}/"
-        config = base_dir / "etc"
-        config.mkdir(parents=True)
-        shutil.copy(api_paste, config / "api-paste.ini")
-        self.db = base_dir / "db" / "designate.sqlite"
-        self.db.parent.mkdir()
-        (config / "designate.conf").write_text(
-            "[DEFAULT]\ntransport_url = fake:/\n"
-            f"[service:api]\napi_base_uri = {self.api_url}\nauth_strategy = noauth\n"
-            f"[storage:sqlalchemy]\nconnection = sqlite:///{self.db}\n"
-            f"[oslo_concurrency]\nlock_path = {base_dir / 'lock'}\n")
-        self.venv_root = base_dir / "venvs"
-        self.run_dir = base_dir / "run"
-        self.prefix = (Path("/opt/venvs/designate") if method == "deb"
-                       else self.venv_root / "current")
-        self.variables = {
-            "designate_repo_url": f"file://{repo}", "designate_install_method": method,
-            "designate_venv_root": str(self.venv_root), "designate_service_manager": "process",
-            "designate_services": ["designate-api"],
-            "designate_config_file": str(config / "designate.conf"),
-            "designate_config_dir": str(config), "designate_run_dir": str(self.run_dir),
-            "designate_log_dir": str(base_dir / "log"),
-            "designate_api_listen": f"127.0.0.1:{self.port}", "designate_api_url": self.api_url,
-            "designate_api_processes": 1, "designate_db_sqlite_path": str(self.db),
-            "designate_health_retries": 60}
-        self.timings: list[tuple[str, float]] = []
-
-    def play(self, playbook: str, version: str, **extra: str) -> tuple[int, dict, list[str]]:
-        """Run a playbook; return its exit code, the host's stats and the failure messages."""
-        started = time.monotonic()
-        try:
-            return self._play(playbook, version, **extra)
-        finally:
-            self.timings.append((f"{playbook} {version}", time.monotonic() - started))
-
-    def _play(self, playbook: str, version: str, **extra: str) -> tuple[int, dict, list[str]]:
-        variables = self.base / "vars.json"
-        variables.write_text(json.dumps({**self.variables, "designate_version": version, **extra}))
-        env = {**os.environ, "ANSIBLE_HOME": str(self.base / "ansible-home"), "ANSIBLE_NOCOLOR": "1",
-               "ANSIBLE_FORCE_COLOR": "0", "PATH": f"{BIN}:{os.environ.get('PATH', '')}"}
-        proc = subprocess.run([str(BIN / "ansible-playbook"), "-i", "localhost,", "-c", "local",
-                               "-e", "designate_hosts=localhost", "-e", f"@{variables}", playbook],
-                              cwd=ANSIBLE, env=env, text=True, stdout=subprocess.PIPE,
-                              stderr=subprocess.STDOUT)
-        recap = re.search(r"^localhost\s*:\s*(.*)$", proc.stdout, re.M)
-        if not recap:
-            raise AssertionError(f"{playbook}: no PLAY RECAP (exit {proc.returncode}):\n"
-                                 f"{proc.stdout[-3000:]}")
-        stats = {k: int(v) for k, v in re.findall(r"(\w+)=(\d+)", recap.group(1))}
-        failures = [json.loads(line.split(" => ", 1)[1]).get("msg", line)
-                    for line in proc.stdout.splitlines()
-                    if line.startswith("fatal: [localhost]") and " => {" in line]
-        if proc.returncode != 0 and not failures:
-            failures = [proc.stdout[-3000:]]
-        return proc.returncode, stats, failures
-
-    def api_versions(self) -> list[str]:
-        with urllib.request.urlopen(self.api_url, timeout=10) as reply:
-            return [v["id"] for v in json.load(reply)["versions"]]
-
-    def api_pid(self) -> int:
-        return int((self.run_dir / "designate-api.pid").read_text())
-
-    def installed(self) -> str:
-        code = "import importlib.metadata as m; print(m.version('designate'))"
-        return subprocess.run([str(self.prefix / "bin" / "python"), "-c", code], check=True,
-                              text=True, stdout=subprocess.PIPE).stdout.strip()
-
-    def db_revision(self) -> str:
-        out = subprocess.run([str(self.prefix / "bin" / "designate-manage"), "--config-file",
-                              self.variables["designate_config_file"], "database", "version"],
-                             text=True, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL).stdout
-        return out.split("Current:")[-1].split()[0] if "Current:" in out else out
-
-    def stop_api(self) -> None:
-        subprocess.run(["start-stop-daemon", "--stop", "--quiet", "--pidfile",
-                        str(self.run_dir / "designate-api.pid"), "--remove-pidfile",
-                        "--retry", "TERM/20/KILL/5"], check=False)
 
 
 class TestUpgradeAndRollback(base.BaseTestCase):
