@@ -84,7 +84,7 @@ def load_key(key_file: str | None = None, config_file: str | None = None) -> Rnd
         raise RndcError(f"cannot read rndc key from {path}: {exc.strerror}") from None
     keys = _key_statements(text)
     if not keys:
-        raise RndcError(f"no usable key statement in {path}")
+        raise RndcError(f"no usable key statement in {path} ({len(text)} bytes)")
     if config_file:
         default = re.search(r'default-key\s+"?([^";\s]+)"?\s*;', text)
         if default and default.group(1) in keys:
