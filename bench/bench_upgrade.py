@@ -119,18 +119,17 @@ class Script:
                 ("upgrade to " + V2, upgrade), ("rollback to " + V1, rollback)]
 
 
-def playbook_steps(target: Target, snapshot: Path) -> list[tuple[str, callable]]:
+def playbook_steps(target: Target) -> list[tuple[str, callable]]:
     def play(playbook: str, version: str, **extra: str) -> None:
         code, _, failures = target.play(playbook, version, **extra)
         if code != 0:
             raise SystemExit(f"{playbook} {version} failed: {failures}")
 
-    def upgrade() -> None:
-        shutil.copy2(target.db, snapshot)
-        play("upgrade.yml", V2)
+    # the playbook takes the snapshot itself (designate_db_backup_dir)
+    snapshot = Path(target.variables["designate_db_backup_dir"]) / f"designate-{V1}-to-{V2}.sqlite"
     return [("install " + V1, lambda: play("upgrade.yml", V1)),
             ("again (no change)", lambda: play("upgrade.yml", V1)),
-            ("upgrade to " + V2, upgrade),
+            ("upgrade to " + V2, lambda: play("upgrade.yml", V2)),
             ("rollback to " + V1, lambda: play("rollback.yml", V1,
                                                 designate_db_snapshot=str(snapshot)))]
 
@@ -165,7 +164,7 @@ def main() -> int:
             target = Target(base / label, repo, "venv", api_paste)
             snapshot = base / f"{label}-snapshot.sqlite"
             steps = Script(target, repo).steps(snapshot) if label == "script" else \
-                playbook_steps(target, snapshot)
+                playbook_steps(target)
             try:
                 results[label] = timed(steps)
             finally:

@@ -141,12 +141,14 @@ class TestUpgradeAndRollback(base.BaseTestCase):
         code, stats, failures = target.play("upgrade.yml", V1)
         self.assertEqual((0, 0), (code, stats["changed"]), failures)
 
-        # the operator snapshots the database, then upgrades: the migration runs
-        snapshot = self.tmp / "designate-before-post2.sqlite"
-        shutil.copy2(target.db, snapshot)
+        # the upgrade snapshots the database (the migration head moves), then migrates
         old_pid = target.api_pid()
         code, stats, failures = target.play("upgrade.yml", V2)
         self.assertEqual(0, code, failures)
+        backups = Path(target.variables["designate_db_backup_dir"])
+        snapshot = backups / f"designate-{V1}-to-{V2}.sqlite"
+        self.assertEqual([snapshot], list(backups.iterdir()))
+        self.assertEqual((0o700, 0o600), (backups.stat().st_mode & 0o777, snapshot.stat().st_mode & 0o777))
         self.assertEqual(V2, target.installed())
         self.assertEqual(MARKER_HEAD, target.db_revision())
         self.assertNotEqual(old_pid, target.api_pid())
