@@ -55,8 +55,17 @@ class RndcKey:
     secret: bytes = field(repr=False)
 
 
+#: A quoted string (kept: a base64 secret may hold "//"), or a comment of named.conf's
+#: three kinds (dropped).
+_STRING_OR_COMMENT = re.compile(r'"[^"]*"|#[^\n]*|//[^\n]*|/\*.*?\*/', re.S)
+
+
+def _strip_comments(text: str) -> str:
+    return _STRING_OR_COMMENT.sub(lambda m: m.group(0) if m.group(0).startswith('"') else " ", text)
+
+
 def _key_statements(text: str) -> dict[str, RndcKey]:
-    text = re.sub(r"(#|//)[^\n]*", "", text)
+    text = _strip_comments(text)
     keys = {}
     for match in re.finditer(r'key\s+"?([^"\s{]+)"?\s*\{(.*?)\}\s*;', text, re.S):
         body = match.group(2)

@@ -1,6 +1,7 @@
 """Region options -> ordered masters, master and zone name parsing, rndc key files."""
 from __future__ import annotations
 
+import base64
 import os
 import tempfile
 
@@ -76,6 +77,17 @@ class TestRndcKeys(testtools.TestCase):
                           'key "b" { algorithm hmac-sha512; secret "Yg=="; };\n'
                           'options { default-key "b"; default-port 953; };\n')
         self.assertEqual("b", rndc.load_key(config_file=conf).name)
+
+    def test_secret_with_double_slash_and_comments_of_every_kind(self) -> None:
+        # about 1 in 100 random base64 secrets holds "//": it is not a comment inside quotes
+        key = rndc.load_key(self.write(
+            '/* made by rndc-confgen */\nkey "rndc-key" { // the control channel key\n'
+            ' algorithm hmac-sha256; # sha256\n secret "QGaw7csW8sAK9/T/7ZQSCjIIvVJ//NPSWQLTJHjtt6s=";\n};\n'))
+        self.assertEqual(base64.b64decode("QGaw7csW8sAK9/T/7ZQSCjIIvVJ//NPSWQLTJHjtt6s="), key.secret)
+        commented = self.write('// key "old" { algorithm hmac-md5; secret "YQ=="; };\n'
+                               '/* key "older" { algorithm hmac-md5; secret "Yg=="; }; */\n'
+                               'key "new" { algorithm hmac-sha256; secret "Yw=="; };\n')
+        self.assertEqual(("new", b"c"), (rndc.load_key(commented).name, rndc.load_key(commented).secret))
 
     def test_unusable_key_files(self) -> None:
         self.assertRaises(rndc.RndcError, rndc.load_key, self.write("options { };\n"))
