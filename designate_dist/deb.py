@@ -39,6 +39,7 @@ from pathlib import Path
 
 from designate_dist.atomic import write_text
 from designate_dist.errors import CommandFailed, ConfigError, ToolNotFound
+from designate_dist.lockfile import canonical
 from designate_dist.runner import debian_env, run
 from designate_dist.versions import DistroVersion
 
@@ -84,10 +85,6 @@ class DebResult:
     wheelhouse: Wheelhouse
 
 
-def normalize_name(name: str) -> str:
-    return re.sub(r"[-_.]+", "-", name).lower()
-
-
 def read_lock(lock_file: Path) -> list[tuple[str, str]]:
     """The ``(name, version)`` pins of the lock file, our own projects left out."""
     try:
@@ -102,7 +99,7 @@ def read_lock(lock_file: Path) -> list[tuple[str, str]]:
         match = _PIN.match(line.replace(" ", ""))
         if not match:
             raise ConfigError(f"{lock_file}:{number}: not a name==version pin: {line!r}")
-        if normalize_name(match.group(1)) not in OWN_PROJECTS:
+        if canonical(match.group(1)) not in OWN_PROJECTS:
             pins.append((match.group(1), match.group(2)))
     return pins
 

@@ -23,6 +23,21 @@ def artifact_entry(path: Path, root: Path) -> dict[str, Any]:
             "sha256": sha256_of(path)}
 
 
+def artifact_problem(directory: Path, artifact: dict[str, Any]) -> str | None:
+    """None when ``directory/<file>`` has the size and sha256 the manifest entry records.
+
+    Else what is wrong: ``"missing"``, or ``"has sha256 <16 hex>..., the manifest says
+    <16 hex>..."``.
+    """
+    path = directory / artifact["file"]
+    if not path.is_file():
+        return "missing"
+    actual = sha256_of(path)
+    if actual != artifact["sha256"] or path.stat().st_size != artifact["size"]:
+        return f"has sha256 {actual[:16]}..., the manifest says {artifact['sha256'][:16]}..."
+    return None
+
+
 def tree_digest(paths: list[Path], root: Path) -> str:
     """A hash of the names and contents of ``paths`` (files, or directories walked in order)."""
     digest = hashlib.sha256()

@@ -145,12 +145,7 @@ def _up_to_date(final: Path, digest: str) -> bool:
         return False
     if data.get("inputs_digest") != digest:
         return False
-    for artifact in data.get("artifacts", []):
-        path = final / artifact["file"]
-        if not path.is_file() or path.stat().st_size != artifact["size"] or \
-                sha256_of(path) != artifact["sha256"]:
-            return False
-    return True
+    return not any(manifest_mod.artifact_problem(final, a) for a in data.get("artifacts", []))
 
 
 def _publish_dir(staging: Path, final: Path) -> None:

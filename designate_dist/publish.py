@@ -57,7 +57,7 @@ from designate_dist.errors import (
     VerificationError,
 )
 from designate_dist.fetch import cache_root, sha256_of
-from designate_dist.manifest import MANIFEST
+from designate_dist.manifest import MANIFEST, artifact_problem
 from designate_dist.runner import run
 
 Progress = Callable[[str], None]
@@ -240,17 +240,14 @@ def verify_build(build_dir: Path, manifest: dict[str, Any]) -> list[Path]:
     """Every artifact of the manifest, checked for size and sha256; returns their paths."""
     paths = []
     for artifact in manifest["artifacts"]:
-        path = build_dir / artifact["file"]
-        if not path.is_file():
+        problem = artifact_problem(build_dir, artifact)
+        if problem == "missing":
             raise VerificationError(f"build {build_dir}: artifact {artifact['file']} is missing",
                                     hint="rebuild with `designate-dist build --rebuild`")
-        actual = sha256_of(path)
-        if actual != artifact["sha256"] or path.stat().st_size != artifact["size"]:
-            raise VerificationError(
-                f"build {build_dir}: {artifact['file']} has sha256 {actual[:16]}..., "
-                f"the manifest says {artifact['sha256'][:16]}... (corrupted build)",
-                hint="rebuild with `designate-dist build --rebuild`")
-        paths.append(path)
+        if problem:
+            raise VerificationError(f"build {build_dir}: {artifact['file']} {problem} (corrupted build)",
+                                    hint="rebuild with `designate-dist build --rebuild`")
+        paths.append(build_dir / artifact["file"])
     return paths
 
 

@@ -45,6 +45,7 @@ from designate_dist.distro import PIN_FILE, SERIES_DIRS, Distro, Pin, load_distr
 from designate_dist.errors import DistError, PatchApplyError, UsageError
 from designate_dist.fetch import fetch
 from designate_dist.gitrepo import WorkTree
+from designate_dist.lockfile import canonical
 from designate_dist.series import KIND_UPSTREAM, SERIES_FILE, PatchFile, PatchSeries, diff_files, read_series
 from designate_dist.upstream_import import import_upstream, read_state, write_state
 
@@ -207,10 +208,6 @@ def rewrite_patch(original: str, mail: bool, fresh: str) -> str:
 
 
 # -- requirements ----------------------------------------------------------------------------
-def canonical(name: str) -> str:
-    return re.sub(r"[-_.]+", "-", name).lower()
-
-
 def parse_requirements(text: str | None) -> dict[str, str]:
     """``{canonical name: specifier}`` of a requirements.txt (comments and options dropped)."""
     result: dict[str, str] = {}

@@ -31,7 +31,7 @@ from typing import Any
 
 from packaging.version import InvalidVersion, Version
 
-from designate_dist import deb
+from designate_dist import deb, lockfile
 from designate_dist import manifest as manifest_mod
 from designate_dist.atomic import write_bytes, write_text
 from designate_dist.distro import LOCK_FILE, PIN_FILE, SERIES_DIRS, Distro, Pin, load_distro, parse_pin
@@ -43,7 +43,6 @@ from designate_dist.errors import (
     ReleaseRefused,
     StaleBuild,
 )
-from designate_dist.fetch import sha256_of
 from designate_dist.gitrepo import WorkTree
 from designate_dist.series import PatchFile, read_series
 from designate_dist.versions import DEBIAN_EPOCH, DistroVersion
@@ -54,7 +53,6 @@ CHANGELOG_MD = Path("CHANGELOG.md")
 DEBIAN_CHANGELOG = Path("debian") / "changelog"
 NO_CHANGE = "rebuild, no series change"
 _TAG = re.compile(r"^debian/(?P<epoch>\d+)%(?P<upstream>[0-9A-Za-z.+_]+)-(?P<revision>\d+)$")
-_PIN_LINE = re.compile(r"^([A-Za-z0-9][A-Za-z0-9._-]*)\s*==\s*([A-Za-z0-9._!+-]+)$")
 _COMMIT_TITLE = "Release {pep440} ({debian})"
 
 
@@ -199,14 +197,10 @@ def _snapshot_at(repo: WorkTree, rev: str) -> _Snapshot:
 
 
 def _read_lock(path: Path) -> dict[str, str]:
+    """``{canonical name: version}`` of a lock file; {} when the commit has none."""
     if not path.is_file():
         return {}
-    pins = {}
-    for raw in path.read_text(encoding="utf-8").splitlines():
-        match = _PIN_LINE.match(raw.split("#", 1)[0].strip())
-        if match:
-            pins[deb.normalize_name(match.group(1))] = match.group(2)
-    return pins
+    return {name: version for name, (_, version) in lockfile.read_lock(path).pins.items()}
 
 
 # -- what changed -----------------------------------------------------------------------
@@ -428,8 +422,7 @@ def check_build(distro: Distro, output: Path | None, *, skip_tests: bool) -> Pat
         raise StaleBuild(f"the build in {shown} was made from other inputs than HEAD "
                          f"({', '.join(differ) or 'inputs digest'} differ): rebuild")
     for artifact in data.get("artifacts", []):
-        path = out_dir / artifact["file"]
-        if not path.is_file() or sha256_of(path) != artifact["sha256"]:
+        if manifest_mod.artifact_problem(out_dir, artifact):
             raise StaleBuild(f"the build in {shown} does not match its manifest: "
                              f"{artifact['file']} is missing or changed: rebuild")
     return out_dir
