@@ -22,8 +22,9 @@ from designate_dist.errors import EXIT_ERROR, EXIT_OK, DistError, UsageError
 Handler = Callable[[argparse.Namespace], int]
 
 
-def _progress(args: argparse.Namespace) -> Callable[[str], None]:
-    if args.quiet:
+def progress_for(args: argparse.Namespace) -> Callable[[str], None]:
+    """Progress lines to stderr, or nothing with -q or --json (stdout is then the JSON)."""
+    if args.quiet or getattr(args, "json", False):
         return lambda message: None
     return lambda message: print(message, file=sys.stderr, flush=True)
 
@@ -41,7 +42,7 @@ def cmd_fetch(args: argparse.Namespace) -> int:
 
 def cmd_prepare(args: argparse.Namespace) -> int:
     from designate_dist.pipeline import prepare
-    result = prepare(_distro(args), force=args.force, progress=_progress(args))
+    result = prepare(_distro(args), force=args.force, progress=progress_for(args))
     print(result.work_tree)
     return EXIT_OK
 
@@ -50,7 +51,7 @@ def cmd_quilt(args: argparse.Namespace) -> int:
     from designate_dist.pipeline import prepare
     from designate_dist.quilt import export_quilt
     distro = _distro(args)
-    prepared = prepare(distro, force=args.force, progress=_progress(args))
+    prepared = prepare(distro, force=args.force, progress=progress_for(args))
     result = export_quilt(prepared.applied, Path(args.output) if args.output else distro.root / "patches")
     print(result.directory)
     return EXIT_OK
@@ -60,7 +61,7 @@ def cmd_build(args: argparse.Namespace) -> int:
     from designate_dist.pipeline import build
     result = build(_distro(args), output=Path(args.output) if args.output else None,
                    skip_tests=args.skip_tests, force=args.force, rebuild=args.rebuild,
-                   concurrency=args.concurrency, progress=_progress(args))
+                   concurrency=args.concurrency, progress=progress_for(args))
     print(result.output_dir)
     return EXIT_OK
 
@@ -68,7 +69,7 @@ def cmd_build(args: argparse.Namespace) -> int:
 def cmd_test(args: argparse.Namespace) -> int:
     from designate_dist.pipeline import run_tests
     report = run_tests(_distro(args), output=Path(args.output) if args.output else None,
-                       concurrency=args.concurrency, force=args.force, progress=_progress(args))
+                       concurrency=args.concurrency, force=args.force, progress=progress_for(args))
     print(f"{report.passed} passed, {report.failed} failed, {report.skipped} skipped, "
           f"{report.excluded} excluded")
     return EXIT_OK
@@ -76,7 +77,7 @@ def cmd_test(args: argparse.Namespace) -> int:
 
 def cmd_lock(args: argparse.Namespace) -> int:
     from designate_dist.pipeline import relock
-    path = relock(_distro(args), force=args.force, progress=_progress(args))
+    path = relock(_distro(args), force=args.force, progress=progress_for(args))
     print(path)
     return EXIT_OK
 

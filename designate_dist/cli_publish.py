@@ -5,20 +5,14 @@
 from __future__ import annotations
 
 import argparse
-import sys
 from collections.abc import Callable
 from pathlib import Path
 
+from designate_dist.cli import number_arg, progress_for
 from designate_dist.distro import load_distro
 from designate_dist.errors import EXIT_OK
 
 Add = Callable[..., argparse.ArgumentParser]
-
-
-def _progress(args: argparse.Namespace) -> Callable[[str], None]:
-    if args.quiet:
-        return lambda message: None
-    return lambda message: print(message, file=sys.stderr, flush=True)
 
 
 def cmd_publish(args: argparse.Namespace) -> int:
@@ -35,19 +29,12 @@ def cmd_publish(args: argparse.Namespace) -> int:
         repo=Path(args.repo), build_dir=build_dir.resolve(),
         lock_file=Path(args.lock) if args.lock else distro.lock_file,
         wheelhouse=Path(args.wheelhouse).resolve() if args.wheelhouse else None,
-        lock_timeout=args.wait), progress=_progress(args))
+        lock_timeout=args.wait), progress=progress_for(args))
     print(result.summary())
     return EXIT_OK
 
 
-def _seconds(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError("must be >= 0")
-    return value
+_seconds = number_arg(float, 0)
 
 
 def register(add: Add) -> None:

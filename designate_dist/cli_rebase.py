@@ -10,6 +10,7 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
+from designate_dist.cli import progress_for
 from designate_dist.distro import PIN_FILE, SOURCE_KINDS, Distro, load_distro
 from designate_dist.errors import EXIT_OK, EXIT_PATCH
 
@@ -27,12 +28,6 @@ def _distro(args: argparse.Namespace) -> Distro:
         here = Path.cwd()
         root = next((str(d) for d in (here, *here.parents) if (d / PIN_FILE).is_file()), None)
     return load_distro(root, args.work_dir)
-
-
-def _progress(args: argparse.Namespace) -> Callable[[str], None]:
-    if args.quiet or getattr(args, "json", False):
-        return lambda message: None
-    return lambda message: print(message, file=sys.stderr, flush=True)
 
 
 def _print_report(report, as_json: bool) -> None:
@@ -77,12 +72,12 @@ def cmd_rebase(args: argparse.Namespace) -> int:
         return EXIT_OK
     try:
         if args.cont:
-            report = rb.rebase_continue(distro, progress=_progress(args))
+            report = rb.rebase_continue(distro, progress=progress_for(args))
         else:
             request = rb.RebaseRequest(version=args.onto, sha256=args.sha256, source=args.source,
                                        path=args.path, url=args.url, tag=args.tag, commit=args.commit,
                                        dry_run=args.dry_run)
-            report = rb.rebase(distro, request, progress=_progress(args))
+            report = rb.rebase(distro, request, progress=progress_for(args))
     except rb.RebaseConflict as exc:
         if getattr(exc, "report", None) is not None:
             _print_report(exc.report, args.json)
@@ -100,13 +95,13 @@ def cmd_patches(args: argparse.Namespace) -> int:
     from designate_dist import patchqueue
     distro = _distro(args)
     if args.action == "import":
-        result = patchqueue.import_queue(distro, force=args.force, progress=_progress(args))
+        result = patchqueue.import_queue(distro, force=args.force, progress=progress_for(args))
         print(result.work_tree)
         if not args.quiet:
             print(f"{len(result.commits)} patches on branch {result.branch}; edit, reorder or add "
                   "commits there, then run `designate-dist patches export`", file=sys.stderr)
         return EXIT_OK
-    exported = patchqueue.export_queue(distro, new_series=args.series, progress=_progress(args))
+    exported = patchqueue.export_queue(distro, new_series=args.series, progress=progress_for(args))
     for line in exported.lines():
         print(line)
     return EXIT_OK

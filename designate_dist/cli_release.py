@@ -6,11 +6,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from collections.abc import Callable
 from pathlib import Path
 
-from designate_dist.cli import number_arg
+from designate_dist.cli import number_arg, progress_for
 from designate_dist.distro import load_distro
 from designate_dist.errors import EXIT_OK
 
@@ -23,12 +22,9 @@ _positive = number_arg(int, 1)
 def cmd_release(args: argparse.Namespace) -> int:
     from designate_dist.release import release
     distro = load_distro(args.distro, args.work_dir)
-    quiet = args.quiet or args.json
     result = release(distro, dry_run=args.dry_run, build=not args.no_build,
                      output=Path(args.output) if args.output else None, skip_tests=args.skip_tests,
-                     concurrency=args.concurrency,
-                     progress=(lambda m: None) if quiet else
-                     (lambda m: print(m, file=sys.stderr, flush=True)))
+                     concurrency=args.concurrency, progress=progress_for(args))
     plan = result.plan
     if args.json:
         data = plan.as_json()
