@@ -347,7 +347,7 @@ def _with_debian_entry(existing: str | None, entry: str, version: DistroVersion)
     return entry + ("\n" + text if text else "")
 
 
-def _write_release(distro: Distro, repo: WorkTree, plan: Plan) -> str:
+def _write_release(distro: Distro, repo: WorkTree, plan: Plan, env: dict[str, str]) -> str:
     """Write the pin and the changelogs and commit them; on any failure put everything back."""
     files = [PIN_FILE, CHANGELOG_MD] + ([DEBIAN_CHANGELOG] if plan.debian_changelog else [])
     before = {rel: (distro.root / rel).read_bytes() if (distro.root / rel).is_file() else None
@@ -365,7 +365,6 @@ def _write_release(distro: Distro, repo: WorkTree, plan: Plan) -> str:
         write_text(distro.root / CHANGELOG_MD,
                    _with_markdown(old_md.decode("utf-8") if old_md else None, plan.markdown_entry(),
                                   plan.version))
-        env = {} if repo.has_identity() else _maintainer_env(plan.maintainer)
         return repo.commit_paths([str(rel) for rel in files], plan.message, env)
     except BaseException:
         if repo.head() == head:
@@ -437,11 +436,12 @@ def release(distro: Distro, *, dry_run: bool = False, build: bool = True, output
     if dry_run:
         return ReleaseResult(plan, None, plan.tag, None, dry_run=True)
     repo = WorkTree(distro.root)
+    env = {} if repo.has_identity() else _maintainer_env(plan.maintainer)  # commit and tag
     if plan.resume:
         progress(f"release: resuming {plan.title}: HEAD {repo.head()[:12]} is its untagged commit")
         commit = repo.head()
     else:
-        commit = _write_release(distro, repo, plan)
+        commit = _write_release(distro, repo, plan, env)
         progress(f"release: committed {plan.title} as {commit[:12]}")
     released = load_distro(distro.root, distro.work_root)
     resume_hint = (f"the release commit {commit[:12]} is made; fix the cause and run "
@@ -457,7 +457,6 @@ def release(distro: Distro, *, dry_run: bool = False, build: bool = True, output
         raise
     if repo.head() != commit:
         raise GitError(f"HEAD moved from {commit[:12]} during the build; not tagging")
-    env = {} if repo.has_identity() else _maintainer_env(plan.maintainer)
     repo.annotated_tag(plan.tag, commit, plan.message, env)
     progress(f"release: tagged {plan.tag}")
     return ReleaseResult(plan, commit, plan.tag, build_dir, dry_run=False)
