@@ -42,8 +42,8 @@ from tests.fixtures.release import (
     V2,
     Released,
     Target,
-    git,
 )
+from tests.fixtures.distro import git
 
 
 def system_tests_allowed() -> bool:
