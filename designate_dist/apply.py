@@ -4,8 +4,9 @@
 message verbatim; plain diffs are committed as the distro maintainer with
 their DEP-3 description as message.  Committer identity and date are fixed
 (the maintainer, at the author date) so the same inputs always give the same
-commit ids.  A patch that does not apply stops the stage with exit code 3; the
-work tree is left clean at the last good commit.
+commit ids.  A patch that does not apply, or that makes a symbolic link leading
+out of the tree, stops the stage with exit code 3; the work tree is left clean
+at the last good commit.
 """
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from pathlib import Path
 from designate_dist.distro import Distro
 from designate_dist.errors import PatchApplyError
 from designate_dist.gitrepo import Identity, WorkTree, explain_apply_failure
+from designate_dist.links import leaving, may_change_links
 from designate_dist.series import PatchFile, PatchSeries
 from designate_dist.upstream_import import ImportResult, maintainer_identity, read_state, write_state
 
@@ -69,16 +71,25 @@ def apply_series(distro: Distro, imported: ImportResult, series: PatchSeries, *,
     write_state(tree, state)
     for patch in series:
         error = tree.apply(patch.path)
+        problem, files = None, []
         if error is not None:
             failure = explain_apply_failure(error, patch.diff)
+            problem, files = f"does not apply: {failure.describe()}", [failure.file]
+        elif may_change_links(patch.diff):
+            escaping = leaving(tree.path, tree.tracked_symlinks())
+            if escaping:
+                tree.discard_merge()  # the patch applied: take it out again
+                path, target = escaping[0]
+                problem, files = (f"makes {path} a symbolic link to {target!r}, outside the tree "
+                                  "(it would put a file of the build host into the packages)"), [path]
+        if problem is not None:
             head = tree.head()
             state.update({"failed": patch.ref, "head": head})
             write_state(tree, state)
             last = applied[-1].patch.ref if applied else f"upstream/{distro.pin.version}"
-            raise PatchApplyError(
-                f"{patch.series}/series: {patch.name} does not apply: {failure.describe()}",
-                patch=patch.ref, files=[failure.file],
-                hint=f"work tree {tree.path} left at {head[:12]} ({last})")
+            raise PatchApplyError(f"{patch.series}/series: {patch.name} {problem}",
+                                  patch=patch.ref, files=files,
+                                  hint=f"work tree {tree.path} left at {head[:12]} ({last})")
         author, committer = patch_identities(distro, patch, imported.import_time)
         commit = tree.commit_index(patch.message, author, committer)
         applied.append(AppliedPatch(patch, commit))

@@ -39,6 +39,7 @@ from pathlib import Path
 
 from designate_dist.atomic import write_text
 from designate_dist.errors import CommandFailed, ConfigError, ToolNotFound
+from designate_dist.links import check_tree
 from designate_dist.lockfile import canonical
 from designate_dist.runner import debian_env, run
 from designate_dist.versions import DistroVersion
@@ -233,7 +234,9 @@ def prepare_source(request: DebRequest, wheelhouse: Wheelhouse, scratch: Path) -
     (source / "wheelhouse").symlink_to(wheelhouse.path)
     etc = request.work_tree / "etc" / "designate"
     if etc.is_dir():
-        shutil.copytree(etc, source / "etc" / "designate", symlinks=False)
+        # Links are copied as links, never followed; one leading out of etc/designate is refused.
+        check_tree(etc, "the deb's etc/designate")
+        shutil.copytree(etc, source / "etc" / "designate", symlinks=True)
     return source
 
 

@@ -82,6 +82,10 @@ def os_failure(exc: OSError, doing: str) -> DistError:
     return DistError(f"{doing}: {exc.strerror or exc}{where}")
 
 
+class UnsafeTree(DistError):
+    """A tree to be packaged holds a symbolic link that leads outside it."""
+
+
 class GitError(DistError):
     """A git operation failed; git's own message is kept."""
 

@@ -268,6 +268,10 @@ class WorkTree:
         out = self.repo.git.status("--porcelain", "--untracked-files=normal")
         return [line[3:] for line in out.splitlines() if line.strip()]
 
+    def tracked_symlinks(self) -> list[str]:
+        """The paths the index holds as symbolic links (mode 120000)."""
+        return _index_symlinks(self.repo)
+
     def is_rebasing(self) -> bool:
         return any((self.git_dir / name).exists() for name in ("rebase-apply", "rebase-merge",
                                                                "MERGE_HEAD", "CHERRY_PICK_HEAD"))
@@ -528,6 +532,31 @@ class WorkTree:
                                   name, rev)
         except git.GitCommandError as exc:
             raise _git_error(f"tag {name}", exc) from exc
+
+
+def _index_symlinks(repo: git.Repo) -> list[str]:
+    try:
+        out = repo.git.ls_files("--stage", "-z")
+    except git.GitCommandError as exc:
+        raise _git_error("ls-files", exc) from exc
+    links = []
+    for entry in out.split("\0"):
+        info, _, name = entry.partition("\t")
+        if info.startswith("120000 "):
+            links.append(name)
+    return links
+
+
+def tracked_symlinks(path: Path) -> list[str]:
+    """The symbolic links (mode 120000) in the index of the repository at ``path``; [] if it is none."""
+    try:
+        repo = git.Repo(path)
+    except (git.InvalidGitRepositoryError, git.NoSuchPathError):
+        return []
+    try:
+        return _index_symlinks(repo)
+    finally:
+        repo.close()
 
 
 def clone_at_tag(url: str, tag: str, dest: Path) -> str:

@@ -18,6 +18,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from designate_dist.errors import CommandFailed
+from designate_dist.gitrepo import tracked_symlinks
+from designate_dist.links import check_tree
 from designate_dist.runner import run
 
 # What setuptools leaves behind in a source tree; stale copies leak into wheels.
@@ -47,6 +49,9 @@ def build_env(version: str, source_date_epoch: int) -> dict[str, str]:
 
 def build_wheel(request: WheelRequest) -> Path:
     """Build the wheel into ``output_dir`` and return its path."""
+    # setuptools copies what a link points to: one leading out of the tree would ship a host file.
+    check_tree(request.source_dir, f"the wheel of {request.source_dir.name}",
+               tracked=tracked_symlinks(request.source_dir))
     clean_leftovers(request.source_dir)
     request.output_dir.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=request.output_dir, prefix=".wheel-") as tmp:
