@@ -192,6 +192,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("error: interrupted", file=sys.stderr)
         return 130
+    except UnicodeDecodeError as exc:  # an input read without read_utf8(): still one line
+        if debug:
+            raise
+        print(f"error: an input file is not UTF-8 text ({exc.reason} at byte {exc.start})", file=sys.stderr)
+        return EXIT_ERROR
     except OSError as exc:
         if debug:
             raise

@@ -566,6 +566,8 @@ def clone_at_tag(url: str, tag: str, dest: Path) -> str:
                                    env={"GIT_TERMINAL_PROMPT": "0", **os.environ})
     except git.GitCommandError as exc:
         raise _git_error(f"clone {url}", exc) from exc
+    except (git.exc.UnsafeProtocolError, git.exc.UnsafeOptionError) as exc:
+        raise GitError(f"git clone {url} refused: {exc}") from exc
     try:
         return repo.commit(f"refs/tags/{tag}^{{commit}}").hexsha
     except (git.BadName, ValueError) as exc:

@@ -233,7 +233,40 @@ def read_manifest(build_dir: Path) -> tuple[dict[str, Any], bytes]:
         data["artifacts"], data["source_date_epoch"]  # noqa: B018
     except (ValueError, KeyError, TypeError) as exc:
         raise ConfigError(f"{path}: not a designate-dist build manifest ({exc})") from None
+    _check_manifest(data, path)
     return data, raw
+
+
+_ARTIFACT_FILE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9._+~-]*(/[A-Za-z0-9_][A-Za-z0-9._+~-]*)?$")
+
+
+def _check_manifest(data: Any, path: Path) -> None:
+    """The fields publish turns into file names and index entries, checked before any is used."""
+    def bad(what: str) -> ConfigError:
+        return ConfigError(f"{path}: not a designate-dist build manifest ({what})")
+
+    if not isinstance(data, dict) or not isinstance(data.get("distro_version"), dict):
+        raise bad("no distro_version table")
+    pep440, debian = data["distro_version"]["pep440"], data["distro_version"]["debian"]
+    try:
+        if not isinstance(pep440, str) or not re.fullmatch(r"[A-Za-z0-9.!+_-]+", pep440):
+            raise InvalidVersion(pep440)
+        Version(pep440)
+    except InvalidVersion:
+        raise bad(f"distro_version.pep440 {pep440!r} is not a PEP 440 version") from None
+    if not isinstance(debian, str) or not _DEB_VERSION.match(debian):
+        raise bad(f"distro_version.debian {debian!r} is not a Debian version")
+    epoch = data["source_date_epoch"]
+    if not isinstance(epoch, int) or isinstance(epoch, bool) or epoch < 0:
+        raise bad(f"source_date_epoch {epoch!r} is not a UNIX time")
+    if not isinstance(data["artifacts"], list):
+        raise bad("artifacts is not a list")
+    for artifact in data["artifacts"]:
+        if not (isinstance(artifact, dict) and isinstance(artifact.get("file"), str)
+                and _ARTIFACT_FILE.match(artifact["file"])
+                and isinstance(artifact.get("size"), int) and isinstance(artifact.get("sha256"), str)
+                and re.fullmatch(r"[0-9a-f]{64}", artifact["sha256"])):
+            raise bad(f"artifact entry {artifact!r} is not a file name, size and sha256")
 
 
 def verify_build(build_dir: Path, manifest: dict[str, Any]) -> list[Path]:

@@ -213,7 +213,11 @@ def read_series_entries(series_file: Path) -> list[tuple[int, str]]:
     entries = []
     seen: dict[str, int] = {}
     rel = f"{series_file.parent.name}/{series_file.name}"
-    for number, raw in enumerate(series_file.read_text(encoding="utf-8").splitlines(), 1):
+    try:
+        text = series_file.read_bytes().decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise SeriesError(f"{rel}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+    for number, raw in enumerate(text.splitlines(), 1):
         line = raw.split("#", 1)[0].strip()
         if not line:
             continue

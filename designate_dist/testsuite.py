@@ -42,6 +42,7 @@ from pathlib import Path
 from typing import Any
 
 from designate_dist.atomic import write_json, write_text
+from designate_dist.distro import read_utf8
 from designate_dist.errors import ConfigError, TestsFailed
 from designate_dist.lockfile import (
     REQUIREMENT_FILES,
@@ -196,7 +197,7 @@ def read_exclusions(path: Path) -> tuple[Exclusion, ...]:
     """The exclusion list at ``path``; a missing file excludes nothing."""
     if not path.is_file():
         return ()
-    return parse_exclusions(path.read_text(encoding="utf-8"), str(path))
+    return parse_exclusions(read_utf8(path, str(path)), str(path))
 
 
 def match_exclusions(exclusions: tuple[Exclusion, ...], test_ids: list[str],
