@@ -69,13 +69,14 @@ class DiskFull(DistError):
 _NO_SPACE = (errno.ENOSPC, errno.EDQUOT)
 
 
-def os_failure(exc: OSError, doing: str) -> DistError:
+def os_failure(exc: OSError, doing: str, path: object = None) -> DistError:
     """The :class:`DistError` for an ``OSError`` met while ``doing`` something (exit 1).
 
     A full disk says so (:class:`DiskFull`); anything else keeps the system's
-    message and the file it names.
+    message and the file it names (else ``path``, where it was writing).
     """
-    where = f" ({exc.filename})" if exc.filename else ""
+    place = exc.filename or path
+    where = f" ({place})" if place else ""
     if exc.errno in _NO_SPACE:
         return DiskFull(f"{doing}: the disk is full{where}: {exc.strerror or exc}",
                         hint="free some space and run again; nothing half-written was kept")

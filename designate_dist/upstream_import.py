@@ -221,7 +221,7 @@ def unpack(archive: Path, dest: Path) -> tuple[Path, int]:
         # stream"); an errno is the file system's: a full disk is not a bad archive.
         if exc.errno is None:
             raise _unreadable(archive, exc) from exc
-        raise os_failure(exc, f"unpack {archive.name}") from exc
+        raise os_failure(exc, f"unpack {archive.name}", dest) from exc
     except Exception as exc:
         if filter_error is not None and isinstance(exc, filter_error):
             raise VerificationError(f"{archive.name}: refused by the tar extraction filter: {exc}; "
