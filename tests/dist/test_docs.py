@@ -3,11 +3,15 @@ from __future__ import annotations
 
 import argparse
 import re
+import shutil
+import subprocess
 from pathlib import Path
 
 from oslotest import base
 
+from designate_dist import manpages
 from designate_dist.cli import build_parser
+from designate_dist.manpages import walk
 
 ROOT = Path(__file__).resolve().parents[2]
 LINK = re.compile(r"\[[^\]]*\]\(([^)\s]+)\)")
@@ -85,3 +89,24 @@ class TestDocs(base.BaseTestCase):
         self.assertIsNone(resolve(["dr"]))
         self.assertEqual(("dr", "check"), resolve(["dr", "check", "fast"]))
         self.assertEqual(("build",), resolve(["build", "now"]))
+
+
+class TestManPages(base.BaseTestCase):
+    def test_committed_pages_match_the_parsers(self) -> None:
+        pages = {page.filename: page.text for page in manpages.all_pages()}
+        committed = {path.name: path.read_text(encoding="utf-8") for path in (ROOT / "man").glob("*.1")}
+        self.assertEqual(sorted(pages), sorted(committed),
+                         "regenerate with: .venv/bin/python -m designate_dist.manpages")
+        stale = [name for name in pages if pages[name] != committed[name]]
+        self.assertEqual([], stale, "regenerate with: .venv/bin/python -m designate_dist.manpages")
+
+    def test_every_command_has_a_page_that_groff_renders_cleanly(self) -> None:
+        names = {"-".join(("designate-dist", *path)) for path, _, _ in walk(build_parser())}
+        self.assertEqual(names, {page.name for page in manpages.all_pages()})
+        self.assertIn("designate-dist-dr-check", names)
+        groff = shutil.which("groff")
+        self.assertIsNotNone(groff, "groff (Debian's groff-base) renders the man pages")
+        for page in manpages.all_pages():
+            done = subprocess.run([groff, "-man", "-ww", "-z"], input=page.text, text=True,
+                                  capture_output=True)
+            self.assertEqual(("", 0), (done.stderr, done.returncode), page.name)

@@ -56,6 +56,8 @@ class TestPlainInstall(base.BaseTestCase):
         self.assertIn("subunit", done.stdout)
         self.assertIn("build", done.stdout)
 
+        # the man pages come with it (setup.cfg data_files)
+        self.assertTrue((venv / "share" / "man" / "man1" / "designate-dist-build.1").is_file())
         done = self.run_in(venv, str(venv / "bin" / "designate-dist"), "test", "--help", cwd=tmp)
         self.assertEqual(0, done.returncode, done.stdout)
         self.assertIn("usage: designate-dist test", done.stdout)
