@@ -3,9 +3,10 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from pathlib import Path
 from typing import Any
+
+from designate_dist.scratch import make_file
 
 
 def write_bytes(path: Path, data: bytes, *, mode: int | None = None, durable: bool = True) -> None:
@@ -15,7 +16,7 @@ def write_bytes(path: Path, data: bytes, *, mode: int | None = None, durable: bo
     the old content may come back.  Only for state that is checked before use.
     """
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    fd, tmp = make_file(path.parent, f".{path.name}.", suffix=".tmp")  # owner named: see scratch
     try:
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)

@@ -48,11 +48,9 @@ def cmd_prepare(args: argparse.Namespace) -> int:
 
 
 def cmd_quilt(args: argparse.Namespace) -> int:
-    from designate_dist.pipeline import prepare
-    from designate_dist.quilt import export_quilt
-    distro = _distro(args)
-    prepared = prepare(distro, force=args.force, progress=progress_for(args))
-    result = export_quilt(prepared.applied, Path(args.output) if args.output else distro.root / "patches")
+    from designate_dist.pipeline import quilt
+    result = quilt(_distro(args), output=Path(args.output) if args.output else None, force=args.force,
+                   progress=progress_for(args))
     print(result.directory)
     return EXIT_OK
 

@@ -20,20 +20,21 @@ import re
 import shutil
 import sys
 import tarfile
-import tempfile
 import zlib
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 from packaging.version import InvalidVersion, Version
 
-from designate_dist import gitrepo
+from designate_dist import gitrepo, scratch
 from designate_dist.distro import Distro, Pin
 from designate_dist.errors import CommandFailed, ConfigError, VerificationError, os_failure
 from designate_dist.lockfile import canonical
 from designate_dist.runner import run
 
 CACHE_ENV = "DESIGNATE_DIST_CACHE"
+#: Scratch the stage makes in the cache root (see designate_dist.scratch).
+SCRATCH_KINDS = (".download-", ".clone-", ".copy-")
 
 
 def cache_root() -> Path:
@@ -83,6 +84,7 @@ def fetch(distro: Distro, pin: Pin | None = None, cache: Path | None = None) -> 
     """Get ``pin`` (default: the distro's pin) into the cache and verify it."""
     pin = pin or distro.pin
     root = cache or cache_root()
+    scratch.sweep(root, *SCRATCH_KINDS)
     if pin.source == "pypi":
         return _fetch_pypi(pin, root)
     if pin.source == "file":
@@ -117,7 +119,7 @@ def check_file_name(pin: Pin, name: str) -> None:
         raise _wrong_version(pin, name, version)
 
 
-def _pkg_info(archive: Path) -> tuple[str, str] | None:
+def _pkg_info(archive: Path, what: str) -> tuple[str, str] | None:
     """``(Name, Version)`` of the ``PKG-INFO`` at the top of an sdist; None when it has none."""
     try:
         with tarfile.open(archive) as tar:
@@ -131,10 +133,10 @@ def _pkg_info(archive: Path) -> tuple[str, str] | None:
                     return str(headers.get("Name", "")), str(headers.get("Version", ""))
     except OSError as exc:
         if exc.errno is not None:
-            raise os_failure(exc, f"read {archive.name}") from exc
-        raise VerificationError(f"{archive.name}: not a readable tar archive: {exc}") from exc
+            raise os_failure(exc, f"read {what}") from exc
+        raise VerificationError(f"{what}: not a readable tar archive: {exc}") from exc
     except (tarfile.TarError, EOFError, zlib.error) as exc:
-        raise VerificationError(f"{archive.name}: not a readable tar archive: {exc}") from exc
+        raise VerificationError(f"{what}: not a readable tar archive: {exc}") from exc
     return None
 
 
@@ -144,7 +146,7 @@ def check_sdist(pin: Pin, archive: Path, what: str) -> None:
     Exit 5 naming both versions otherwise; an archive without ``PKG-INFO`` cannot
     say which release it is and is refused too.
     """
-    info = _pkg_info(archive)
+    info = _pkg_info(archive, what)
     if info is None:
         raise VerificationError(f"{what} has no PKG-INFO: it cannot show that it is {pin.name} {pin.version}",
                                 hint="pin the sdist of the release, or use a git source")
@@ -182,7 +184,7 @@ def _fetch_pypi(pin: Pin, root: Path) -> FetchResult:
     if hit:
         return hit
     root.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=root, prefix=".download-") as tmp:
+    with scratch.directory(root, ".download-") as tmp:
         requirement = Path(tmp) / "requirement.txt"
         # pip checks the hash itself before it builds anything from the sdist.
         requirement.write_text(f"{pin.name}=={pin.version} --hash=sha256:{pin.sha256}\n")
@@ -230,7 +232,7 @@ def _fetch_file(distro: Distro, pin: Pin, root: Path) -> FetchResult:
     # Verify the user's file in place; never delete it, only our copy.
     _verify(source, pin.sha256, str(source), delete=False)
     final.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=final.parent, prefix=".copy-")
+    fd, tmp = scratch.make_file(root, ".copy-")
     os.close(fd)
     try:
         try:
@@ -252,7 +254,7 @@ def _fetch_git(pin: Pin, root: Path) -> FetchResult:
     if final.is_file():
         return FetchResult(final, sha256_of(final), pin.describe_source(), cached=True)
     root.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=root, prefix=".clone-") as tmp:
+    with scratch.directory(root, ".clone-") as tmp:
         clone = Path(tmp) / "repo"
         commit = gitrepo.clone_at_tag(pin.url, pin.tag, clone)
         if commit != pin.commit:

@@ -33,7 +33,6 @@ import json
 import os
 import re
 import shutil
-import tempfile
 import time
 import zipfile
 from collections.abc import Callable, Iterable, Iterator
@@ -59,6 +58,7 @@ from designate_dist.errors import (
 from designate_dist.fetch import cache_root, sha256_of
 from designate_dist.manifest import MANIFEST, artifact_problem
 from designate_dist.runner import run
+from designate_dist.scratch import make_file, sweep_temp_files
 
 Progress = Callable[[str], None]
 RELEASES_FORMAT = 1
@@ -474,7 +474,7 @@ def install_file(repo: Path, item: _File) -> None:
     if item.data is not None:
         write_bytes(dest, item.data, mode=0o644)
         return
-    fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".tmp")
+    fd, tmp = make_file(dest.parent, f".{dest.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as out, open(item.source, "rb") as src:
             shutil.copyfileobj(src, out, 1 << 20)
@@ -679,6 +679,7 @@ def publish(request: PublishRequest, *, progress: Progress = _quiet) -> PublishR
     planned = plan(request)
     repo = request.repo.resolve()
     with repo_lock(repo, request.lock_timeout):
+        sweep_temp_files(repo)  # what a killed publisher left half-copied
         new, present, conflicts = _conflicts(repo, planned.files)
         if conflicts:
             more = f" (and {len(conflicts) - 1} more)" if len(conflicts) > 1 else ""

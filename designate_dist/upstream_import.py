@@ -12,12 +12,12 @@ import json
 import lzma
 import shutil
 import tarfile
-import tempfile
 import zlib
 from dataclasses import dataclass
 from email.utils import parseaddr
 from pathlib import Path, PurePosixPath
 
+from designate_dist import scratch
 from designate_dist.distro import Distro, Pin
 from designate_dist.errors import ConfigError, DirtyWorkTree, DistError, GitError, VerificationError, os_failure
 from designate_dist.fetch import FetchResult
@@ -255,6 +255,7 @@ def import_upstream(distro: Distro, fetched: FetchResult, *, force: bool = False
     pin = pin or distro.pin
     target = path or distro.work_tree
     tag = upstream_tag(pin.version)
+    scratch.sweep(target.parent, ".import-")  # a killed import's half-unpacked tree
     if (target / ".git").exists():
         tree = WorkTree(target)
         check_clean(tree, force=force)
@@ -267,7 +268,7 @@ def import_upstream(distro: Distro, fetched: FetchResult, *, force: bool = False
         if commit and state.get("upstream", {}).get("sha256") == fetched.sha256:
             return ImportResult(target, commit, int(state["upstream"]["import_time"]), reused=True)
     target.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=target.parent, prefix=f".{target.name}.import-") as tmp:
+    with scratch.directory(target.parent, ".import-", f"{target.name}-") as tmp:
         top, newest = unpack(fetched.archive, Path(tmp) / "unpack")
         for name in _METADATA:
             (top / name).unlink(missing_ok=True)

@@ -13,10 +13,10 @@ from __future__ import annotations
 
 import shutil
 import sys
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from designate_dist import scratch
 from designate_dist.errors import CommandFailed
 from designate_dist.gitrepo import tracked_symlinks
 from designate_dist.links import check_tree
@@ -54,7 +54,8 @@ def build_wheel(request: WheelRequest) -> Path:
                tracked=tracked_symlinks(request.source_dir))
     clean_leftovers(request.source_dir)
     request.output_dir.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=request.output_dir, prefix=".wheel-") as tmp:
+    scratch.sweep(request.output_dir, ".wheel-")
+    with scratch.directory(request.output_dir, ".wheel-") as tmp:
         try:
             run([sys.executable, "-m", "build", "--wheel", "--no-isolation", "--outdir", tmp,
                  str(request.source_dir)], cwd=request.source_dir,

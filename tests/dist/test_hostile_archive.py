@@ -178,6 +178,8 @@ class HostileArchiveTest(base.BaseTestCase):
         with tarfile.open(fileobj=raw, mode="w") as tar:
             info, _ = symlink(TOP, ".")
             tar.addfile(info)
+            info, data = file_(f"{TOP}/PKG-INFO", "Metadata-Version: 2.1\nName: designate\nVersion: 1.0.0\n")
+            tar.addfile(info, io.BytesIO(data))
         self.distro.archive.write_bytes(gzip.compress(raw.getvalue(), mtime=0))
         self.distro.write_pin(sha=sha256(self.distro.archive))
         self.assert_refused(TOP, "is the top directory but not a directory")
@@ -224,7 +226,7 @@ class UnreadableArchiveTest(base.BaseTestCase):
         self.assertEqual(5, outcome.code, outcome.stderr)
         self.assertEqual(1, len(outcome.error_lines), outcome.stderr)
         self.assertTrue(outcome.error_lines[0].startswith(
-            f"error: {TOP}.tar.gz: not a readable tar archive: "), outcome.error_lines[0])
+            f"error: {self.distro.archive}: not a readable tar archive: "), outcome.error_lines[0])
 
     def test_truncated_archive(self) -> None:
         data = self.distro.archive.read_bytes()
