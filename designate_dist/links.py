@@ -28,7 +28,8 @@ def leaving(root: Path, paths: Iterable[str]) -> list[tuple[str, str]]:
     """``(path, target)`` of each symbolic link among ``paths`` (relative to ``root``) that leads outside it.
 
     Resolved as the kernel would, through every other link on the way; only
-    link texts are read, nothing is opened.
+    link texts are read, nothing is opened.  A ``.git`` directory counts as
+    outside: its config can hold a remote's credentials.
     """
     top = Path(os.path.realpath(root))
     found = []
@@ -38,6 +39,8 @@ def leaving(root: Path, paths: Iterable[str]) -> list[tuple[str, str]]:
             continue
         resolved = Path(os.path.realpath(path))
         if resolved != top and top not in resolved.parents:
+            found.append((rel, os.readlink(path)))
+        elif any(part.casefold() == ".git" for part in resolved.relative_to(top).parts):
             found.append((rel, os.readlink(path)))
     return found
 

@@ -89,6 +89,10 @@ class _ArchiveTree:
             raise self.refuse(member, "has '..' in its path")
         if not path.parts:
             raise self.refuse(member, "has an empty path")
+        if any(part.casefold() == ".git" for part in path.parts):
+            # The import runs git in this tree: a .git of the archive's would bring its own
+            # config and hooks (core.fsmonitor, post-commit), that is, run its commands.
+            raise self.refuse(member, "is in a .git directory")
         return path.parts
 
     def add(self, member: tarfile.TarInfo) -> None:

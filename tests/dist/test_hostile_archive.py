@@ -165,6 +165,15 @@ class HostileArchiveTest(base.BaseTestCase):
         self.pin_archive([file_(f"{TOP}/../../escaped.txt")])
         self.assert_refused(f"{TOP}/../../escaped.txt", "has '..' in its path")
 
+    def test_git_directory_with_hooks(self) -> None:
+        # git runs in the imported tree: an archive's own .git would bring its hooks and config
+        self.pin_archive([dir_(f"{TOP}/.git"), file_(f"{TOP}/.git/config", "[core]\n\tfsmonitor = touch x\n")])
+        self.assert_refused(f"{TOP}/.git", "is in a .git directory")
+
+    def test_git_directory_as_a_link(self) -> None:
+        self.pin_archive([symlink(f"{TOP}/designate/.GIT", "../etc")])
+        self.assert_refused(f"{TOP}/designate/.GIT", "is in a .git directory")
+
     def test_device_file(self) -> None:
         self.pin_archive([device(f"{TOP}/null")])
         self.assert_refused(f"{TOP}/null", "is a device, fifo or other special file")

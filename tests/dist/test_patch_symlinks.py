@@ -79,6 +79,13 @@ class TestPatchesMakingLinks(base.BaseTestCase):
         self.assert_refused(outcome, "0002-leak.patch", "designate/api/leak.txt",
                             "../../../../../../../etc/hostname", "customs/0001-extra.patch")
 
+    def test_link_into_the_git_directory(self) -> None:
+        # inside the tree, but .git/config can hold a remote's credentials: never into a package
+        self.add("0002-cfg.patch", link("designate/cfg.txt", "../.git/config"), "Config")
+        outcome = self.prepare()
+        self.assert_refused(outcome, "0002-cfg.patch", "designate/cfg.txt", "../.git/config",
+                            "customs/0001-extra.patch")
+
     def test_link_through_an_earlier_patchs_link(self) -> None:
         # each link looks harmless alone: up -> .. is the top of the tree; up/.. is outside it
         self.add("0002-up.patch", link("designate/up", ".."), "Up")
