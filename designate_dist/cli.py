@@ -17,7 +17,7 @@ from typing import Any
 
 from designate_dist import tool_version
 from designate_dist.distro import Distro, load_distro
-from designate_dist.errors import EXIT_ERROR, EXIT_OK, DistError, UsageError
+from designate_dist.errors import EXIT_ERROR, EXIT_OK, DiskFull, DistError, UsageError, os_failure
 
 Handler = Callable[[argparse.Namespace], int]
 
@@ -198,7 +198,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except OSError as exc:
         if debug:
             raise
-        print(f"error: {exc.strerror or exc}: {exc.filename or ''}".rstrip(": "), file=sys.stderr)
+        error = os_failure(exc, "")
+        if isinstance(error, DiskFull):  # wherever it happened, a full disk says so
+            print(f"error: {error} ({error.hint})", file=sys.stderr)
+        else:
+            print(f"error: {exc.strerror or exc}: {exc.filename or ''}".rstrip(": "), file=sys.stderr)
         return EXIT_ERROR
 
 

@@ -77,10 +77,11 @@ def os_failure(exc: OSError, doing: str, path: object = None) -> DistError:
     """
     place = exc.filename or path
     where = f" ({place})" if place else ""
+    doing = f"{doing}: " if doing else ""
     if exc.errno in _NO_SPACE:
-        return DiskFull(f"{doing}: the disk is full{where}: {exc.strerror or exc}",
+        return DiskFull(f"{doing}the disk is full{where}: {exc.strerror or exc}",
                         hint="free some space and run again; nothing half-written was kept")
-    return DistError(f"{doing}: {exc.strerror or exc}{where}")
+    return DistError(f"{doing}{exc.strerror or exc}{where}")
 
 
 class UnsafeTree(DistError):

@@ -95,6 +95,18 @@ class ErrorMappingTest(base.BaseTestCase):
         self.assertEqual(1, error.exit_code)
         self.assertTrue(str(error).startswith("write the state: the disk is full"), str(error))
 
+    def test_a_full_disk_anywhere_else_is_said_so_by_the_cli(self) -> None:
+        distro = self.useFixture(DistroFixture())
+        small = distro.base / "small"
+        mount_small_tmpfs(self, small, 1024)
+        fill(small, 0)
+        # the lock file cannot even be written: the CLI's own net says what happened
+        outcome = run_cli("--distro", str(distro.root), "--work-dir", str(small / "work"), "-q", "prepare")
+        self.assertEqual(1, outcome.code, outcome.stderr)
+        [line] = outcome.error_lines
+        self.assertTrue(line.startswith("error: the disk is full"), line)
+        self.assertIn("(free some space and run again", line)
+
     def test_other_errors_keep_their_own_message(self) -> None:
         try:
             open("/nonexistent-dir/x", "wb")
