@@ -121,8 +121,10 @@ class _ArchiveTree:
             self.links[parts] = member.linkname
             self._check_link(member, parts)
         elif member.islnk():
-            target = self._parts(member, member.linkname)
-            if target not in self.files:
+            target = PurePosixPath(member.linkname)
+            if target.is_absolute() or ".." in target.parts:
+                raise self.refuse(member, f"is a hard link to {member.linkname!r}, outside the tree")
+            if target.parts not in self.files:
                 raise self.refuse(member, f"is a hard link to {member.linkname!r}, "
                                           "which is not a file of the archive before it")
             self.files.add(parts)
@@ -175,6 +177,7 @@ class _ArchiveTree:
         """
         for parts in self.links:
             self._check_link(members[parts], parts)
+
 
 def _unreadable(archive: Path, exc: BaseException) -> VerificationError:
     return VerificationError(f"{archive.name}: not a readable tar archive: {exc}",
