@@ -5,9 +5,11 @@ one patch file name per line, in order; blank lines and ``#`` comments are
 ignored.  Kinds, by directory and suffix:
 
 ``cherry-pick/*.upstream``  ``upstream``: an original upstream change, in mail
-                            format (``git format-patch``), applied verbatim.  Its
-                            message must carry an ``Upstream:`` line saying where
-                            it came from (release, commit, Change-Id).
+                            format (``git format-patch``), applied verbatim.  It
+                            must say where it came from in an ``Upstream:`` line:
+                            a mail header after ``Subject:`` (``Upstream: commit
+                            <id> (<branch or release>)``), so that upstream's
+                            message stays verbatim, or a line of the message.
 ``cherry-pick/*.patch``     ``backport``: an upstream change adapted to apply.
 ``customs/*.patch``         ``custom``: our requirements changes and fixes.
 
@@ -38,7 +40,8 @@ _KINDS_BY_DIR = {
 _ENTRY = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]*$")
 _SUBJECT_PREFIX = re.compile(r"^\s*(\[[^\]]*\]\s*)+")
 _DIFF_START = re.compile(r"^(diff --git |--- (a/|/dev/null)|Index: )", re.M)
-_PROVENANCE = re.compile(r"^Upstream:[ \t]*\S", re.M)
+_PROVENANCE = re.compile(r"^Upstream:[ \t]*(\S.*)$", re.M)
+_PROVENANCE_COMMIT = re.compile(r"\bcommit ([0-9a-f]{7,40})\b")
 _CHANGE_ID = re.compile(r"^Change-Id:\s*(I[0-9a-f]{40})\s*$", re.M)
 _CHERRY = re.compile(r"\(cherry picked from commit ([0-9a-f]{7,40})\)")
 _DEP3_KEYS = ("Description", "Subject", "Author", "From", "Origin", "Bug", "Forwarded",
@@ -69,6 +72,7 @@ class PatchFile:
     body: str
     diff: str
     sha256: str
+    upstream_header: str = ""  # the ``Upstream:`` mail header, if any
 
     @property
     def ref(self) -> str:
@@ -89,8 +93,19 @@ class PatchFile:
         return tuple(_CHERRY.findall(self.body))
 
     @property
+    def provenance(self) -> tuple[str, ...]:
+        """The ``Upstream:`` values: the mail header first, then lines of the message."""
+        found = [self.upstream_header] if self.upstream_header else []
+        return tuple(found + [value.strip() for value in _PROVENANCE.findall(self.body)])
+
+    @property
     def has_provenance(self) -> bool:
-        return bool(_PROVENANCE.search(self.body))
+        return bool(self.provenance)
+
+    @property
+    def upstream_commits(self) -> tuple[str, ...]:
+        """Upstream commit ids the ``Upstream:`` values name (``commit <id>``)."""
+        return tuple(sha for value in self.provenance for sha in _PROVENANCE_COMMIT.findall(value))
 
     def touched_files(self) -> list[str]:
         return diff_files(self.diff)
@@ -141,16 +156,17 @@ def parse_patch(path: Path, series: str, kind: str) -> PatchFile:
                                          and bool(re.search(r"^Subject: ", head, re.M))
                                          and not re.search(r"^(Description|Author): ", head, re.M))
     digest = hashlib.sha256(raw).hexdigest()
+    upstream = ""
     if mail:
-        author, date, subject, body = _parse_mail_head(head, f"{series}/{path.name}")
+        author, date, subject, body, upstream = _parse_mail_head(head, f"{series}/{path.name}")
     else:
         author, date, subject, body = _parse_dep3_head(head, path.name)
     return PatchFile(series=series, name=path.name, path=path, kind=kind, mail=mail,
                      author=author, date=date, subject=subject, body=body, diff=diff,
-                     sha256=digest)
+                     sha256=digest, upstream_header=upstream)
 
 
-def _parse_mail_head(head: str, ref: str) -> tuple[Author | None, int | None, str, str]:
+def _parse_mail_head(head: str, ref: str) -> tuple[Author | None, int | None, str, str, str]:
     lines = head.split("\n")
     if lines and lines[0].startswith("From ") and not lines[0].startswith("From: "):
         lines = lines[1:]  # the mbox separator line
@@ -173,7 +189,8 @@ def _parse_mail_head(head: str, ref: str) -> tuple[Author | None, int | None, st
         if line.rstrip() == "---":
             break
         body_lines.append(line)
-    return author, date, subject, _clean_body(body_lines)
+    upstream = " ".join(str(message.get("Upstream", "")).split())
+    return author, date, subject, _clean_body(body_lines), upstream
 
 
 def _parse_dep3_head(head: str, name: str) -> tuple[Author | None, int | None, str, str]:
