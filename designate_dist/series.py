@@ -38,7 +38,9 @@ _KINDS_BY_DIR = {
     "customs": {".patch": KIND_CUSTOM},
 }
 _ENTRY = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]*$")
-_SUBJECT_PREFIX = re.compile(r"^\s*(\[[^\]]*\]\s*)+")
+# Only the "[PATCH ...]" groups format-patch adds (git mailinfo -b): upstream's own
+# "[trivial]" or "[docs]" is part of its subject.
+_SUBJECT_PREFIX = re.compile(r"^\s*(\[[^\]]*\bPATCH\b[^\]]*\]\s*)+")
 _DIFF_START = re.compile(r"^(diff --git |--- (a/|/dev/null)|Index: )", re.M)
 _PROVENANCE = re.compile(r"^Upstream:[ \t]*(\S.*)$", re.M)
 _PROVENANCE_COMMIT = re.compile(r"\bcommit ([0-9a-f]{7,40})\b")
