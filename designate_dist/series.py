@@ -88,11 +88,11 @@ class PatchFile:
 
     @property
     def change_ids(self) -> tuple[str, ...]:
-        return tuple(_CHANGE_ID.findall(self.body))
+        return change_ids_in(self.body)
 
     @property
     def cherry_picked_from(self) -> tuple[str, ...]:
-        return tuple(_CHERRY.findall(self.body))
+        return cherry_picked_from_in(self.body)
 
     @property
     def provenance(self) -> tuple[str, ...]:
@@ -111,6 +111,16 @@ class PatchFile:
 
     def touched_files(self) -> list[str]:
         return diff_files(self.diff)
+
+
+def change_ids_in(message: str) -> tuple[str, ...]:
+    """The ``Change-Id:`` trailers of a commit message (Gerrit's)."""
+    return tuple(_CHANGE_ID.findall(message))
+
+
+def cherry_picked_from_in(message: str) -> tuple[str, ...]:
+    """The commits a ``(cherry picked from commit ...)`` line of a message names."""
+    return tuple(_CHERRY.findall(message))
 
 
 def diff_files(diff: str) -> list[str]:
