@@ -350,6 +350,29 @@ class WorkTree:
             raise _git_error(f"cherry-pick {commit[:12]}", exc) from exc
         return []
 
+    def staged_diff(self) -> str:
+        """The staged change against HEAD, as ``commit_diff`` writes a commit's."""
+        try:
+            return self.repo.git.diff("--cached", "--full-index", "-M", strip_newline_in_stdout=False)
+        except git.GitCommandError as exc:
+            raise _git_error("diff --cached", exc) from exc
+
+    def reset_soft(self, rev: str) -> None:
+        """Move the branch to ``rev``, keeping the index and the files."""
+        try:
+            self.repo.git.reset("--soft", "--quiet", rev)
+        except git.GitCommandError as exc:
+            raise _git_error(f"reset --soft {rev[:12]}", exc) from exc
+
+    def delete_ref(self, ref: str) -> None:
+        """Remove ``ref`` if it exists."""
+        if self.resolve(ref) is None:
+            return
+        try:
+            self.repo.git.update_ref("-d", ref)
+        except git.GitCommandError as exc:
+            raise _git_error(f"update-ref -d {ref}", exc) from exc
+
     def unmerged_paths(self) -> list[str]:
         out = self.repo.git.diff("--name-only", "--diff-filter=U")
         return sorted(set(out.splitlines()))

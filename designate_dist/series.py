@@ -235,6 +235,34 @@ def _parse_dep3_head(head: str, name: str) -> tuple[Author | None, int | None, s
     return author, None, subject, _clean_body(body_lines)
 
 
+_NUMBER = re.compile(r"^(\d{4})-")
+
+
+def patch_slug(subject: str) -> str:
+    """The file-name part of a subject: ``Fix RPC server`` -> ``fix-rpc-server``."""
+    slug = re.sub(r"[^a-z0-9]+", "-", subject.lower()).strip("-")
+    return slug[:48].rstrip("-") or "change"
+
+
+def next_patch_number(directory: Path, taken: set[str] | frozenset[str] = frozenset()) -> int:
+    """One more than the highest ``NNNN-`` of the files in ``directory`` and of ``taken``."""
+    names = set(taken) | ({p.name for p in directory.iterdir()} if directory.is_dir() else set())
+    return max((int(m.group(1)) for name in names if (m := _NUMBER.match(name))), default=0) + 1
+
+
+def next_patch_name(directory: Path, subject: str, suffix: str) -> str:
+    """``NNNN-<slug><suffix>``: the name of the next patch of the series in ``directory``."""
+    return f"{next_patch_number(directory):04d}-{patch_slug(subject)}{suffix}"
+
+
+def series_with_entry(series_file: Path, name: str) -> str:
+    """The text of ``series_file`` with ``name`` listed last (comments and order kept)."""
+    text = series_file.read_text(encoding="utf-8") if series_file.is_file() else ""
+    if text and not text.endswith("\n"):
+        text += "\n"
+    return text + name + "\n"
+
+
 def read_series_entries(series_file: Path) -> list[tuple[int, str]]:
     """The (line number, file name) entries of a series file, validated for form."""
     if not series_file.is_file():
