@@ -761,7 +761,8 @@ def patch_ids_of(cmd: git.Git, text: str) -> dict[str, str]:
     Returns ``{id from the stream: patch-id}``.
     """
     try:
-        out = cmd.patch_id("--stable", istream=subprocess_pipe(text))
+        with subprocess_pipe(text) as handle:
+            out = cmd.patch_id("--stable", istream=handle)
     except git.GitCommandError as exc:
         raise _git_error("patch-id", exc) from exc
     ids: dict[str, str] = {}
@@ -802,8 +803,8 @@ class TreeIndex:
         """None when ``diff`` applies to the tree (reverse-applies with ``reverse``), else git's stderr."""
         args = ["--cached", "--check", "--whitespace=nowarn"] + (["--reverse"] if reverse else [])
         try:
-            self.repo.git.apply(*args, "-", istream=subprocess_pipe(diff),
-                                env={**os.environ, **self.env})
+            with subprocess_pipe(diff) as handle:
+                self.repo.git.apply(*args, "-", istream=handle, env={**os.environ, **self.env})
         except git.GitCommandError as exc:
             return (exc.stderr or "").replace("\n  stderr: '", "\n").strip().strip("'") or str(exc)
         return None

@@ -53,18 +53,18 @@ class ChangeKeys:
     """Every id one change is known by."""
 
     owner: str                      # how a report names it: a commit id or a series/patch ref
-    commits: frozenset[str]         # its own id and the ids it names (full or abbreviated)
+    commits: tuple[str, ...]        # its own id first, then the ids it names (full or abbreviated)
     change_ids: frozenset[str]
     patch_id: str | None
 
     @classmethod
     def of_commit(cls, commit: UpstreamCommit, patch_id: str | None, owner: str | None = None) -> ChangeKeys:
-        return cls(owner or commit.sha, frozenset({commit.sha, *cherry_picked_from_in(commit.message)}),
+        return cls(owner or commit.sha, tuple(dict.fromkeys((commit.sha, *cherry_picked_from_in(commit.message)))),
                    frozenset(change_ids_in(commit.message)), patch_id)
 
     @classmethod
     def of_patch(cls, patch: PatchFile, patch_id: str | None) -> ChangeKeys:
-        return cls(patch.ref, frozenset({*patch.upstream_commits, *patch.cherry_picked_from}),
+        return cls(patch.ref, tuple(dict.fromkeys((*patch.upstream_commits, *patch.cherry_picked_from))),
                    frozenset(patch.change_ids), patch_id)
 
 
@@ -75,8 +75,8 @@ def _same_commit(first: str, second: str) -> bool:
 
 def same_change(a: ChangeKeys, b: ChangeKeys) -> str | None:
     """How ``a`` and ``b`` are known to be the same change (None when they are not)."""
-    for sha in sorted(a.commits):
-        for other in sorted(b.commits):
+    for sha in a.commits:
+        for other in b.commits:
             if _same_commit(sha, other):
                 return f"commit {min(sha, other, key=len)[:10]}"
     shared = sorted(a.change_ids & b.change_ids)
