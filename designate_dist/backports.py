@@ -284,7 +284,8 @@ def backports(distro: Distro, request: BackportsRequest, *, progress: Progress =
             on.setdefault(found, []).append(name)
     progress(f"backports: {len(shas)} commits after {tag} on {' and '.join(n for n, _ in tips)}")
     commits = repo.commits(shas)
-    patch_ids = repo.patch_ids(shas)
+    diffs = repo.diffs(shas)
+    patch_ids = repo.patch_ids_of_diffs(diffs)
     ours = series_keys(repo, list(series))
     # The release's own branch, from where it left the --to line up to the tag: a change
     # there under another id (a stable backport) is in the release already.
@@ -301,7 +302,7 @@ def backports(distro: Distro, request: BackportsRequest, *, progress: Progress =
             evidence: Evidence | None = find_carrier(keys, ours) or find_carrier(keys, in_release)
             applies, files = CARRIED, ()
             if evidence is None:
-                applies, files, reverse = _apply_result(index, repo.commit_diff(sha))
+                applies, files, reverse = _apply_result(index, diffs.get(sha, ""))
                 if reverse:
                     evidence = Evidence("patched tree", "reverse-applies")
             entries.append(Backport(

@@ -721,16 +721,25 @@ class UpstreamRepo:
                                         message.split("\n", 1)[0], message, files)
         return found
 
-    def patch_ids(self, shas: list[str]) -> dict[str, str]:
-        """``git patch-id --stable`` of every commit in ``shas`` (commits with no diff left out)."""
+    def diffs(self, shas: list[str]) -> dict[str, str]:
+        """The diff of every non-merge commit in ``shas`` against its parent, in one ``git log``."""
         if not shas:
             return {}
         try:
             log = self.git.log("--no-walk=unsorted", "-p", "--full-index", "--format=commit %H",
-                                    *shas, "--", strip_newline_in_stdout=False)
+                               *shas, "--", strip_newline_in_stdout=False)
         except git.GitCommandError as exc:
             raise _git_error("log -p", exc) from exc
-        return patch_ids_of(self.git, log)
+        found: dict[str, str] = {}
+        for chunk in ("\n" + log).split("\ncommit ")[1:]:
+            sha, _, diff = chunk.partition("\n")
+            diff = diff.strip("\n")  # git log separates the patches with at most a blank line
+            found[sha.strip()] = diff + "\n" if diff else ""
+        return found
+
+    def patch_ids(self, shas: list[str]) -> dict[str, str]:
+        """``git patch-id --stable`` of every commit in ``shas`` (commits with no diff left out)."""
+        return self.patch_ids_of_diffs(self.diffs(shas))
 
     def patch_ids_of_diffs(self, diffs: dict[str, str]) -> dict[str, str]:
         """``git patch-id --stable`` of each diff, keyed as ``diffs`` (40-hex keys)."""
