@@ -155,9 +155,10 @@ def git_source_url(distro: Distro, pin: Pin) -> str:
     from designate_dist.history import is_url
     if pin.url.startswith("-"):
         raise ConfigError(f"{pin.url!r} is not a git URL or path")
-    if is_url(pin.url) or Path(pin.url).expanduser().is_absolute():
-        return str(Path(pin.url).expanduser()) if not is_url(pin.url) else pin.url
-    return str(distro.root / pin.url)
+    if is_url(pin.url):
+        return pin.url
+    path = Path(pin.url).expanduser()
+    return str(path if path.is_absolute() else distro.root / path)
 
 
 def _fetch_git(distro: Distro, pin: Pin, root: Path) -> FetchResult:
