@@ -35,7 +35,6 @@ _PROJECT_NAME = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9._-]*[A-Za-z0-9])?$")
 _VERSION_CHARS = re.compile(r"^[A-Za-z0-9.!+_-]+$")
 #: How a git source may be reached; no remote helpers (``ext::``, ``fd::``) or unknown transports.
 _GIT_SCHEMES = ("https", "http", "ssh", "git", "git+ssh", "ssh+git", "file")
-_GIT_SCP = re.compile(r"^(?:[A-Za-z0-9._-]+@)?[A-Za-z0-9][A-Za-z0-9.-]*:(?!/)[^:\s][^\s]*$")
 DEFAULT_MAINTAINER = "designate-dist <designate-dist@localhost>"
 
 
@@ -83,19 +82,16 @@ def _optional_str(table: dict, key: str, where: str) -> str | None:
 
 
 def check_git_url(url: str, where: str) -> None:
-    """A git source URL: a known transport, or an scp-like ``host:path`` or an absolute path."""
+    """A git source URL: a known transport, an scp-like ``host:path`` or a local path (relative: the distro's)."""
     scheme, sep, _ = url.partition("://")
     if "::" in url.split("://", 1)[0]:
         raise ConfigError(f"{where}: git url {url!r}: remote helper {url.split('::', 1)[0]!r}:: is not "
                           "allowed (it runs a command)")
-    if url.startswith("-") or any(c.isspace() or ord(c) < 32 for c in url):
+    if url.startswith("-") or any(ord(c) < 32 or ord(c) == 127 for c in url):
         raise ConfigError(f"{where}: git url {url!r} is not a URL")
-    if sep:
-        if scheme.lower() not in _GIT_SCHEMES:
-            raise ConfigError(f"{where}: git url {url!r}: transport {scheme!r} is not allowed "
-                              f"(use one of {', '.join(_GIT_SCHEMES)})")
-    elif not (url.startswith("/") or _GIT_SCP.match(url)):
-        raise ConfigError(f"{where}: git url {url!r} is not a URL, host:path or absolute path")
+    if sep and scheme.lower() not in _GIT_SCHEMES:
+        raise ConfigError(f"{where}: git url {url!r}: transport {scheme!r} is not allowed "
+                          f"(use one of {', '.join(_GIT_SCHEMES)})")
 
 
 def parse_pin(text: str, where: str = str(PIN_FILE)) -> Pin:

@@ -89,7 +89,7 @@ class PinTest(base.BaseTestCase):
 
     def test_unknown_git_transports_and_options_are_refused(self) -> None:
         for url, why in (("testgit::/x", "remote helper"), ("foo://host/repo", "transport 'foo' is not allowed"),
-                         ("--upload-pack=touch /tmp/x", "is not a URL"), ("relative/path", "is not a URL")):
+                         ("--upload-pack=touch /tmp/x", "is not a URL"), ("a\\tpath", "is not a URL")):
             with self.subTest(url=url):
                 self.git_pin(url)
                 line = assert_one_line(self, self.fetch(), 1, url)
@@ -106,7 +106,7 @@ class PinTest(base.BaseTestCase):
         from designate_dist.distro import check_git_url
         for url in ("https://opendev.example/openstack/designate", "ssh://git@host/x.git",
                     "git@host.example:openstack/designate.git", "file:///srv/git/designate.git",
-                    "/srv/git/designate.git"):
+                    "/srv/git/designate.git", "../upstream.git", "upstream.git", "/home/me/My Repos/designate.git"):
             check_git_url(url, "pin")  # no error
 
 
