@@ -114,9 +114,9 @@ def ensure_wheelhouse(lock_file: Path, cache_dir: Path, source_date_epoch: int) 
     pins = read_lock(lock_file)
     root = cache_dir / "wheelhouse"
     final = root / lock_key(lock_file)
+    scratch.sweep(root, ".partial-")  # a killed build's half-made wheelhouse
     if (final / "SHA256SUMS").is_file():
         return Wheelhouse(final, tuple(sorted(final.glob("*.whl"))), reused=True)
-    scratch.sweep(root, ".partial-")
     tmp = scratch.make_dir(root, ".partial-", f"{final.name[:16]}-")
     try:
         requirements = tmp / "requirements.txt"

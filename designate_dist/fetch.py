@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import email.parser
 import hashlib
+import lzma
 import os
 import re
 import shutil
@@ -24,13 +25,12 @@ import zlib
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
-from packaging.version import InvalidVersion, Version
-
 from designate_dist import gitrepo, scratch
 from designate_dist.distro import Distro, Pin
-from designate_dist.errors import CommandFailed, ConfigError, VerificationError, os_failure
+from designate_dist.errors import CommandFailed, ConfigError, DistError, VerificationError, os_failure
 from designate_dist.lockfile import canonical
 from designate_dist.runner import run
+from designate_dist.versions import same_version
 
 CACHE_ENV = "DESIGNATE_DIST_CACHE"
 #: Scratch the stage makes in the cache root (see designate_dist.scratch).
@@ -94,13 +94,6 @@ def fetch(distro: Distro, pin: Pin | None = None, cache: Path | None = None) -> 
     raise ConfigError(f"unknown source kind {pin.source!r}")
 
 
-def _same_version(a: str, b: str) -> bool:
-    try:
-        return Version(a) == Version(b)
-    except InvalidVersion:
-        return a == b
-
-
 def _wrong_version(pin: Pin, what: str, claimed: str) -> VerificationError:
     return VerificationError(f"{what} is {pin.name} {claimed}, not the pinned version {pin.version}",
                              hint="the pin's version and its sha256/commit must be of the same release; "
@@ -115,8 +108,23 @@ def check_file_name(pin: Pin, name: str) -> None:
     stem = _ARCHIVE_SUFFIX.sub("", name)
     project, _, version = stem.rpartition("-")
     if stem != name and project and canonical(project) == canonical(pin.name) \
-            and not _same_version(version, pin.version):
+            and not same_version(version, pin.version):
         raise _wrong_version(pin, name, version)
+
+
+def archive_error(exc: BaseException, what: str, doing: str, where: Path | None = None) -> DistError | None:
+    """The error for ``exc``, met while ``doing`` something with the archive ``what``; None: not an archive's.
+
+    A tar or decompression error is an unreadable archive (exit 5).  Decompression
+    errors are OSErrors without an errno (BadGzipFile, bz2's "Invalid data stream");
+    an OSError with one is the file system's (a full disk is not a bad archive).
+    """
+    if isinstance(exc, OSError) and exc.errno is not None:
+        return os_failure(exc, doing, where)
+    if isinstance(exc, (OSError, tarfile.TarError, EOFError, zlib.error, lzma.LZMAError)):
+        return VerificationError(f"{what}: not a readable tar archive: {exc}",
+                                 hint="check the pin in build/upstream.toml")
+    return None
 
 
 def _pkg_info(archive: Path, what: str) -> tuple[str, str] | None:
@@ -131,12 +139,11 @@ def _pkg_info(archive: Path, what: str) -> tuple[str, str] | None:
                     handle = tar.extractfile(member)
                     headers = email.parser.BytesHeaderParser().parsebytes(handle.read() if handle else b"")
                     return str(headers.get("Name", "")), str(headers.get("Version", ""))
-    except OSError as exc:
-        if exc.errno is not None:
-            raise os_failure(exc, f"read {what}") from exc
-        raise VerificationError(f"{what}: not a readable tar archive: {exc}") from exc
-    except (tarfile.TarError, EOFError, zlib.error) as exc:
-        raise VerificationError(f"{what}: not a readable tar archive: {exc}") from exc
+    except Exception as exc:
+        error = archive_error(exc, what, f"read {what}")
+        if error is None:
+            raise
+        raise error from exc
     return None
 
 
@@ -153,7 +160,7 @@ def check_sdist(pin: Pin, archive: Path, what: str) -> None:
     name, version = info
     if canonical(name) != canonical(pin.name):
         raise VerificationError(f"{what} is the project {name!r} (PKG-INFO), not the pinned {pin.name}")
-    if not _same_version(version, pin.version):
+    if not same_version(version, pin.version):
         raise _wrong_version(pin, f"{what} (PKG-INFO)", version)
 
 
@@ -161,7 +168,7 @@ def check_tag(pin: Pin) -> None:
     """A git source's tag names the pinned version (``22.0.1`` or ``v22.0.1``)."""
     assert pin.tag is not None
     claimed = pin.tag[1:] if pin.tag[:1] in ("v", "V") else pin.tag
-    if not _same_version(claimed, pin.version):
+    if not same_version(claimed, pin.version):
         raise _wrong_version(pin, f"git tag {pin.tag!r}", claimed)
 
 

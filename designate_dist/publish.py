@@ -59,6 +59,7 @@ from designate_dist.fetch import cache_root, sha256_of
 from designate_dist.manifest import MANIFEST, artifact_problem
 from designate_dist.runner import run
 from designate_dist.scratch import make_file, sweep_temp_files
+from designate_dist.versions import same_version
 
 Progress = Callable[[str], None]
 RELEASES_FORMAT = 1
@@ -404,7 +405,7 @@ def plan(request: PublishRequest) -> _Plan:
         result.wheels.append(wheel)
     for pin_name, pin_version in read_lock(request.lock_file):
         found = next((w for w in result.wheels if w.project == canonicalize_name(pin_name)
-                      and _same_version(w.version, pin_version)), None)
+                      and same_version(w.version, pin_version)), None)
         if found is None:
             raise VerificationError(f"wheelhouse {wheelhouse} has no wheel for {pin_name}=={pin_version} "
                                     f"of the lock")
@@ -435,13 +436,6 @@ def plan(request: PublishRequest) -> _Plan:
             raise PublishConflict(f"build {pep440}: two different files would become {item.dest}")
     result.files = list(seen.values())
     return result
-
-
-def _same_version(a: str, b: str) -> bool:
-    try:
-        return Version(a) == Version(b)
-    except InvalidVersion:
-        return a == b
 
 
 # --- the repository --------------------------------------------------------------------------

@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from email.utils import parseaddr, parsedate_to_datetime
 from pathlib import Path
 
+from designate_dist.distro import read_utf8
 from designate_dist.errors import SeriesError
 
 SERIES_FILE = "series"
@@ -270,11 +271,7 @@ def read_series_entries(series_file: Path) -> list[tuple[int, str]]:
     entries = []
     seen: dict[str, int] = {}
     rel = f"{series_file.parent.name}/{series_file.name}"
-    try:
-        text = series_file.read_bytes().decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise SeriesError(f"{rel}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
-    for number, raw in enumerate(text.splitlines(), 1):
+    for number, raw in enumerate(read_utf8(series_file, rel).splitlines(), 1):
         line = raw.split("#", 1)[0].strip()
         if not line:
             continue

@@ -9,18 +9,16 @@ from PBR_VERSION or git.
 from __future__ import annotations
 
 import json
-import lzma
 import shutil
 import tarfile
-import zlib
 from dataclasses import dataclass
 from email.utils import parseaddr
 from pathlib import Path, PurePosixPath
 
 from designate_dist import scratch
 from designate_dist.distro import Distro, Pin
-from designate_dist.errors import ConfigError, DirtyWorkTree, DistError, GitError, VerificationError, os_failure
-from designate_dist.fetch import FetchResult
+from designate_dist.errors import ConfigError, DirtyWorkTree, DistError, GitError, VerificationError
+from designate_dist.fetch import FetchResult, archive_error
 from designate_dist.gitrepo import Identity, WorkTree
 
 BRANCH = "patched"
@@ -179,11 +177,6 @@ class _ArchiveTree:
             self._check_link(members[parts], parts)
 
 
-def _unreadable(archive: Path, exc: BaseException) -> VerificationError:
-    return VerificationError(f"{archive.name}: not a readable tar archive: {exc}",
-                             hint="check the pin in build/upstream.toml")
-
-
 def unpack(archive: Path, dest: Path) -> tuple[Path, int]:
     """Unpack ``archive`` below ``dest``; return its single top directory and newest mtime.
 
@@ -223,19 +216,14 @@ def unpack(archive: Path, dest: Path) -> tuple[Path, int]:
             newest = max((m.mtime for m in members), default=0)
     except DistError:
         raise
-    except OSError as exc:
-        # Decompression errors are OSErrors without an errno (BadGzipFile, bz2's "Invalid data
-        # stream"); an errno is the file system's: a full disk is not a bad archive.
-        if exc.errno is None:
-            raise _unreadable(archive, exc) from exc
-        raise os_failure(exc, f"unpack {archive.name}", dest) from exc
     except Exception as exc:
         if filter_error is not None and isinstance(exc, filter_error):
             raise VerificationError(f"{archive.name}: refused by the tar extraction filter: {exc}; "
                                     "the archive is refused") from exc
-        if isinstance(exc, (tarfile.TarError, EOFError, zlib.error, lzma.LZMAError)):
-            raise _unreadable(archive, exc) from exc
-        raise
+        error = archive_error(exc, archive.name, f"unpack {archive.name}", dest)
+        if error is None:
+            raise
+        raise error from exc
     top = dest / tree.top
     if top.is_symlink() or not top.is_dir():
         raise ConfigError(f"{archive.name}: {tree.top} is not a directory")

@@ -181,12 +181,16 @@ class VersionOfWhatWasVerifiedTest(base.BaseTestCase):
                                         "not the pinned version 1.0.1"), line)
         self.assertFalse((cached / "designate-1.0.1.tar.gz").exists())
 
-    def test_git_tag_of_another_version(self) -> None:
+    def pin_git_tag(self, tag: str) -> None:
+        """A git source at ``tag`` (made on the test upstream), pinned at its commit."""
         src = self.distro.patches.repo
-        git(src, "tag", "-a", "1.0.0", "-m", "1.0.0")
-        commit = git(src, "rev-parse", "1.0.0^{commit}").strip()
+        git(src, "tag", "-a", tag, "-m", tag)
+        commit = git(src, "rev-parse", f"{tag}^{{commit}}").strip()
         self.distro.write_pin(sha="", source="git",
-                              extra=f'url = "{src.as_uri()}"\ntag = "1.0.0"\ncommit = "{commit}"\n')
+                              extra=f'url = "{src.as_uri()}"\ntag = "{tag}"\ncommit = "{commit}"\n')
+
+    def test_git_tag_of_another_version(self) -> None:
+        self.pin_git_tag("1.0.0")
         self.pin_file.write_text(self.pin_file.read_text().replace('version = "1.0.0"', 'version = "1.0.1"'))
         line = assert_one_line(self, self.fetch(), 5)
         self.assertTrue(line.startswith("error: git tag '1.0.0' is designate 1.0.0, not the pinned version 1.0.1"),
@@ -194,11 +198,7 @@ class VersionOfWhatWasVerifiedTest(base.BaseTestCase):
         self.assertFalse((self.distro.cache / "archives").exists())
 
     def test_v_prefixed_tag_of_the_pinned_version_is_fine(self) -> None:
-        src = self.distro.patches.repo
-        git(src, "tag", "-a", "v1.0.0", "-m", "1.0.0")
-        commit = git(src, "rev-parse", "v1.0.0^{commit}").strip()
-        self.distro.write_pin(sha="", source="git",
-                              extra=f'url = "{src.as_uri()}"\ntag = "v1.0.0"\ncommit = "{commit}"\n')
+        self.pin_git_tag("v1.0.0")
         outcome = self.fetch()
         self.assertEqual(0, outcome.code, outcome.stderr)
 

@@ -57,13 +57,18 @@ def killed_run(places: list[tuple]) -> list[Path]:
     return [Path(p) for p in made]
 
 
-class TestSweep(base.BaseTestCase):
+class WithOnePatch(base.BaseTestCase):
+    """A fixture distro whose series holds one custom patch."""
+
     def setUp(self) -> None:
         super().setUp()
         self.distro = self.useFixture(DistroFixture())
         custom = self.distro.patches.make(write_file("designate/extra.py", "EXTRA = 1\n"), "Add extra")
         self.distro.add_patch("customs", "0001-extra.patch", custom)
         self.distro.commit("series")
+
+
+class TestSweep(WithOnePatch):
 
     def survivors(self, parent: Path) -> list[Path]:
         """A live owner's scratch (this process) and another host's, in ``parent``: never swept."""
@@ -113,8 +118,16 @@ class TestSweep(base.BaseTestCase):
         self.assertTrue((repo / "wheels" / "designate-1.0.0.post1-py3-none-any.whl").is_file())
 
     def test_the_deb_stage_sweeps_its_build_and_wheelhouse_scratch(self) -> None:
-        builds = self.distro.cache / "deb-build"
-        wheelhouse = self.distro.cache / "wheelhouse"
+        from designate_dist.deb import DebRequest, build_debs, lock_key
+        from designate_dist.errors import CommandFailed
+        from designate_dist.versions import DistroVersion
+        base = self.distro.base
+        cache = base / "deb-cache"
+        builds, wheelhouse = cache / "deb-build", cache / "wheelhouse"
+        lock = base / "constraints.txt"
+        lock.write_text("pbr==7.1.3\n")
+        (wheelhouse / lock_key(lock)).mkdir(parents=True)
+        (wheelhouse / lock_key(lock) / "SHA256SUMS").write_text("")  # a wheelhouse made before: reused
         left = killed_run([(builds, "", "1.0.0.post1-", True, True),
                            (wheelhouse, ".partial-", "abc-", True)])
         self.assertNotIn("pid", left[0].name)  # short: the owner is in a file, the path stays short
@@ -122,26 +135,30 @@ class TestSweep(base.BaseTestCase):
         live = scratch.make_dir(builds, "", "1.0.0.post1-", short=True)
         self.addCleanup(shutil.rmtree, live, True)
         (builds / "1.0.0.post1-unknown-owner").mkdir()
-        (builds / "1.0.0.post1-failed.log").write_text("the log of a failed build stays\n")
-        self.assertEqual([left[0]], scratch.sweep(builds, ""))
+        (builds / "0.9.0.post1-failed.log").write_text("the log of an earlier failed build stays\n")
+        # packaging that dpkg-buildpackage refuses at once: the stage's sweeps ran before it
+        packaging = base / "packaging"
+        packaging.mkdir()
+        (packaging / "rules").write_text("#!/usr/bin/make -f\n%:\n\tfalse\n")
+        (packaging / "control").write_text("Source: designate\nMaintainer: x <x@example.org>\n")
+        wheel = base / "designate-1.0.0.post1-py3-none-any.whl"
+        wheel.write_bytes(b"not read")
+        request = DebRequest(packaging_dir=packaging, work_tree=self.distro.upstream_tree, wheels=(wheel,),
+                             lock_file=lock, version=DistroVersion("1.0.0", 1),
+                             maintainer="Distro Maintainer <distro@example.org>",
+                             source_date_epoch=1_700_001_000, output_dir=base / "out", cache_dir=cache)
+        self.assertRaises(CommandFailed, build_debs, request)
+        self.assertEqual([], [str(p) for p in left if p.exists()])
         self.assertTrue(live.is_dir() and (builds / "1.0.0.post1-unknown-owner").is_dir())
-        self.assertTrue((builds / "1.0.0.post1-failed.log").is_file())
-        self.assertEqual([left[1]], scratch.sweep(wheelhouse, ".partial-"))
-        # and the deb stage calls exactly these sweeps before it makes its own scratch
-        source = (REPO / "designate_dist" / "deb.py").read_text()
-        self.assertIn('scratch.sweep(builds, "")', source)
-        self.assertIn('scratch.sweep(root, ".partial-")', source)
+        self.assertEqual("the log of an earlier failed build stays\n",
+                         (builds / "0.9.0.post1-failed.log").read_text())
+        self.assertEqual(sorted(["0.9.0.post1-failed.log", "1.0.0.post1-failed.log", "1.0.0.post1-unknown-owner",
+                                 live.name]),
+                         sorted(p.name for p in builds.iterdir()))
 
 
-class TestBuildLock(base.BaseTestCase):
+class TestBuildLock(WithOnePatch):
     """prepare, quilt and patches change the work tree (and patches/ or the series): never during a build."""
-
-    def setUp(self) -> None:
-        super().setUp()
-        self.distro = self.useFixture(DistroFixture())
-        custom = self.distro.patches.make(write_file("designate/extra.py", "EXTRA = 1\n"), "Add extra")
-        self.distro.add_patch("customs", "0001-extra.patch", custom)
-        self.distro.commit("series")
 
     def assert_locked(self, *argv: str) -> None:
         with build_lock(load_distro(self.distro.root)):
