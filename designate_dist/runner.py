@@ -102,7 +102,7 @@ def run(cmd: Sequence[str | os.PathLike[str]], *, cwd: str | os.PathLike[str] | 
     if os.sep not in exe and shutil.which(exe, path=full_env.get("PATH")) is None:
         raise ToolNotFound(f"{exe} is not installed (needed to {what or 'run ' + exe})",
                            hint=f"install the package that provides {exe}")
-    if os.sep in exe and not os.access(exe, os.X_OK):
+    if os.sep in exe and not os.access(os.path.join(cwd or ".", exe), os.X_OK):  # the guard would say 127
         raise ToolNotFound(f"{exe} is not installed or not executable (needed to {what or 'run it'})")
     LOG.debug("run: %s (cwd=%s)", shlex.join(argv), cwd or ".")
     command, group = _guarded(argv)

@@ -108,3 +108,7 @@ class TestProcessGroup(base.BaseTestCase):
             run(["designate-dist-no-such-tool"])
         with self.assertRaises(ToolNotFound):
             run([str(self.tmp / "no-such-program")])
+        script = self.tmp / "tool.sh"
+        script.write_text("#!/bin/sh\necho ran\n")
+        script.chmod(0o755)
+        self.assertEqual("ran\n", run(["./tool.sh"], cwd=self.tmp).stdout)  # relative to cwd, as before
