@@ -28,6 +28,10 @@ _PATCH_FAILED = re.compile(r"^error: patch failed: (?P<file>.+):(?P<line>\d+)$",
 _FILE_ERROR = re.compile(r"^error: (?P<file>[^:]+): (?P<why>.+)$", re.M)
 _CORRUPT = re.compile(r"^error: (corrupt patch at line \d+|No valid patches in input.*)$", re.M)
 _HUNK_HEADER = re.compile(r"^@@ -(\d+)(?:,\d+)? \+\d+(?:,\d+)? @@")
+#: Kinds of a conflicted path (:meth:`WorkTree.conflict_kinds`).
+CONTENT = "content"
+MODIFY_DELETE = "modify/delete"   # HEAD (the new release) deleted the file the change modifies
+DELETE_MODIFY = "delete/modify"   # the change deletes a file HEAD modified
 
 
 @dataclass(frozen=True)
@@ -349,6 +353,59 @@ class WorkTree:
                 return conflicts
             raise _git_error(f"cherry-pick {commit[:12]}", exc) from exc
         return []
+
+    def conflict_kinds(self, paths: list[str]) -> dict[str, str]:
+        """For each unmerged path: :data:`MODIFY_DELETE`, :data:`DELETE_MODIFY` or :data:`CONTENT`.
+
+        Read from the index stages: 1 the base, 2 HEAD, 3 the change merged in.
+        """
+        stages: dict[str, set[str]] = {}
+        for line in self.repo.git.ls_files("--unmerged", "-z", "--", *paths).split("\0"):
+            if "\t" in line:
+                info, path = line.split("\t", 1)
+                stages.setdefault(path, set()).add(info.split()[2])
+        kinds = {}
+        for path in paths:
+            found = stages.get(path, set())
+            if "1" in found and "2" not in found and "3" in found:
+                kinds[path] = MODIFY_DELETE
+            elif "1" in found and "2" in found and "3" not in found:
+                kinds[path] = DELETE_MODIFY
+            else:
+                kinds[path] = CONTENT
+        return kinds
+
+    def blob_text(self, rev: str, path: str) -> str | None:
+        """The text of ``path`` at ``rev`` (None when absent), read without starting a process."""
+        try:
+            item = self.repo.commit(rev).tree / path
+        except (KeyError, ValueError, git.BadName):
+            return None
+        if item.type != "blob":
+            return None
+        return item.data_stream.read().decode("utf-8", errors="surrogateescape")
+
+    def paths_at(self, rev: str) -> set[str]:
+        """Every file path in the tree of ``rev``."""
+        return {item.path for item in self.repo.commit(rev).tree.traverse() if item.type == "blob"}
+
+    def reset_hard_to(self, rev: str) -> None:
+        """Move the current branch, index and files to ``rev``; untracked files are removed."""
+        try:
+            self.repo.git.reset("--hard", "--quiet", rev)
+            self.repo.git.clean("-d", "--force", "--quiet")
+        except git.GitCommandError as exc:
+            raise _git_error(f"reset {rev[:12]}", exc) from exc
+        (self.git_dir / "MERGE_MSG").unlink(missing_ok=True)
+
+    def apply_text_verbose(self, diff: str) -> tuple[bool, str]:
+        """:meth:`apply_verbose` of a diff given as text."""
+        path = self.git_dir / "DESIGNATE_DIST_DIFF"
+        path.write_text(diff, encoding="utf-8", errors="surrogateescape")
+        try:
+            return self.apply_verbose(path)
+        finally:
+            path.unlink(missing_ok=True)
 
     def unmerged_paths(self) -> list[str]:
         out = self.repo.git.diff("--name-only", "--diff-filter=U")

@@ -44,9 +44,12 @@ from designate_dist.atomic import write_bytes, write_json, write_text
 from designate_dist.distro import PIN_FILE, SERIES_DIRS, Distro, Pin, load_distro
 from designate_dist.errors import DistError, PatchApplyError, UsageError
 from designate_dist.fetch import fetch
-from designate_dist.gitrepo import WorkTree
+from designate_dist.gitrepo import DELETE_MODIFY, MODIFY_DELETE, WorkTree
 from designate_dist.lockfile import canonical
 from designate_dist.series import KIND_UPSTREAM, SERIES_FILE, PatchFile, PatchSeries, diff_files, read_series
+from designate_dist.text import plural
+from designate_dist.unidiff import changed_lines, parse_diff, same_hunks, split_head
+from designate_dist.upstream_hunks import UpstreamHunk, find_upstream_hunks, without_hunks
 from designate_dist.upstream_import import import_upstream, read_state, write_state
 
 Progress = Callable[[str], None]
@@ -64,8 +67,6 @@ REWRITTEN = (REFRESHED, PARTLY_UPSTREAM, RESOLVED)
 STATE_DIR = "rebase"
 STATE_NAME = "state.json"
 OLD_REF = "refs/designate-dist/rebase-old"
-_DIFF_START = re.compile(r"^(diff --git |--- (a/|/dev/null)|Index: )", re.M)
-_HUNK = re.compile(r"^@@ -(\d+)(?:,(\d+))? \+(\d+)(?:,(\d+))? @@")
 _OFFSET = re.compile(r"^Hunk #\d+ succeeded at \d+ \(offset (-?\d+) lines?\)", re.M)
 _REQ_NAME = re.compile(r"^\s*([A-Za-z0-9][A-Za-z0-9._-]*)\s*(.*)$")
 _VERSIONISH = re.compile(r"\b(\d+\.\d+(?:\.\d+)*)\b")
@@ -86,108 +87,6 @@ class RebaseStateError(DistError):
 
 
 # -- diffs ----------------------------------------------------------------------------------
-def split_head(text: str) -> tuple[str, str]:
-    """A patch file's text split into what comes before the diff and the diff."""
-    match = _DIFF_START.search(text)
-    if match is None:
-        return text, ""
-    return text[:match.start()], text[match.start():]
-
-
-@dataclass(frozen=True)
-class FileDiff:
-    old: str | None
-    new: str | None
-    hunks: tuple[tuple[tuple[int, int, int, int], tuple[str, ...]], ...]
-    extended: tuple[str, ...] = ()  # new file / deleted / rename / mode lines
-
-
-def parse_diff(diff: str) -> tuple[FileDiff, ...]:
-    """A unified diff as files and hunks (hunk bodies read by their counts, trailers ignored)."""
-    files: list[FileDiff] = []
-    lines = diff.split("\n")
-    index = 0
-    old = new = None
-    hunks: list = []
-    extended: list[str] = []
-    started = False
-
-    def flush() -> None:
-        if started:
-            files.append(FileDiff(old, new, tuple(hunks), tuple(extended)))
-
-    while index < len(lines):
-        line = lines[index]
-        if line.startswith("diff --git "):
-            flush()
-            started, hunks, extended = True, [], []
-            parts = line[len("diff --git "):].split(" b/", 1)
-            old = parts[0].removeprefix("a/")
-            new = parts[1] if len(parts) > 1 else old
-        elif line.startswith("--- ") and index + 1 < len(lines) and lines[index + 1].startswith("+++ "):
-            if not started or hunks:
-                flush()
-                started, hunks, extended = True, [], []
-            old = _diff_path(line[4:])
-            new = _diff_path(lines[index + 1][4:])
-            index += 1
-        elif line.startswith(("new file mode", "deleted file mode", "rename from", "rename to",
-                              "old mode", "new mode", "copy from", "copy to", "Binary files")):
-            extended.append(line)
-        elif started and (match := _HUNK.match(line)):
-            a, b = int(match.group(1)), int(match.group(2) or 1)
-            c, d = int(match.group(3)), int(match.group(4) or 1)
-            remove, add = b, d
-            body: list[str] = []
-            index += 1
-            while index < len(lines) and (remove > 0 or add > 0 or lines[index].startswith("\\")):
-                body_line = lines[index]
-                if body_line.startswith("\\"):
-                    body.append(body_line)
-                elif body_line.startswith("-"):
-                    remove -= 1
-                    body.append(body_line)
-                elif body_line.startswith("+"):
-                    add -= 1
-                    body.append(body_line)
-                else:  # context (an empty line is a context line whose space was stripped)
-                    remove -= 1
-                    add -= 1
-                    body.append(" " + body_line[1:] if body_line else " ")
-                index += 1
-            hunks.append(((a, b, c, d), tuple(body)))
-            continue
-        index += 1
-    flush()
-    return tuple(files)
-
-
-def _diff_path(text: str) -> str | None:
-    path = text.split("\t")[0].strip()
-    if path == "/dev/null":
-        return None
-    return path[2:] if path.startswith(("a/", "b/")) else path
-
-
-def same_hunks(first: str, second: str) -> bool:
-    """True when two diffs make the same change at the same place with the same context."""
-    return parse_diff(first) == parse_diff(second)
-
-
-def changed_lines(diff: str) -> Counter:
-    """The multiset of added and removed lines (sign + text), whatever the file names."""
-    counter: Counter = Counter()
-    for file in parse_diff(diff):
-        for _, body in file.hunks:
-            for line in body:
-                if line[:1] in "+-":
-                    counter[line] += 1
-        for line in file.extended:
-            if line.startswith(("new file", "deleted file")):
-                counter[line.split(" mode")[0]] += 1
-    return counter
-
-
 def rewrite_patch(original: str, mail: bool, fresh: str) -> str:
     """``original``'s header and message with the diff of ``fresh``.
 
@@ -290,6 +189,7 @@ class PatchOutcome:
     remaining_diff: str | None = None
     files: tuple[str, ...] = ()
     warning: str | None = None
+    deleted_upstream: tuple[str, ...] = ()  # files of a modify/delete conflict: gone in the new release
 
     @property
     def ref(self) -> str:
@@ -304,11 +204,14 @@ class PatchOutcome:
             data["remaining_diff"] = self.remaining_diff
         if self.warning:
             data["warning"] = self.warning
+        if self.deleted_upstream:
+            data["deleted_upstream"] = list(self.deleted_upstream)
         return data
 
     @classmethod
     def from_json(cls, data: dict) -> PatchOutcome:
-        return cls(**{**data, "files": tuple(data.get("files", ()))})
+        return cls(**{**data, "files": tuple(data.get("files", ())),
+                      "deleted_upstream": tuple(data.get("deleted_upstream", ()))})
 
 
 @dataclass(frozen=True)
@@ -527,51 +430,86 @@ class _Run:
         tree = self.tree
         base = dict(series=patch.series, file=patch.name, kind=patch.kind)
         evidence = self.changelog_evidence(patch)
-        applied, report = tree.apply_verbose(patch.path)  # all or nothing
+        suffix = f"; {evidence}" if evidence else ""
+        version = self.new_pin.version
+        parent = tree.head()
+        applied, report = tree.apply_verbose(patch.path)  # all or nothing; offsets, never fuzz
         if applied:
             commit = self._commit(patch)
-            if same_hunks(patch.diff, tree.commit_diff(commit)):
+            fresh = tree.commit_diff(commit)
+            found = self._upstream_hunks(patch, old_commit, parent, fresh)
+            if found:
+                return self._without_upstream_hunks(patch, base, parent, fresh, found, suffix)
+            if same_hunks(patch.diff, fresh):
                 return PatchOutcome(**base, status=CLEAN, commit=commit)
             offsets = sorted({abs(int(o)) for o in _OFFSET.findall(report)})
-            how = f"offset {', '.join(map(str, offsets))} lines" if offsets else "new context"
+            how = (f"offset {', '.join(map(str, offsets))} {plural(offsets[-1], 'line')}"
+                   if offsets else "new context")
             return PatchOutcome(**base, status=REFRESHED, note=how, commit=commit)
         if tree.check_apply(patch.path, reverse=True) is None:
-            note = f"already in {self.new_pin.version}: reverse-applies"
-            return PatchOutcome(**base, status=UPSTREAM, note=note + (f"; {evidence}" if evidence else ""))
-        # With upstream's word that the change was merged, never fuzz it in a second time.
-        if evidence is None and tree.check_apply(patch.path, min_context=1) is None:
-            applied, _ = tree.apply_verbose(patch.path, min_context=1)
-            if applied:
-                commit = self._commit(patch)
-                return PatchOutcome(**base, status=REFRESHED, note="fuzz", commit=commit)
+            return PatchOutcome(**base, status=UPSTREAM, note=f"already in {version}: reverse-applies{suffix}")
+        # No fuzz, ever: a hunk fuzzed in lands next to upstream's copy of the same lines.  The
+        # three-way merge knows what the patch changed against the blobs it was made on.
         conflicts = tree.merge_commit_into_index(old_commit)
         if conflicts and evidence and patch.series == "cherry-pick":
             tree.discard_merge()
             note = (f"merged upstream in a modified form ({evidence}); the old change conflicts with "
-                    f"{self.new_pin.version} in {', '.join(conflicts)}: dropped")
+                    f"{version} in {', '.join(conflicts)}: dropped")
             return PatchOutcome(**base, status=UPSTREAM, note=note, files=tuple(conflicts),
                                 warning=f"{patch.ref}: {note}: check nothing of it is still needed")
         if conflicts:
-            return PatchOutcome(**base, status=CONFLICT, files=tuple(conflicts),
-                                note="conflicts in " + ", ".join(conflicts)
-                                + (f"; {evidence}" if evidence else ""))
+            kinds = tree.conflict_kinds(conflicts)
+            deleted = tuple(p for p in conflicts if kinds.get(p) == MODIFY_DELETE)
+            ours_deleted = tuple(p for p in conflicts if kinds.get(p) == DELETE_MODIFY)
+            notes = [f"conflicts in {', '.join(conflicts)}"]
+            notes += [f"modify/delete: {p} was deleted in {version}" for p in deleted]
+            notes += [f"delete/modify: the patch deletes {p}, which {version} changed" for p in ours_deleted]
+            return PatchOutcome(**base, status=CONFLICT, files=tuple(conflicts), deleted_upstream=deleted,
+                                note="; ".join(notes) + suffix)
         if not tree.has_staged_changes():
             tree.discard_merge()
-            note = f"already in {self.new_pin.version}: the 3-way merge leaves no change"
-            return PatchOutcome(**base, status=UPSTREAM, note=note + (f"; {evidence}" if evidence else ""))
+            return PatchOutcome(**base, status=UPSTREAM,
+                                note=f"already in {version}: the 3-way merge leaves no change{suffix}")
         commit = self._commit(patch)
         fresh = tree.commit_diff(commit)
+        found = self._upstream_hunks(patch, old_commit, parent, fresh)
+        if found:
+            return self._without_upstream_hunks(patch, base, parent, fresh, found, suffix)
         before, after = changed_lines(patch.diff), changed_lines(fresh)
         if after != before and not (after - before):
             kept, total = sum(after.values()), sum(before.values())
-            note = (f"{total - kept} of {total} changed lines already in {self.new_pin.version}"
-                    + (f"; {evidence}" if evidence else ""))
+            note = f"{total - kept} of {total} changed {plural(total, 'line')} already in {version}{suffix}"
             return PatchOutcome(**base, status=PARTLY_UPSTREAM, note=note, commit=commit,
                                 remaining_diff=fresh)
         renamed = [f for f in diff_files(fresh) if f not in patch.touched_files()]
         how = "3-way merge" + (f" (now {', '.join(renamed)})" if renamed else "")
-        return PatchOutcome(**base, status=REFRESHED, note=how + (f"; {evidence}" if evidence else ""),
-                            commit=commit)
+        return PatchOutcome(**base, status=REFRESHED, note=how + suffix, commit=commit)
+
+    def _upstream_hunks(self, patch: PatchFile, old_commit: str, parent: str,
+                        fresh: str) -> list[UpstreamHunk]:
+        """Hunks of ``patch`` whose added lines the new release has, added a second time by the replay."""
+        tree = self.tree
+        return find_upstream_hunks(patch.diff, fresh,
+                                   old_text=lambda path: tree.blob_text(f"{old_commit}^", path),
+                                   new_text=lambda path: tree.blob_text(parent, path))
+
+    def _without_upstream_hunks(self, patch: PatchFile, base: dict, parent: str, fresh: str,
+                                found: list[UpstreamHunk], suffix: str) -> PatchOutcome:
+        """Replay ``patch`` again without the hunks upstream already has: partly-upstream (or upstream)."""
+        tree = self.tree
+        note = f"already in {self.new_pin.version}: " + "; ".join(h.describe() for h in found)
+        remaining = without_hunks(fresh, found)
+        tree.reset_hard_to(parent)
+        if not remaining.strip():
+            return PatchOutcome(**base, status=UPSTREAM, note=note + suffix)
+        applied, report = tree.apply_text_verbose(remaining)
+        if not applied:  # the diff was made on this very tree: cannot happen unless git disagrees
+            raise PatchApplyError(f"{patch.ref}: the rest of the patch without the hunks upstream has "
+                                  f"does not apply: {report.splitlines()[-1] if report else ''}",
+                                  patch=patch.ref)
+        commit = self._commit(patch)
+        return PatchOutcome(**base, status=PARTLY_UPSTREAM, note=note + suffix, commit=commit,
+                            remaining_diff=tree.commit_diff(commit))
 
     # -- state ------------------------------------------------------------------------------
     def state(self, backup: dict[str, str | None]) -> dict:
@@ -695,7 +633,7 @@ def _rebase(distro: Distro, request: RebaseRequest, *, progress: Progress,
         progress(f"rebase: replaying {len(series)} patches onto {new_pin.version}")
         run.triage(0)
         if request.dry_run:
-            return run.report(finished=False)
+            return run.report(finished=True)  # the triage went through every patch
     return _stop_or_finish(run, backup)
 
 

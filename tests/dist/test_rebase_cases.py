@@ -1,0 +1,137 @@
+"""Classes of rebase cases, each built as a small scenario of its own (tests/fixtures/rebase.py).
+
+Every test makes a release 1.0.0, a release 1.1.0 and a series, runs
+``designate-dist rebase`` as a developer would, and checks the report, the
+rebased tree and the rewritten patch files.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from oslotest import base
+
+from designate_dist.distro import load_distro
+from tests.dist.test_rebase import run_fresh
+from tests.fixtures.cli import run_cli
+from tests.fixtures.distro import git, replace_in, write_file
+from tests.fixtures.rebase import Patch, ScenarioFixture, delete_file, edits
+
+
+def functions(prefix: str, count: int) -> str:
+    out = []
+    for number in range(count):
+        out += [f"def {prefix}_{number}(value):", f"    return value + {number}", "", ""]
+    return "\n".join(out)
+
+
+MODELS = "designate/sample/models.py"
+POOL = 'class Pool:\n    """A pool of servers."""\n\n    servers = ()\n\n\n'
+MODELS_1_0 = ('"""Models."""\n\n\nclass Zone:\n    name = None\n\n\nclass Record:\n    data = None\n\n\n'
+              + functions("helper", 6) + "def last():\n    return 1\n")
+FILES = {"designate/sample/__init__.py": "", MODELS: MODELS_1_0}
+OUR_OWN_HUNK = replace_in(MODELS, "    return 1\n", "    return 2\n")
+
+
+class ScenarioCase(base.BaseTestCase):
+    def scenario(self, upstream, patches: list[Patch], files: dict[str, str] | None = None) -> ScenarioFixture:
+        self.fx = self.useFixture(ScenarioFixture(files if files is not None else FILES, upstream, patches))
+        self.root = self.fx.root
+        return self.fx
+
+    def dry_run(self) -> dict[str, dict]:
+        outcome = run_cli(*self.fx.rebase_args("--dry-run", "--json"))
+        self.assertIn(outcome.code, (0, 3), outcome.stderr)
+        report = json.loads(outcome.stdout)
+        self.assertTrue(report["finished"])  # the triage went through every patch
+        return {f"{p['series']}/{p['file']}": p for p in report["patches"]}
+
+    def rebase(self, *extra: str, code: int = 0) -> dict:
+        outcome = run_cli(*self.fx.rebase_args("--json", *extra))
+        self.assertEqual(code, outcome.code, outcome.stderr)
+        return json.loads(outcome.stdout)
+
+    def prepared_tree(self) -> Path:
+        prepared = run_cli("--distro", str(self.root), "-q", "prepare")
+        self.assertEqual(0, prepared.code, prepared.stderr)
+        return Path(prepared.stdout.strip())
+
+
+class TestHunkAlreadyUpstream(ScenarioCase):
+    """A hunk whose added lines upstream added too is never applied a second time (issue 13.2)."""
+
+    def check_pool_once(self, report: dict) -> None:
+        tree = self.prepared_tree()
+        text = (tree / MODELS).read_text()
+        self.assertEqual(1, text.count("class Pool:"), text)
+        self.assertIn("    return 2\n", text)  # our own hunk is kept
+        patch = (self.root / "customs/0001-pool.patch").read_text()
+        self.assertNotIn("class Pool", patch)
+        self.assertIn("+    return 2", patch)
+        self.assertIn("Subject: [PATCH] Add pools", patch)
+
+    def test_upstream_added_the_block_a_few_lines_away(self) -> None:
+        # upstream put the class after Record; our patch puts it before: the hunk applies with an offset
+        self.scenario(replace_in(MODELS, "    data = None\n\n\n", "    data = None\n\n\n" + POOL),
+                      [Patch("customs", "0001-pool.patch",
+                             edits(replace_in(MODELS, "class Record:\n", POOL + "class Record:\n"), OUR_OWN_HUNK),
+                             "Add pools")])
+        entry = self.dry_run()["customs/0001-pool.patch"]
+        self.assertEqual("partly-upstream", entry["status"])
+        self.assertEqual("already in 1.1.0: hunk #1 of designate/sample/models.py (@@ -5,6 +5,12 @@): "
+                         "its 4 added lines are there", entry["note"])
+        self.assertIn("+    return 2", entry["remaining_diff"])
+        self.assertNotIn("class Pool", entry["remaining_diff"])
+        report = self.rebase()
+        self.check_pool_once(report)
+
+    def test_upstream_added_the_block_and_changed_its_context(self) -> None:
+        # the old code fuzzed this in next to upstream's copy
+        self.scenario(edits(replace_in(MODELS, "class Record:\n", POOL + "class Record:\n"),
+                            replace_in(MODELS, "    name = None\n", "    name = ''\n")),
+                      [Patch("customs", "0001-pool.patch",
+                             edits(replace_in(MODELS, "class Record:\n", POOL + "class Record:\n"), OUR_OWN_HUNK),
+                             "Add pools")])
+        entry = self.dry_run()["customs/0001-pool.patch"]
+        self.assertEqual("partly-upstream", entry["status"])
+        self.assertNotIn("fuzz", entry["note"])
+        self.check_pool_once(self.rebase())
+
+    def test_a_patch_made_only_of_upstream_hunks_is_dropped(self) -> None:
+        self.scenario(replace_in(MODELS, "    data = None\n\n\n", "    data = None\n\n\n" + POOL),
+                      [Patch("customs", "0001-pool.patch",
+                             replace_in(MODELS, "class Record:\n", POOL + "class Record:\n"), "Add pools"),
+                       Patch("customs", "0002-last.patch", OUR_OWN_HUNK, "Return two")])
+        statuses = self.dry_run()
+        self.assertEqual("upstream", statuses["customs/0001-pool.patch"]["status"])
+        self.assertIn("hunk #1 of designate/sample/models.py", statuses["customs/0001-pool.patch"]["note"])
+        self.assertEqual("clean", statuses["customs/0002-last.patch"]["status"])
+        self.rebase()
+        self.assertFalse((self.root / "customs/0001-pool.patch").exists())
+        self.assertEqual(1, (self.prepared_tree() / MODELS).read_text().count("class Pool:"))
+
+    def test_common_lines_upstream_added_elsewhere_are_still_ours(self) -> None:
+        # upstream added a short `pass` line elsewhere; ours adds the same short line, and a copy of a
+        # function 1.0.0 already had (1.1.0 has no more copies of it than 1.0.0): both are ours to add
+        extra = "def helper_0(value):\n    return value + 0\n"
+        self.scenario(replace_in(MODELS, "def last():\n    return 1\n", "def last():\n    return 1\n\n\n"
+                                 "def first():\n    pass\n"),
+                      [Patch("customs", "0001-ours.patch",
+                             edits(replace_in(MODELS, "class Zone:\n    name = None\n",
+                                              "class Zone:\n    name = None\n    pass\n"),
+                                   replace_in(MODELS, "def helper_4(value):\n", extra + "\n\ndef helper_4(value):\n")),
+                             "Our pass and helper")])
+        entry = self.dry_run()["customs/0001-ours.patch"]
+        self.assertIn(entry["status"], ("clean", "refreshed"), entry)
+        self.rebase()
+        text = (self.prepared_tree() / MODELS).read_text()
+        self.assertEqual(2, text.count("    pass\n"))
+        self.assertEqual(2, text.count(extra))
+
+    def test_a_changed_context_line_goes_through_the_three_way_merge_not_fuzz(self) -> None:
+        self.scenario(replace_in(MODELS, "    return value + 5\n", "    return value + 55\n"),
+                      [Patch("customs", "0001-last.patch", OUR_OWN_HUNK, "Return two")])
+        entry = self.dry_run()["customs/0001-last.patch"]
+        self.assertEqual(("refreshed", "3-way merge"), (entry["status"], entry["note"]))
+        self.rebase()
+        self.assertIn("     return value + 55", (self.root / "customs/0001-last.patch").read_text())
