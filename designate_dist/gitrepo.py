@@ -28,6 +28,8 @@ _PATCH_FAILED = re.compile(r"^error: patch failed: (?P<file>.+):(?P<line>\d+)$",
 _FILE_ERROR = re.compile(r"^error: (?P<file>[^:]+): (?P<why>.+)$", re.M)
 _CORRUPT = re.compile(r"^error: (corrupt patch at line \d+|No valid patches in input.*)$", re.M)
 _HUNK_HEADER = re.compile(r"^@@ -(\d+)(?:,\d+)? \+\d+(?:,\d+)? @@")
+_MARKER_OPEN = re.compile(rb"^<{7}(?: |$)", re.M)
+_MARKER_CLOSE = re.compile(rb"^>{7}(?: |$)", re.M)
 #: Kinds of a conflicted path (:meth:`WorkTree.conflict_kinds`).
 CONTENT = "content"
 MODIFY_DELETE = "modify/delete"   # HEAD (the new release) deleted the file the change modifies
@@ -58,6 +60,16 @@ class ApplyFailure:
         if self.hunk is not None:
             return f"{self.file}, hunk #{self.hunk} ({self.hunk_header}): {self.reason}"
         return f"{self.file}: {self.reason}"
+
+
+def has_conflict_markers(path: Path) -> bool:
+    """True when the file holds a conflict as git writes one (``<<<<<<<`` ... ``>>>>>>>`` lines)."""
+    try:
+        with open(path, "rb") as handle:
+            data = handle.read(8 << 20)
+    except OSError:
+        return False
+    return bool(_MARKER_OPEN.search(data)) and bool(_MARKER_CLOSE.search(data))
 
 
 def _plain_ident(who: Identity) -> bool:
@@ -418,23 +430,48 @@ class WorkTree:
             return True
         return False
 
-    def conflict_marker_lines(self, paths: list[str]) -> list[str]:
-        """``git diff --check`` lines reporting leftover conflict markers in staged ``paths``."""
-        if not paths:
-            return []
+    def _marker_files(self, *diff_args: str) -> list[str]:
+        """Files whose added lines hold conflict markers, by ``git diff --check``."""
         try:
-            self.repo.git.diff("--cached", "--check", "--", *paths)
+            self.repo.git.diff("--check", *diff_args)
         except git.GitCommandError as exc:
-            out = exc.stdout or ""
-            return [line.strip() for line in out.replace("\n  stdout: '", "\n").splitlines()
-                    if "conflict marker" in line]
+            out = (exc.stdout or "").replace("\n  stdout: '", "\n")
+            found = []
+            for line in out.splitlines():
+                if "leftover conflict marker" in line:
+                    path = line.strip().strip("'").rsplit(":", 2)[0]
+                    if path not in found:
+                        found.append(path)
+            return found
         return []
 
-    def stage_all(self) -> None:
+    def staged_marker_files(self) -> list[str]:
+        """Staged files whose added lines hold conflict markers."""
+        return self._marker_files("--cached")
+
+    def commit_marker_files(self, commit: str) -> list[str]:
+        """Files ``commit`` changes whose added lines hold conflict markers."""
+        return self._marker_files(f"{commit}^", commit)
+
+    def untracked_paths(self) -> list[str]:
+        """Untracked files git does not ignore (what ``git status`` lists as untracked)."""
+        out = self.repo.git.ls_files("--others", "--exclude-standard", "-z")
+        return sorted(p for p in out.split("\0") if p)
+
+    def stage_tracked(self) -> None:
+        """Stage every change to tracked files (and files already added); never an untracked file."""
         try:
-            self.repo.git.add("--all", "--force", ".")
+            self.repo.git.add("--update")
         except git.GitCommandError as exc:
-            raise _git_error("add", exc) from exc
+            raise _git_error("add --update", exc) from exc
+
+    def added_paths(self, commit: str) -> list[str]:
+        """Files ``commit`` adds (absent from its parent)."""
+        try:
+            out = self.repo.git.diff("--name-only", "--no-renames", "--diff-filter=A", "-z", f"{commit}^", commit)
+        except git.GitCommandError as exc:
+            raise _git_error(f"diff {commit[:12]}", exc) from exc
+        return [p for p in out.split("\0") if p]
 
     def discard_merge(self) -> None:
         """Drop a half-done merge or apply: back to HEAD, untracked files removed."""

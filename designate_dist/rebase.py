@@ -44,7 +44,7 @@ from designate_dist.atomic import write_bytes, write_json, write_text
 from designate_dist.distro import PIN_FILE, SERIES_DIRS, Distro, Pin, load_distro
 from designate_dist.errors import DistError, PatchApplyError, UsageError
 from designate_dist.fetch import fetch
-from designate_dist.gitrepo import DELETE_MODIFY, MODIFY_DELETE, WorkTree
+from designate_dist.gitrepo import DELETE_MODIFY, MODIFY_DELETE, WorkTree, has_conflict_markers
 from designate_dist.lockfile import canonical
 from designate_dist.series import KIND_UPSTREAM, SERIES_FILE, PatchFile, PatchSeries, diff_files, read_series
 from designate_dist.text import plural
@@ -643,11 +643,14 @@ def _stop_or_finish(run: _Run, backup: dict[str, str | None]) -> RebaseReport:
         write_json(state_path(distro), run.state(backup))
         stopped = run.outcomes[-1]
         files = ", ".join(stopped.files)
+        deleted = "".join(f"; modify/delete: {p} was deleted in {run.new_pin.version}"
+                          for p in stopped.deleted_upstream)
         error = RebaseConflict(
-            f"rebase onto {run.new_pin.version} stopped: {stopped.ref} conflicts in {files}",
+            f"rebase onto {run.new_pin.version} stopped: {stopped.ref} conflicts in {files}{deleted}",
             patch=stopped.ref, files=list(stopped.files),
-            hint=f"resolve the conflicts in {run.tree.path}, `git add` the files, then run "
-                 "`designate-dist rebase --continue`; or `designate-dist rebase --abort`")
+            hint=f"resolve the conflicts in {run.tree.path}, `git add` the files"
+                 + _drop_hint(stopped, stopped.files)
+                 + ", then run `designate-dist rebase --continue`; or `designate-dist rebase --abort`")
         error.report = run.report(finished=False)
         raise error
     write_json(state_path(distro), run.state(backup))  # a crash while finishing can still be aborted
@@ -703,6 +706,27 @@ def rebase_continue(distro: Distro, *, progress: Progress = _quiet) -> RebaseRep
         return _rebase_continue(distro, progress=progress)
 
 
+def _drop_hint(stopped: PatchOutcome, files: list[str] | tuple[str, ...]) -> str:
+    """How to drop our change to files the new release deleted (modify/delete conflicts)."""
+    gone = [f for f in files if f in stopped.deleted_upstream]
+    if not gone:
+        return ""
+    return (f"; {', '.join(gone)} {'was' if len(gone) == 1 else 'were'} deleted upstream: to drop our change "
+            f"to {'it' if len(gone) == 1 else 'them'}, `git rm {' '.join(gone)}` (a `git add` adds "
+            f"{'it' if len(gone) == 1 else 'them'} back)")
+
+
+def _refuse_markers(stopped: PatchOutcome, tree: WorkTree, marked: list[str], fix: str) -> None:
+    """Refuse a resolution while a file of it, or an untracked file, still holds conflict markers."""
+    marked = marked + [p for p in tree.untracked_paths() if has_conflict_markers(tree.path / p)
+                       and p not in marked]
+    if marked:
+        raise RebaseConflict(f"{stopped.ref}: conflict markers left in {', '.join(marked)}",
+                             patch=stopped.ref, files=marked,
+                             hint=f"{fix} (delete a merge tool's backup files), then run "
+                                  "`designate-dist rebase --continue` again")
+
+
 def _rebase_continue(distro: Distro, *, progress: Progress) -> RebaseReport:
     state = _read_state(distro)
     if state is None:
@@ -716,8 +740,9 @@ def _rebase_continue(distro: Distro, *, progress: Progress) -> RebaseReport:
     if unmerged:
         raise RebaseConflict(f"{stopped.ref} still has unresolved conflicts in {', '.join(unmerged)}",
                              patch=stopped.ref, files=unmerged,
-                             hint=f"resolve them in {tree.path} and `git add` them, then run "
-                                  "`designate-dist rebase --continue` again")
+                             hint=f"resolve them in {tree.path} and `git add` them"
+                                  + _drop_hint(stopped, unmerged)
+                                  + ", then run `designate-dist rebase --continue` again")
     head = tree.head()
     if head != state["head"]:
         added = tree.commits_between(state["head"], head)
@@ -726,25 +751,37 @@ def _rebase_continue(distro: Distro, *, progress: Progress) -> RebaseReport:
                                    "expected the one resolving " + stopped.ref,
                                    hint="squash them into one commit, then run `designate-dist rebase --continue`")
         commit = added[0]
+        _refuse_markers(stopped, tree, tree.commit_marker_files(commit),
+                        "fix them and amend the commit (`git commit --amend`)")
     else:
-        tree.stage_all()
-        markers = tree.conflict_marker_lines(list(stopped.files))
-        if markers:
-            raise RebaseConflict(f"{stopped.ref}: conflict markers left in {markers[0].split(':')[0]}",
-                                 patch=stopped.ref, files=list(stopped.files),
-                                 hint="remove them, `git add` the file, then run "
-                                      "`designate-dist rebase --continue` again")
+        # Only what git tracks and what the developer `git add`ed: never a merge tool's backup.
+        tree.stage_tracked()
+        _refuse_markers(stopped, tree, tree.staged_marker_files(), "remove them and `git add` the file")
         commit = run._commit(patch) if tree.has_staged_changes() else None
         (tree.git_dir / "MERGE_MSG").unlink(missing_ok=True)
+    left_out = tree.untracked_paths()
+    if left_out:
+        progress(f"rebase: left out of {stopped.ref} (untracked; `git add` what belongs to it): "
+                 + ", ".join(left_out))
+    warning = None
     if commit is None:
         outcome = PatchOutcome(stopped.series, stopped.file, stopped.kind, UPSTREAM,
                                note="the resolution leaves no change: dropped")
     else:
+        readded = [path for path in tree.added_paths(commit)
+                   if tree.blob_text(f"{run.old_commits[index]}^", path) is not None]
+        if readded:
+            warning = (f"{stopped.ref}: the resolution adds back {', '.join(readded)}, deleted in "
+                       f"{run.new_pin.version}; if that is not meant, `git rm` it and amend")
         outcome = PatchOutcome(stopped.series, stopped.file, stopped.kind, RESOLVED,
-                               note="conflicts in " + ", ".join(stopped.files) + " resolved",
-                               commit=commit)
+                               note="conflicts in " + ", ".join(stopped.files) + " resolved"
+                               + (f"; adds back {', '.join(readded)} (deleted in {run.new_pin.version})"
+                                  if readded else ""),
+                               commit=commit, warning=warning)
     run.outcomes[-1] = run._with_notes(patch, outcome)
     progress(f"rebase: {stopped.ref}: {run.outcomes[-1].status}")
+    if warning:
+        progress(f"warning: {warning}")
     run.triage(index + 1)
     return _stop_or_finish(run, state["backup"])
 

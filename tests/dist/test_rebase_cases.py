@@ -7,6 +7,8 @@ rebased tree and the rewritten patch files.
 from __future__ import annotations
 
 import json
+import re
+import subprocess
 from pathlib import Path
 
 from oslotest import base
@@ -135,3 +137,140 @@ class TestHunkAlreadyUpstream(ScenarioCase):
         self.assertEqual(("refreshed", "3-way merge"), (entry["status"], entry["note"]))
         self.rebase()
         self.assertIn("     return value + 55", (self.root / "customs/0001-last.patch").read_text())
+
+
+def take_ours(path: Path) -> None:
+    """Resolve every conflict in ``path`` by keeping the patch's side (after =======)."""
+    text = path.read_text()
+    path.write_text(re.sub(r"<<<<<<< [^\n]*\n.*?\n=======\n(.*?)>>>>>>> [^\n]*\n", r"\1", text, flags=re.S))
+
+
+class ConflictCase(ScenarioCase):
+    """A series whose second patch conflicts: 1.1.0 changed the line it changes."""
+
+    def setUp(self) -> None:
+        super().setUp()
+        self.scenario(replace_in(MODELS, "    data = None\n", "    data = 'upstream'\n"),
+                      [Patch("customs", "0001-last.patch", OUR_OWN_HUNK, "Return two"),
+                       Patch("customs", "0002-data.patch", replace_in(MODELS, "    data = None\n", "    data = 'ours'\n"),
+                             "Our data")])
+        outcome = run_cli(*self.fx.rebase_args())
+        self.assertEqual(3, outcome.code, outcome.stderr)
+        self.tree = self.fx.rebase_tree
+
+    def cont(self, *extra: str) -> subprocess.CompletedProcess:
+        return run_fresh("--distro", str(self.root), "rebase", "--continue", *extra)
+
+
+class TestContinueTakesOnlyTheResolution(ConflictCase):
+    """--continue commits tracked changes and `git add`ed files, never a stray file (issue 13.3)."""
+
+    def test_a_merge_tool_backup_with_markers_is_refused_then_left_out(self) -> None:
+        models = self.tree / MODELS
+        backup = self.tree / (MODELS + ".orig")
+        backup.write_text(models.read_text())  # what `git mergetool` leaves behind
+        take_ours(models)
+        git(self.tree, "add", MODELS)
+        refused = self.cont()
+        self.assertEqual(3, refused.returncode, refused.stderr)
+        self.assertEqual(f"error: customs/0002-data.patch: conflict markers left in {MODELS}.orig "
+                         "(remove them and `git add` the file (delete a merge tool's backup files), then run "
+                         "`designate-dist rebase --continue` again)", refused.stderr.strip().splitlines()[-1])
+        backup.unlink()
+        (self.tree / "NOTES.txt").write_text("my notes, not part of the patch\n")
+        done = self.cont()
+        self.assertEqual(0, done.returncode, done.stderr)
+        self.assertIn("rebase: left out of customs/0002-data.patch (untracked; `git add` what belongs to it): "
+                      "NOTES.txt", done.stderr)
+        patch = (self.root / "customs/0002-data.patch").read_text()
+        self.assertIn("+    data = 'ours'", patch)
+        self.assertNotIn("NOTES.txt", patch)
+        self.assertNotIn(".orig", patch)
+
+    def test_markers_left_in_another_tracked_file_are_refused(self) -> None:
+        take_ours(self.tree / MODELS)
+        git(self.tree, "add", MODELS)
+        # a tracked file the developer touched (not git added) with a conflict pasted in
+        readme = self.tree / "README.rst"
+        readme.write_text(readme.read_text() + "<<<<<<< HEAD\nmine\n=======\ntheirs\n>>>>>>> other\n")
+        refused = self.cont()
+        self.assertEqual(3, refused.returncode, refused.stderr)
+        self.assertIn("error: customs/0002-data.patch: conflict markers left in README.rst", refused.stderr)
+        git(self.tree, "checkout", "HEAD", "--", "README.rst")
+        self.assertEqual(0, self.cont().returncode)
+
+    def test_a_file_the_developer_git_added_is_part_of_the_patch(self) -> None:
+        take_ours(self.tree / MODELS)
+        write_file("designate/sample/data.py", "DATA = 'ours'\n")(self.tree)
+        git(self.tree, "add", MODELS, "designate/sample/data.py")
+        done = self.cont("--json")
+        self.assertEqual(0, done.returncode, done.stderr)
+        self.assertIn("+DATA = 'ours'", (self.root / "customs/0002-data.patch").read_text())
+
+    def test_a_commit_of_the_developer_with_markers_is_refused(self) -> None:
+        git(self.tree, "add", MODELS)  # markers and all
+        git(self.tree, "commit", "-q", "--no-edit")
+        refused = self.cont()
+        self.assertEqual(3, refused.returncode, refused.stderr)
+        self.assertIn(f"error: customs/0002-data.patch: conflict markers left in {MODELS} "
+                      "(fix them and amend the commit (`git commit --amend`)", refused.stderr)
+        self.assertEqual("1.0.0", load_distro(self.root).pin.version)
+
+
+LEGACY = "designate/sample/legacy.py"
+
+
+class TestModifyDelete(ScenarioCase):
+    """A patch changing a file the new release deleted is named as such, never silently re-added (13.4)."""
+
+    def setUp(self) -> None:
+        super().setUp()
+        files = dict(FILES, **{LEGACY: '"""Legacy."""\n\n\n' + functions("legacy", 4)})
+        self.scenario(delete_file(LEGACY),
+                      [Patch("customs", "0001-legacy.patch", replace_in(LEGACY, "value + 2\n", "value + 20\n"),
+                             "Legacy: step two"),
+                       Patch("customs", "0002-last.patch", OUR_OWN_HUNK, "Return two")], files=files)
+
+    def test_named_in_the_table_the_stop_message_and_the_hint(self) -> None:
+        entry = self.dry_run()["customs/0001-legacy.patch"]
+        self.assertEqual("conflict", entry["status"])
+        self.assertEqual(f"conflicts in {LEGACY}; modify/delete: {LEGACY} was deleted in 1.1.0", entry["note"])
+        outcome = run_cli(*self.fx.rebase_args())
+        self.assertEqual(3, outcome.code)
+        self.assertEqual(
+            [f"error: rebase onto 1.1.0 stopped: customs/0001-legacy.patch conflicts in {LEGACY}; modify/delete: "
+             f"{LEGACY} was deleted in 1.1.0 (resolve the conflicts in {self.fx.rebase_tree}, `git add` the files; "
+             f"{LEGACY} was deleted upstream: to drop our change to it, `git rm {LEGACY}` (a `git add` adds it "
+             "back), then run `designate-dist rebase --continue`; or `designate-dist rebase --abort`)"],
+            outcome.error_lines)
+
+    def test_following_the_hint_drops_our_change(self) -> None:
+        self.assertEqual(3, run_cli(*self.fx.rebase_args()).code)
+        git(self.fx.rebase_tree, "rm", "-q", LEGACY)
+        done = run_fresh("--distro", str(self.root), "rebase", "--continue", "--json")
+        self.assertEqual(0, done.returncode, done.stderr)
+        by_ref = {f"{p['series']}/{p['file']}": p for p in json.loads(done.stdout)["patches"]}
+        self.assertEqual("upstream", by_ref["customs/0001-legacy.patch"]["status"])
+        self.assertFalse((self.root / "customs/0001-legacy.patch").exists())
+        self.assertFalse((self.prepared_tree() / LEGACY).exists())
+
+    def test_a_resolution_that_adds_the_file_back_is_warned_about(self) -> None:
+        self.assertEqual(3, run_cli(*self.fx.rebase_args()).code)
+        git(self.fx.rebase_tree, "add", LEGACY)  # the printed instruction, followed blindly
+        done = run_fresh("--distro", str(self.root), "rebase", "--continue")
+        self.assertEqual(0, done.returncode, done.stderr)
+        warning = (f"customs/0001-legacy.patch: the resolution adds back {LEGACY}, deleted in 1.1.0; "
+                   "if that is not meant, `git rm` it and amend")
+        self.assertIn(f"warning: {warning}", done.stderr)   # --continue's own output
+        self.assertIn(f"warning: {warning}", done.stdout)   # and the report
+
+
+
+class TestDeleteModify(ScenarioCase):
+    def test_a_patch_deleting_a_file_upstream_changed(self) -> None:
+        files = dict(FILES, **{LEGACY: '"""Legacy."""\n\n\n' + functions("legacy", 4)})
+        self.scenario(replace_in(LEGACY, "value + 2\n", "value + 22\n"),
+                      [Patch("customs", "0001-drop-legacy.patch", delete_file(LEGACY), "Drop legacy")], files=files)
+        entry = self.dry_run()["customs/0001-drop-legacy.patch"]
+        self.assertEqual("conflict", entry["status"])
+        self.assertIn(f"delete/modify: the patch deletes {LEGACY}, which 1.1.0 changed", entry["note"])
