@@ -46,6 +46,7 @@ from designate_dist.errors import DistError, PatchApplyError, UsageError
 from designate_dist.fetch import fetch
 from designate_dist.gitrepo import DELETE_MODIFY, MODIFY_DELETE, WorkTree, has_conflict_markers
 from designate_dist.lockfile import canonical
+from designate_dist.requirements_files import describe_twice, is_requirements_file, named_twice
 from designate_dist.series import KIND_UPSTREAM, SERIES_FILE, PatchFile, PatchSeries, diff_files, read_series
 from designate_dist.text import plural
 from designate_dist.unidiff import changed_lines, parse_diff, same_hunks, split_head
@@ -151,6 +152,7 @@ def requirements_note(patch: PatchFile, new_requirements: dict[str, str],
     """Whether a patch to requirements.txt is still needed on the new release."""
     wanted: dict[str, str] = {}
     dropped: set[str] = set()
+    notes: list[str] = []
     for file in parse_diff(patch.diff):
         if (file.new or file.old or "").rsplit("/", 1)[-1] != "requirements.txt":
             continue
@@ -160,6 +162,7 @@ def requirements_note(patch: PatchFile, new_requirements: dict[str, str],
                     wanted.update(parse_requirements(line[1:]))
                 elif line.startswith("-"):
                     dropped.update(parse_requirements(line[1:]))
+    changed_by_us = dropped & set(wanted)
     dropped -= set(wanted)
     if not wanted and not dropped:
         return None
@@ -169,12 +172,15 @@ def requirements_note(patch: PatchFile, new_requirements: dict[str, str],
         return f"requirements patch no longer needed: {version} already has " + \
             ", ".join([f"{n}{s}" for n, s in sorted(wanted.items())] +
                       [f"no {n}" for n in sorted(dropped)])
+    # a requirement we add that the new release added too: pip would see it twice
+    notes += [f"upstream now requires {n} itself ({n}{diff.added[n] or ' (any)'}; ours {n}{spec or ' (any)'})"
+              for n, spec in sorted(wanted.items()) if n in diff.added and n not in changed_by_us]
     moved = sorted(n for n in set(wanted) | dropped if n in diff.changed or n in diff.removed)
     if moved:
-        return "upstream changed " + ", ".join(
+        notes.append("upstream changed " + ", ".join(
             f"{n} ({diff.changed[n][0] or '(any)'} -> {diff.changed[n][1] or '(any)'})"
-            if n in diff.changed else f"{n} (removed)" for n in moved) + ": check this requirements patch"
-    return None
+            if n in diff.changed else f"{n} (removed)" for n in moved) + ": check this requirements patch")
+    return "; ".join(notes) or None
 
 
 # -- results --------------------------------------------------------------------------------
@@ -414,6 +420,9 @@ class _Run:
         if req and outcome.status != UPSTREAM:
             notes.append(req)
             warning = warning or f"{patch.ref}: {req}"
+        for twice in self._named_twice(patch, outcome.commit) if outcome.commit else []:
+            notes.append(twice)
+            warning = f"{warning}; {twice}" if warning else f"{patch.ref}: {twice}"
         if patch.kind == KIND_UPSTREAM and outcome.status in (CLEAN, REFRESHED, RESOLVED):
             text = f"{patch.ref}: .upstream patch not found upstream in {self.new_pin.version}"
             notes.append(f"warning: not found upstream in {self.new_pin.version}")
@@ -421,6 +430,18 @@ class _Run:
         if warning:
             self.warnings.append(warning)
         return replace(outcome, note="; ".join(notes), warning=warning)
+
+    def _named_twice(self, patch: PatchFile, commit: str) -> list[str]:
+        """Requirements named twice in a requirements file the patch changes (and not before it)."""
+        found = []
+        for path in patch.touched_files():
+            if not is_requirements_file(path):
+                continue
+            before = named_twice(self.tree.blob_text(f"{commit}^", path))
+            for name, entries in named_twice(self.tree.blob_text(commit, path)).items():
+                if len(entries) > len(before.get(name, ())):
+                    found.append(describe_twice(path, name, entries))
+        return found
 
     def _commit(self, patch: PatchFile) -> str:
         author, committer = patch_identities(self.new_distro, patch, self.import_time)

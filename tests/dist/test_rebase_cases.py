@@ -274,3 +274,44 @@ class TestDeleteModify(ScenarioCase):
         entry = self.dry_run()["customs/0001-drop-legacy.patch"]
         self.assertEqual("conflict", entry["status"])
         self.assertIn(f"delete/modify: the patch deletes {LEGACY}, which 1.1.0 changed", entry["note"])
+
+
+REQUIREMENTS_1_0 = "pbr>=3.1.1 # Apache-2.0\nrequests>=2.23.0 # Apache-2.0\n"
+TEST_REQUIREMENTS_1_0 = "stestr>=3.0.0 # Apache-2.0\n"
+
+
+class TestRequirementsNamedTwice(ScenarioCase):
+    """A requirement both we and the new release add is flagged, never silently listed twice (13.5)."""
+
+    def setUp(self) -> None:
+        super().setUp()
+        files = dict(FILES, **{"requirements.txt": REQUIREMENTS_1_0, "test-requirements.txt": TEST_REQUIREMENTS_1_0})
+        self.scenario(
+            edits(write_file("requirements.txt", "pbr>=3.1.1 # Apache-2.0\ndnspython>=2.6.0 # ISC\n"
+                                                 "requests>=2.23.0 # Apache-2.0\n"),
+                  write_file("test-requirements.txt", "fixtures>=4.0 # Apache-2.0\nstestr>=3.0.0 # Apache-2.0\n")),
+            [Patch("customs", "0001-dnspython.patch",
+                   replace_in("requirements.txt", "requests>=2.23.0 # Apache-2.0\n",
+                              "requests>=2.23.0 # Apache-2.0\nDNSPython>=2.4.0 # ISC\n"), "Require dnspython"),
+             Patch("customs", "0002-fixtures.patch",
+                   replace_in("test-requirements.txt", "stestr>=3.0.0 # Apache-2.0\n",
+                              "stestr>=3.0.0 # Apache-2.0\n\n# ours\nfixtures>=3.0.0\n"), "Test with fixtures"),
+             Patch("customs", "0003-markers.patch",
+                   replace_in("requirements.txt", "pbr>=3.1.1 # Apache-2.0\n",
+                              'six>=1.0; python_version<"3"\nsix>=1.16; python_version>="3"\npbr>=3.1.1 # Apache-2.0\n'),
+                   "Six under two markers")], files=files)
+
+    def test_flagged_in_the_report(self) -> None:
+        report = self.rebase()
+        by_ref = {f"{p['series']}/{p['file']}": p for p in report["patches"]}
+        dns = by_ref["customs/0001-dnspython.patch"]
+        self.assertIn("upstream now requires dnspython itself (dnspython>=2.6.0; ours dnspython>=2.4.0)", dns["note"])
+        self.assertIn("requirements.txt names dnspython 2 times (line 2: dnspython>=2.6.0, line 4: dnspython>=2.4.0)",
+                      dns["note"])
+        fixtures_patch = by_ref["customs/0002-fixtures.patch"]
+        self.assertIn("test-requirements.txt names fixtures 2 times", fixtures_patch["note"])
+        self.assertTrue(any(w.startswith("customs/0002-fixtures.patch: ") and "fixtures 2 times" in w
+                            for w in report["warnings"]), report["warnings"])
+        # the same project under two markers is not a duplicate
+        self.assertNotIn("six", by_ref["customs/0003-markers.patch"]["note"])
+        self.assertFalse(any("six" in w for w in report["warnings"]))
