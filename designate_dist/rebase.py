@@ -31,7 +31,6 @@ import base64
 import json
 import re
 import shutil
-import tempfile
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
@@ -46,9 +45,11 @@ from designate_dist.errors import DistError, PatchApplyError, UsageError
 from designate_dist.fetch import fetch
 from designate_dist.gitrepo import DELETE_MODIFY, MODIFY_DELETE, WorkTree, has_conflict_markers
 from designate_dist.lockfile import canonical
+from designate_dist.rebase_next import after_finish
 from designate_dist.requirements_files import describe_twice, is_requirements_file, named_twice
+from designate_dist.scratch import scratch_dir
 from designate_dist.series import KIND_UPSTREAM, SERIES_FILE, PatchFile, PatchSeries, diff_files, read_series
-from designate_dist.text import plural
+from designate_dist.text import counted, plural
 from designate_dist.unidiff import changed_lines, parse_diff, same_hunks, split_head
 from designate_dist.upstream_hunks import UpstreamHunk, find_upstream_hunks, without_hunks
 from designate_dist.upstream_import import import_upstream, read_state, write_state
@@ -230,6 +231,7 @@ class RebaseReport:
     finished: bool
     work_tree: Path | None = None
     warnings: tuple[str, ...] = ()
+    next_steps: tuple[str, ...] = ()
 
     @property
     def conflicts(self) -> tuple[PatchOutcome, ...]:
@@ -240,7 +242,7 @@ class RebaseReport:
                 "finished": self.finished,
                 "patches": [o.as_json() for o in self.outcomes],
                 "requirements": self.requirements.as_json(),
-                "warnings": list(self.warnings),
+                "warnings": list(self.warnings), "next_steps": list(self.next_steps),
                 "work_tree": str(self.work_tree) if self.work_tree else None}
 
     def table(self) -> str:
@@ -252,7 +254,7 @@ class RebaseReport:
         counts = Counter(o.status for o in self.outcomes)
         summary = ", ".join(f"{counts[s]} {s}" for s in STATUSES if counts[s])
         what = "dry run: " if self.dry_run else ""
-        lines.append(f"{what}{self.previous} -> {self.onto}: {len(self.outcomes)} patches"
+        lines.append(f"{what}{self.previous} -> {self.onto}: {counted(len(self.outcomes), 'patch')}"
                      + (f" ({summary})" if summary else ""))
         for warning in self.warnings:
             lines.append(f"warning: {warning}")
@@ -263,6 +265,9 @@ class RebaseReport:
             if outcome.remaining_diff:
                 lines.append(f"remaining diff of {outcome.ref}:")
                 lines += ["  " + line for line in outcome.remaining_diff.rstrip("\n").splitlines()]
+        if self.next_steps:
+            lines.append("next:")
+            lines += [f"  - {step}" for step in self.next_steps]
         return "\n".join(lines)
 
 
@@ -599,7 +604,8 @@ def _old_branch(distro: Distro, series: PatchSeries, scratch: Path, progress: Pr
 
 
 def _check_can_start(distro: Distro, request: RebaseRequest) -> None:
-    if _read_state(distro) is not None:
+    # A dry run changes nothing and works in a scratch tree: it may run while a rebase is stopped.
+    if not request.dry_run and _read_state(distro) is not None:
         state = _read_state(distro) or {}
         raise RebaseStateError(f"a rebase onto {state.get('onto')} is already in progress",
                                hint="`designate-dist rebase --continue` or `designate-dist rebase --abort`")
@@ -617,7 +623,8 @@ def rebase(distro: Distro, request: RebaseRequest, *, progress: Progress = _quie
         return _rebase(distro, request, progress=progress, cache=cache)
     from designate_dist.pipeline import build_lock
     with build_lock(distro):
-        return _rebase(distro, request, progress=progress, cache=cache)
+        report = _rebase(distro, request, progress=progress, cache=cache)
+    return after_finish(distro, report, progress)
 
 
 def _rebase(distro: Distro, request: RebaseRequest, *, progress: Progress,
@@ -628,8 +635,7 @@ def _rebase(distro: Distro, request: RebaseRequest, *, progress: Progress,
     new_distro = distro.with_pin(new_pin)
     progress(f"rebase: fetch {new_pin.describe_source()}")
     fetched = fetch(new_distro, cache=cache)
-    with tempfile.TemporaryDirectory(prefix="designate-dist-rebase-") as tmp:
-        scratch = Path(tmp)
+    with scratch_dir(distro.work_root, "rebase") as scratch:
         old_path, old_upstream, old_commits = _old_branch(distro, series, scratch, progress, cache)
         if request.dry_run:
             target = scratch / "new"
@@ -718,13 +724,15 @@ def _finish(run: _Run) -> None:
         run.tree.path.rename(final)
         run.tree = WorkTree(final)
     state_path(distro).unlink(missing_ok=True)
+    _remove_if_empty(distro.work_root / STATE_DIR)
 
 
 def rebase_continue(distro: Distro, *, progress: Progress = _quiet) -> RebaseReport:
     """Take the developer's resolution of the stopped patch and go on."""
     from designate_dist.pipeline import build_lock
     with build_lock(distro):
-        return _rebase_continue(distro, progress=progress)
+        report = _rebase_continue(distro, progress=progress)
+    return after_finish(distro, report, progress)
 
 
 def _drop_hint(stopped: PatchOutcome, files: list[str] | tuple[str, ...]) -> str:
@@ -823,7 +831,15 @@ def _rebase_abort(distro: Distro) -> list[str]:
     if tree.exists() and tree.parent == distro.work_root / STATE_DIR:
         shutil.rmtree(tree)
     state_path(distro).unlink(missing_ok=True)
+    _remove_if_empty(distro.work_root / STATE_DIR)
     return restored
+
+
+def _remove_if_empty(directory: Path) -> None:
+    try:
+        directory.rmdir()
+    except OSError:
+        pass
 
 
 def rebase_status(distro: Distro) -> dict | None:

@@ -115,7 +115,7 @@ class TestRebaseTriage(RebaseCase):
         outcome = run_cli(*self.fx.rebase_args(), "--dry-run", "--json")
         self.assertEqual(before, snapshot(self.root, skip=()))  # not one byte changed, .git included
         self.assertEqual(3, outcome.code, outcome.stderr)  # a conflict in a dry run: exit 3, report printed
-        self.assertEqual(["error: dry run onto 1.1.0: 1 patch(es) conflict: customs/0003-conflict.patch"],
+        self.assertEqual(["error: dry run onto 1.1.0: 1 patch conflicts: customs/0003-conflict.patch"],
                          outcome.error_lines)
         report = json.loads(outcome.stdout)
         self.assertEqual(NEW_VERSION, report["onto"])

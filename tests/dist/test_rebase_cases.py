@@ -7,14 +7,17 @@ rebased tree and the rewritten patch files.
 from __future__ import annotations
 
 import json
+import os
 import re
 import subprocess
+import sys
+import tempfile
 from pathlib import Path
 
 from oslotest import base
 
 from designate_dist.distro import load_distro
-from tests.dist.test_rebase import run_fresh
+from tests.dist.test_rebase import REPO, run_fresh
 from tests.fixtures.cli import run_cli
 from tests.fixtures.distro import git, replace_in, write_file
 from tests.fixtures.rebase import Patch, ScenarioFixture, delete_file, edits
@@ -315,3 +318,107 @@ class TestRequirementsNamedTwice(ScenarioCase):
         # the same project under two markers is not a duplicate
         self.assertNotIn("six", by_ref["customs/0003-markers.patch"]["note"])
         self.assertFalse(any("six" in w for w in report["warnings"]))
+
+
+def run_with_closed_stdout(*argv: str) -> subprocess.CompletedProcess:
+    """``designate-dist argv | head -0``: the reader of stdout is gone before the first line."""
+    read_end, write_end = os.pipe()
+    os.close(read_end)
+    try:
+        return subprocess.run([sys.executable, "-m", "designate_dist", *argv], stdout=write_end,
+                              stderr=subprocess.PIPE, text=True, cwd=REPO,
+                              env={**os.environ, "PYTHONPATH": str(REPO)})
+    finally:
+        os.close(write_end)
+
+
+class TestWhileStopped(ConflictCase):
+    def test_a_dry_run_runs_in_a_scratch_tree_and_changes_nothing(self) -> None:
+        state = (self.root / ".work/rebase/state.json").read_bytes()
+        tree_head = git(self.tree, "rev-parse", "HEAD")
+        status = git(self.tree, "status", "--porcelain")
+        outcome = run_cli(*self.fx.rebase_args("--dry-run", "--json"))
+        self.assertEqual(3, outcome.code, outcome.stderr)
+        report = json.loads(outcome.stdout)
+        self.assertTrue(report["dry_run"])
+        self.assertTrue(report["finished"])
+        self.assertEqual(["clean", "conflict"], [p["status"] for p in report["patches"]])
+        self.assertEqual(state, (self.root / ".work/rebase/state.json").read_bytes())
+        self.assertEqual((tree_head, status), (git(self.tree, "rev-parse", "HEAD"),
+                                               git(self.tree, "status", "--porcelain")))
+        self.assertFalse((self.root / ".work/.scratch").exists())
+
+    def test_a_failed_continue_with_json_prints_an_error_object(self) -> None:
+        refused = self.cont("--json")
+        self.assertEqual(3, refused.returncode)
+        self.assertEqual({"error": {"message": f"customs/0002-data.patch still has unresolved conflicts in {MODELS}",
+                                    "exit_code": 3, "patch": "customs/0002-data.patch", "files": [MODELS],
+                                    "hint": f"resolve them in {self.tree} and `git add` them, then run "
+                                            "`designate-dist rebase --continue` again"}},
+                         json.loads(refused.stdout))
+        self.assertIn("error: customs/0002-data.patch still has unresolved conflicts", refused.stderr)
+
+    def test_status_into_a_closed_pipe_exits_quietly(self) -> None:
+        outcome = run_with_closed_stdout("--distro", str(self.root), "rebase", "--status")
+        self.assertEqual((0, ""), (outcome.returncode, outcome.stderr))
+        # a command that fails keeps its own exit code and error line
+        outcome = run_with_closed_stdout("--distro", str(self.root), "rebase", "--continue")
+        self.assertEqual(3, outcome.returncode)
+        self.assertEqual(1, len(outcome.stderr.splitlines()), outcome.stderr)
+        self.assertTrue(outcome.stderr.startswith("error: customs/0002-data.patch still has unresolved"))
+
+    def test_abort_leaves_nothing_behind(self) -> None:
+        self.assertEqual(0, self.cont_abort().returncode)
+        self.assertEqual([], sorted(p.name for p in (self.root / ".work").iterdir()
+                                    if p.name != f"designate-{self.fx.version}"))
+
+    def cont_abort(self) -> subprocess.CompletedProcess:
+        return run_fresh("--distro", str(self.root), "rebase", "--abort")
+
+
+class TestSmallerOnes(ScenarioCase):
+    def test_json_error_when_no_rebase_is_in_progress(self) -> None:
+        self.scenario(OUR_OWN_HUNK, [])
+        outcome = run_cli("--distro", str(self.root), "rebase", "--continue", "--json")
+        self.assertEqual(1, outcome.code)
+        self.assertEqual({"error": {"message": "no rebase in progress", "exit_code": 1,
+                                    "hint": "start one with `designate-dist rebase --onto VERSION`"}},
+                         json.loads(outcome.stdout))
+
+    def test_plurals_in_notes_and_summary(self) -> None:
+        self.scenario(replace_in(MODELS, '"""Models."""\n', '"""Models."""\nimport os\n'),
+                      [Patch("customs", "0001-last.patch", OUR_OWN_HUNK, "Return two")])
+        outcome = run_cli(*self.fx.rebase_args("--dry-run", "-q"))
+        self.assertEqual(0, outcome.code, outcome.stderr)
+        self.assertIn("customs/0001-last.patch  custom  refreshed  offset 1 line\n", outcome.stdout)
+        self.assertIn("dry run: 1.0.0 -> 1.1.0: 1 patch (1 refreshed)\n", outcome.stdout)
+
+    def test_finish_regenerates_patches_and_says_what_next(self) -> None:
+        self.scenario(replace_in(MODELS, '"""Models."""\n', '"""Models."""\nimport os\n'),
+                      [Patch("customs", "0001-last.patch", OUR_OWN_HUNK, "Return two")])
+        self.assertEqual(0, run_cli("--distro", str(self.root), "-q", "quilt").code)
+        self.fx.commit("patches/ generated")
+        outcome = run_cli(*self.fx.rebase_args())
+        self.assertEqual(0, outcome.code, outcome.stderr)
+        self.assertIn("next:\n  - patches/ regenerated (1 patch)\n", outcome.stdout)
+        self.assertIn("  - build and test 1.1.0: `designate-dist build`", outcome.stdout)
+        self.assertIn("@@ -34,4 +34,4 @@", (self.root / "patches/0001-customs-last.patch").read_text())
+        # patches/ is exactly what `quilt` makes from the rebased series
+        regenerated = {p.name: p.read_bytes() for p in (self.root / "patches").iterdir()}
+        self.assertEqual(0, run_cli("--distro", str(self.root), "-q", "quilt").code)
+        self.assertEqual(regenerated, {p.name: p.read_bytes() for p in (self.root / "patches").iterdir()})
+        # and nothing of the rebase is left in the work dir (1.0.0's tree is the one `quilt` prepared)
+        self.assertEqual(["designate-1.0.0", "designate-1.1.0"],
+                         sorted(p.name for p in (self.root / ".work").iterdir()))
+
+    def test_a_killed_rebase_leaves_scratch_that_the_next_run_cleans(self) -> None:
+        self.scenario(OUR_OWN_HUNK, [Patch("customs", "0001-last.patch", OUR_OWN_HUNK, "Return two")])
+        gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], text=True,
+                              stdout=subprocess.PIPE, check=True)
+        stale = self.root / ".work/.scratch" / f"rebase-{gone.stdout.strip()}-abcd1234"
+        (stale / "old").mkdir(parents=True)
+        (stale / "old" / "big").write_bytes(b"x" * 4096)
+        outcome = run_cli(*self.fx.rebase_args("--dry-run", "-q"))
+        self.assertIn(outcome.code, (0, 3), outcome.stderr)
+        self.assertFalse((self.root / ".work/.scratch").exists())
+        self.assertFalse(any(Path(tempfile.gettempdir()).glob(f"designate-dist-rebase-*{os.getpid()}*")))
