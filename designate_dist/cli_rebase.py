@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -128,6 +129,13 @@ def cmd_patches(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _sha256_arg(text: str) -> str:
+    """An argparse ``type``: 64 hex digits (a usage error before anything is downloaded)."""
+    if not re.fullmatch(r"[0-9a-fA-F]{64}", text.strip()):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a sha256 (64 hex digits)")
+    return text.strip().lower()
+
+
 def register(add: Add) -> None:
     reb = add("rebase", cmd_rebase,
               "move the patch series onto a new upstream release, classifying every patch")
@@ -139,7 +147,8 @@ def register(add: Add) -> None:
                       help="stop the rebase; restore the pin, series, patch files and work tree")
     what.add_argument("--status", action="store_true",
                       help="say whether a rebase is stopped, where, and what to do next")
-    reb.add_argument("--sha256", metavar="HASH", help="sha256 of the new archive (pypi and file sources)")
+    reb.add_argument("--sha256", metavar="HASH", type=_sha256_arg,
+                     help="sha256 of the new archive, 64 hex digits (pypi and file sources)")
     reb.add_argument("--source", choices=SOURCE_KINDS, help="source kind (default: the pin's)")
     reb.add_argument("--path", metavar="PATH", help="file source: tarball or mirror directory")
     reb.add_argument("--url", metavar="URL", help="git source: repository URL (default: the pin's)")

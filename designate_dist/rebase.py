@@ -294,8 +294,12 @@ class RebaseRequest:
                       tag=self.tag or (self.version if source == "git" else None),
                       commit=(self.commit or "").lower() or None)
         if source in ("pypi", "file") and not pin.sha256:
+            hint = None
+            if source == "pypi":
+                from designate_dist.published_digest import sha256_hint
+                hint = sha256_hint(pin.name, self.version)
             raise UsageError(f"rebase --onto {self.version}: --sha256 is required for a {source} source "
-                             "(the new archive is verified like the pin)")
+                             "(the new archive is verified like the pin)", hint=hint)
         if source == "git" and (not pin.url or not pin.commit):
             raise UsageError(f"rebase --onto {self.version}: a git source needs --url (or the pin's) "
                              "and --commit")

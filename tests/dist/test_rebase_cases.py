@@ -6,14 +6,17 @@ rebased tree and the rewritten patch files.
 """
 from __future__ import annotations
 
+import http.server
 import json
 import os
 import re
 import subprocess
 import sys
 import tempfile
+import threading
 from pathlib import Path
 
+import fixtures
 from oslotest import base
 
 from designate_dist.distro import load_distro
@@ -422,3 +425,71 @@ class TestSmallerOnes(ScenarioCase):
         self.assertIn(outcome.code, (0, 3), outcome.stderr)
         self.assertFalse((self.root / ".work/.scratch").exists())
         self.assertFalse(any(Path(tempfile.gettempdir()).glob(f"designate-dist-rebase-*{os.getpid()}*")))
+
+
+class _IndexJSON(http.server.BaseHTTPRequestHandler):
+    """A package index's JSON API that knows one release: designate 1.1.0."""
+
+    digest = "ab" * 32
+
+    def do_GET(self) -> None:  # noqa: N802 (http.server's name)
+        if self.path != "/designate/1.1.0/json":
+            self.send_error(404)
+            return
+        body = json.dumps({"urls": [
+            {"packagetype": "bdist_wheel", "filename": "designate-1.1.0-py3-none-any.whl",
+             "digests": {"sha256": "cd" * 32}},
+            {"packagetype": "sdist", "filename": "designate-1.1.0.tar.gz", "digests": {"sha256": self.digest}},
+        ]}).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args) -> None:
+        pass
+
+
+class TestSha256Argument(ScenarioCase):
+    """--sha256 is checked before anything is fetched; a missing one says where to get it (13.1, 18)."""
+
+    def setUp(self) -> None:
+        super().setUp()
+        self.scenario(OUR_OWN_HUNK, [Patch("customs", "0001-last.patch", OUR_OWN_HUNK, "Return two")])
+
+    def test_not_64_hex_digits_is_a_usage_error_before_any_download(self) -> None:
+        for bad in ("abc", "g" * 64, "a" * 63, self.fx.new_sha256 + "0"):
+            outcome = run_cli("--distro", str(self.root), "rebase", "--onto", "1.1.0", "--sha256", bad)
+            self.assertEqual(2, outcome.code, bad)
+            self.assertEqual([f"error: designate-dist rebase: argument --sha256: {bad!r} is not a sha256 "
+                              "(64 hex digits)"], outcome.error_lines)
+        self.assertFalse(any(self.fx.cache.rglob("designate-1.1.0*")))
+        self.assertFalse((self.root / ".work/rebase").exists())
+        upper = run_cli("--distro", str(self.root), "-q", "rebase", "--onto", "1.1.0", "--dry-run",
+                        "--sha256", self.fx.new_sha256.upper())
+        self.assertEqual(0, upper.code, upper.stderr)  # case does not matter
+
+    def test_missing_for_a_pypi_source_shows_the_published_digest_to_confirm(self) -> None:
+        server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _IndexJSON)
+        thread = threading.Thread(target=server.serve_forever, daemon=True)
+        thread.start()
+        self.addCleanup(server.server_close)
+        self.addCleanup(server.shutdown)
+        self.useFixture(fixtures.EnvironmentVariable("DESIGNATE_DIST_INDEX_JSON",
+                                                     f"http://127.0.0.1:{server.server_address[1]}"))
+        outcome = run_cli("--distro", str(self.root), "rebase", "--onto", "1.1.0", "--source", "pypi")
+        self.assertEqual(2, outcome.code)
+        digest = "ab" * 32
+        self.assertEqual([f"error: rebase --onto 1.1.0: --sha256 is required for a pypi source (the new archive "
+                          f"is verified like the pin) (the package index publishes sha256 {digest} for "
+                          "designate-1.1.0.tar.gz: confirm it from a second source (never take it on the index's "
+                          f"word alone), then pass --sha256 {digest})"], outcome.error_lines)
+        self.assertEqual("1.0.0", load_distro(self.root).pin.version)  # nothing taken on trust
+        # an index that does not answer: still says how to get the hash
+        server.shutdown()
+        server.server_close()
+        offline = run_cli("--distro", str(self.root), "rebase", "--onto", "1.1.0", "--source", "pypi")
+        self.assertEqual(2, offline.code)
+        self.assertIn("take the sha256 of designate-1.1.0.tar.gz from the release's files on the package index "
+                      "or from a copy you trust (`sha256sum designate-1.1.0.tar.gz`)", offline.stderr)
