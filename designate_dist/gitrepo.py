@@ -215,6 +215,64 @@ class WorkTree:
             self._sha1 = str(reader.get_value("extensions", "objectformat", "sha1")).lower() == "sha1"
         return self._sha1
 
+    # -- objects, without a work tree or an index (designate_dist.tree_apply) ---------------
+    def can_write_objects(self) -> bool:
+        """True when objects can be written here directly (a SHA-1 repository)."""
+        return self._sha1_objects()
+
+    def read_object(self, sha: str) -> bytes:
+        """The body of the object ``sha`` (through GitPython's one long-lived ``cat-file``)."""
+        try:
+            return self.repo.odb.stream(bytes.fromhex(sha)).read()
+        except (ValueError, git.GitCommandError, OSError) as exc:
+            raise GitError(f"cannot read object {sha[:12]}: {exc}") from exc
+
+    def write_object(self, kind: str, raw: bytes) -> str:
+        return self._write_loose_object(kind, raw)
+
+    def tree_of(self, commit: str) -> str:
+        return self.repo.commit(commit).tree.hexsha
+
+    def commit_tree(self, tree: str, parent: str | None, message: str, author: Identity,
+                    committer: Identity) -> str:
+        """Write the commit of ``tree`` on ``parent`` (no ref moves): the object ``git commit`` makes.
+
+        Identities git would clean up (:func:`_plain_ident`) go through ``git commit-tree``,
+        which cleans them as ``git commit`` does.
+        """
+        if _plain_ident(author) and _plain_ident(committer) and self._sha1_objects():
+            raw = (f"tree {tree}\n" + (f"parent {parent}\n" if parent else "")
+                   + f"author {author.name} <{author.email}> {author.when} +0000\n"
+                   + f"committer {committer.name} <{committer.email}> {committer.when} +0000\n\n"
+                   + message).encode("utf-8")
+            return self._write_loose_object("commit", raw)
+        try:
+            with self._env({**author.env("AUTHOR"), **committer.env("COMMITTER")}):
+                return self.repo.git.commit_tree(tree, *(["-p", parent] if parent else []),
+                                                 "-F", self._message_file(message)).strip()
+        except git.GitCommandError as exc:
+            raise _git_error("commit-tree", exc) from exc
+
+    def apply_to_tree(self, tree: str, patch_file: Path) -> tuple[str | None, str]:
+        """``git apply --cached`` of the patch onto ``tree`` in a scratch index: (new tree or None, stderr).
+
+        The work tree and the real index are not touched.
+        """
+        index = self.git_dir / "designate-dist-apply.index"
+        env = {"GIT_INDEX_FILE": str(index)}
+        try:
+            with self._env(env):
+                self.repo.git.read_tree(tree)
+                try:
+                    self.repo.git.apply("--cached", "--whitespace=nowarn", "--verbose", str(patch_file))
+                except git.GitCommandError as exc:
+                    return None, (exc.stderr or "").replace("\n  stderr: '", "\n").strip().strip("'")
+                return self.repo.git.write_tree().strip(), ""
+        except git.GitCommandError as exc:
+            raise _git_error("apply --cached", exc) from exc
+        finally:
+            index.unlink(missing_ok=True)
+
     def _write_loose_object(self, kind: str, raw: bytes) -> str:
         """Store one object as git does (zlib-compressed, named by the SHA-1 of header + body)."""
         data = f"{kind} {len(raw)}\0".encode() + raw
