@@ -62,6 +62,14 @@ class ApplyFailure:
         return f"{self.file}: {self.reason}"
 
 
+def _stdin_of(text: str):
+    """A file object holding ``text``, for a git process's standard input."""
+    handle = tempfile.TemporaryFile()
+    handle.write(text.encode("utf-8"))
+    handle.seek(0)
+    return handle
+
+
 def has_conflict_markers(path: Path) -> bool:
     """True when the file holds a conflict as git writes one (``<<<<<<<`` ... ``>>>>>>>`` lines)."""
     try:
@@ -273,6 +281,29 @@ class WorkTree:
         finally:
             index.unlink(missing_ok=True)
 
+    def pack_objects(self, rev: str, base: Path) -> str:
+        """Pack every object reachable from ``rev`` (the tag object included) into ``base-<id>.pack``."""
+        try:
+            out = self.repo.git.execute(["git", "pack-objects", "--revs", "-q", str(base)],
+                                        istream=_stdin_of(rev + "\n"))
+        except git.GitCommandError as exc:
+            raise _git_error("pack-objects", exc) from exc
+        return str(out).strip()
+
+    def ref_target(self, ref: str) -> str:
+        """The object ``ref`` points to, not peeled (an annotated tag's own id)."""
+        try:
+            return self.repo.git.rev_parse("--verify", ref).strip()
+        except git.GitCommandError as exc:
+            raise _git_error(f"rev-parse {ref}", exc) from exc
+
+    def set_ref(self, ref: str, sha: str) -> None:
+        """Point ``ref`` at ``sha`` (``git update-ref``)."""
+        try:
+            self.repo.git.update_ref(ref, sha)
+        except git.GitCommandError as exc:
+            raise _git_error(f"update-ref {ref}", exc) from exc
+
     def _write_loose_object(self, kind: str, raw: bytes) -> str:
         """Store one object as git does (zlib-compressed, named by the SHA-1 of header + body)."""
         data = f"{kind} {len(raw)}\0".encode() + raw
@@ -458,6 +489,13 @@ class WorkTree:
     def paths_at(self, rev: str) -> set[str]:
         """Every file path in the tree of ``rev``."""
         return {item.path for item in self.repo.commit(rev).tree.traverse() if item.type == "blob"}
+
+    def move_to(self, rev: str) -> None:
+        """Move the current branch, index and files to ``rev`` (a clean tree: nothing else to drop)."""
+        try:
+            self.repo.git.reset("--hard", "--quiet", rev)
+        except git.GitCommandError as exc:
+            raise _git_error(f"reset {rev[:12]}", exc) from exc
 
     def reset_hard_to(self, rev: str) -> None:
         """Move the current branch, index and files to ``rev``; untracked files are removed."""

@@ -38,7 +38,8 @@ from pathlib import Path
 
 from packaging.version import InvalidVersion, Version
 
-from designate_dist.apply import apply_series, patch_identities
+from designate_dist import tree_cache
+from designate_dist.apply import commit_series, patch_identities
 from designate_dist.atomic import write_bytes, write_json, write_text
 from designate_dist.distro import PIN_FILE, SERIES_DIRS, Distro, Pin, load_distro
 from designate_dist.errors import DistError, PatchApplyError, UsageError
@@ -50,6 +51,7 @@ from designate_dist.requirements_files import describe_twice, is_requirements_fi
 from designate_dist.scratch import scratch_dir
 from designate_dist.series import KIND_UPSTREAM, SERIES_FILE, PatchFile, PatchSeries, diff_files, read_series
 from designate_dist.text import counted, plural
+from designate_dist.tree_apply import HunkFailed, TreePatcher, Unsupported
 from designate_dist.unidiff import changed_lines, parse_diff, same_hunks, split_head
 from designate_dist.upstream_hunks import UpstreamHunk, find_upstream_hunks, without_hunks
 from designate_dist.upstream_import import import_upstream, read_state, write_state
@@ -69,6 +71,7 @@ REWRITTEN = (REFRESHED, PARTLY_UPSTREAM, RESOLVED)
 STATE_DIR = "rebase"
 STATE_NAME = "state.json"
 OLD_REF = "refs/designate-dist/rebase-old"
+OLD_UPSTREAM_REF = "refs/designate-dist/rebase-old-upstream"
 _OFFSET = re.compile(r"^Hunk #\d+ succeeded at \d+ \(offset (-?\d+) lines?\)", re.M)
 _REQ_NAME = re.compile(r"^\s*([A-Za-z0-9][A-Za-z0-9._-]*)\s*(.*)$")
 _VERSIONISH = re.compile(r"\b(\d+\.\d+(?:\.\d+)*)\b")
@@ -379,6 +382,9 @@ class _Run:
     outcomes: list[PatchOutcome] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     progress: Progress = _quiet
+    #: The last commit written without a checkout (None: the branch, index and files are at it).
+    ahead: str | None = None
+    patcher: TreePatcher | None = None
 
     @property
     def new_distro(self) -> Distro:
@@ -408,6 +414,15 @@ class _Run:
                             continue
         return None
 
+    def head(self) -> str:
+        return self.ahead or self.tree.head()
+
+    def sync(self) -> None:
+        """Move the branch, index and files to the commits written without a checkout."""
+        if self.ahead is not None:
+            self.tree.move_to(self.ahead)
+            self.ahead = None
+
     def triage(self, start: int) -> None:
         for index in range(start, len(self.series)):
             patch = self.series.patches[index]
@@ -421,6 +436,8 @@ class _Run:
             self.outcomes.append(outcome)
             self.progress(f"rebase: {patch.ref}: {outcome.status}"
                           + (f" ({outcome.note})" if outcome.note else ""))
+        if not self.dry_run:
+            self.sync()
 
     def _with_notes(self, patch: PatchFile, outcome: PatchOutcome) -> PatchOutcome:
         notes = [outcome.note] if outcome.note else []
@@ -462,6 +479,10 @@ class _Run:
         evidence = self.changelog_evidence(patch)
         suffix = f"; {evidence}" if evidence else ""
         version = self.new_pin.version
+        quick = self._apply_in_process(patch, old_commit, base)
+        if quick is not None:
+            return quick
+        self.sync()  # what follows works in the index and files
         parent = tree.head()
         applied, report = tree.apply_verbose(patch.path)  # all or nothing; offsets, never fuzz
         if applied:
@@ -514,6 +535,36 @@ class _Run:
         renamed = [f for f in diff_files(fresh) if f not in patch.touched_files()]
         how = "3-way merge" + (f" (now {', '.join(renamed)})" if renamed else "")
         return PatchOutcome(**base, status=REFRESHED, note=how + suffix, commit=commit)
+
+    def _apply_in_process(self, patch: PatchFile, old_commit: str, base: dict) -> PatchOutcome | None:
+        """A patch that applies as it is (or with offsets), without a process or a checkout.
+
+        None when it does not (or is left to git, or adds lines upstream already has):
+        the caller then takes the usual way, with git in the work tree.
+        """
+        if not self.tree.can_write_objects():
+            return None
+        if self.patcher is None:
+            self.patcher = TreePatcher(self.tree.read_object, self.tree.write_object)
+        parent = self.head()
+        offsets: list[int] = []
+        try:
+            root = self.patcher.apply(self.tree.tree_of(parent), patch.path.read_bytes(), offsets)
+        except (Unsupported, HunkFailed):
+            return None
+        parent_root = self.tree.tree_of(parent)
+        found = find_upstream_hunks(patch.diff, patch.diff,
+                                    old_text=lambda path: self.tree.blob_text(f"{old_commit}^", path),
+                                    new_text=lambda path: self.patcher.text(parent_root, path))
+        if found:
+            return None
+        author, committer = patch_identities(self.new_distro, patch, self.import_time)
+        self.ahead = self.tree.commit_tree(root, parent, patch.message, author, committer)
+        moved = sorted({abs(o) for o in offsets if o})
+        if not moved:
+            return PatchOutcome(**base, status=CLEAN, commit=self.ahead)
+        return PatchOutcome(**base, status=REFRESHED, commit=self.ahead,
+                            note=f"offset {', '.join(map(str, moved))} {plural(moved[-1], 'line')}")
 
     def _upstream_hunks(self, patch: PatchFile, old_commit: str, parent: str,
                         fresh: str) -> list[UpstreamHunk]:
@@ -588,23 +639,35 @@ def _read_state(distro: Distro) -> dict | None:
         raise RebaseStateError(f"{path}: unreadable rebase state: {exc}") from exc
 
 
-def _old_branch(distro: Distro, series: PatchSeries, scratch: Path, progress: Progress,
-                cache: Path | None) -> tuple[Path, str, list[str]]:
-    """A tree with the old series applied on the old release: (path, upstream commit, commits)."""
-    existing = distro.work_tree
-    if (existing / ".git").is_dir():
-        tree = WorkTree(existing)
-        state = read_state(tree)
-        if (state.get("series") == series.fingerprint() and state.get("head") == tree.head()
-                and not state.get("failed") and len(state.get("commits", [])) == len(series)
-                and state.get("upstream", {}).get("sha256") == distro.pin.sha256):
-            progress(f"rebase: reusing {existing} for the series on {distro.pin.version}")
-            return existing, state["upstream"]["commit"], list(state["commits"])
-    progress(f"rebase: applying the series on {distro.pin.version} (scratch tree)")
+def _old_series(distro: Distro, series: PatchSeries, tree: WorkTree, scratch: Path, progress: Progress,
+                cache: Path | None) -> tuple[str, list[str]]:
+    """The old series as commits on the old release, written into ``tree``'s repository.
+
+    Returns (the old release's commit, the series' commits).  The old release's
+    objects come from the tree cache (imported once in a scratch tree when the
+    cache does not have them yet); the commits are the ones ``prepare`` makes,
+    written without a work tree.
+    """
     fetched = fetch(distro, cache=cache)
-    imported = import_upstream(distro, fetched, force=True, path=scratch / "old")
-    applied = apply_series(distro, imported, series, tree_path=imported.work_tree)
-    return imported.work_tree, imported.upstream_commit, [a.commit for a in applied.applied]
+    cached = tree_cache.lookup(distro.pin, fetched)
+    if cached is None:
+        progress(f"rebase: importing {distro.pin.version} (once: the cache keeps it)")
+        imported = import_upstream(distro, fetched, force=True, path=scratch / "old")
+        cached = tree_cache.lookup(distro.pin, fetched)
+        if cached is None:  # a cache that cannot keep it: the objects come from the scratch import
+            tree.fetch_ref(imported.work_tree, imported.upstream_commit, OLD_UPSTREAM_REF)
+            base, import_time = imported.upstream_commit, imported.import_time
+    if cached is not None:
+        tree_cache.load(tree, cached, ref=OLD_UPSTREAM_REF)
+        base, import_time = cached.commit, cached.import_time
+    built = commit_series(tree, base, series, lambda patch: patch_identities(distro, patch, import_time))
+    if built.failed is not None:
+        assert built.failure is not None
+        raise PatchApplyError(f"{built.failed.ref} does not apply on {distro.pin.version} either: "
+                              f"{built.failure.describe()}", patch=built.failed.ref, files=[built.failure.file],
+                              hint="the series must apply on the pinned release first: see `designate-dist prepare`")
+    tree.set_ref(OLD_REF, built.head)
+    return base, list(built.commits)
 
 
 def _check_can_start(distro: Distro, request: RebaseRequest) -> None:
@@ -640,7 +703,6 @@ def _rebase(distro: Distro, request: RebaseRequest, *, progress: Progress,
     progress(f"rebase: fetch {new_pin.describe_source()}")
     fetched = fetch(new_distro, cache=cache)
     with scratch_dir(distro.work_root, "rebase") as scratch:
-        old_path, old_upstream, old_commits = _old_branch(distro, series, scratch, progress, cache)
         if request.dry_run:
             target = scratch / "new"
         else:
@@ -650,14 +712,14 @@ def _rebase(distro: Distro, request: RebaseRequest, *, progress: Progress,
             backup = _backup(distro)
         imported = import_upstream(new_distro, fetched, force=True, path=target, pin=new_pin)
         tree = WorkTree(imported.work_tree)
-        tree.fetch_ref(old_path, old_commits[-1] if old_commits else old_upstream, OLD_REF)
-        old_tree = WorkTree(old_path)
-        new_req_text = tree.file_at(imported.upstream_commit, "requirements.txt")
+        progress(f"rebase: the series on {distro.pin.version}")
+        old_upstream, old_commits = _old_series(distro, series, tree, scratch, progress, cache)
+        new_req_text = tree.blob_text(imported.upstream_commit, "requirements.txt")
         run = _Run(distro=distro, new_pin=new_pin, tree=tree, series=series, old_commits=old_commits,
                    new_upstream=imported.upstream_commit, import_time=imported.import_time,
-                   changelog_old=old_tree.file_at(old_upstream, "ChangeLog") or "",
-                   changelog_new=tree.file_at(imported.upstream_commit, "ChangeLog") or "",
-                   requirements=requirements_diff(old_tree.file_at(old_upstream, "requirements.txt"),
+                   changelog_old=tree.blob_text(old_upstream, "ChangeLog") or "",
+                   changelog_new=tree.blob_text(imported.upstream_commit, "ChangeLog") or "",
+                   requirements=requirements_diff(tree.blob_text(old_upstream, "requirements.txt"),
                                                   new_req_text),
                    new_requirements=parse_requirements(new_req_text), dry_run=request.dry_run,
                    progress=progress)

@@ -251,8 +251,11 @@ def _parse_hunk(lines: list[bytes], index: int, patch: FilePatch) -> int:
     return index
 
 
-def apply_hunks(content: bytes, hunks: list[Hunk], path: str) -> bytes:
-    """``content`` with ``hunks`` applied in order, by ``git apply``'s rules."""
+def apply_hunks(content: bytes, hunks: list[Hunk], path: str, offsets: list[int] | None = None) -> bytes:
+    """``content`` with ``hunks`` applied in order, by ``git apply``'s rules.
+
+    ``offsets`` (when given) gets how far each hunk landed from its own line, as git reports it.
+    """
     image = _lines(content)
     patched = [False] * len(image)
     for number, hunk in enumerate(hunks, start=1):
@@ -264,6 +267,8 @@ def apply_hunks(content: bytes, hunks: list[Hunk], path: str) -> bytes:
             raise HunkFailed(path, number, "the context or lines to change are not in the tree")
         image[found:found + len(hunk.pre)] = hunk.post
         patched[found:found + len(hunk.pre)] = [True] * len(hunk.post)
+        if offsets is not None:
+            offsets.append(found - start)
     return b"".join(image)
 
 
@@ -361,6 +366,13 @@ class TreePatcher:
             self._blobs[sha] = self._read(sha)
         return self._blobs[sha]
 
+    def text(self, root: str, path: str) -> str | None:
+        """The text of ``path`` in the tree ``root`` (None when it is not a file there)."""
+        found = self.lookup(root, path)
+        if found is None or found[0] == TREE_MODE:
+            return None
+        return self._blob(found[1]).decode("utf-8", errors="surrogateescape")
+
     def lookup(self, root: str, path: str) -> tuple[bytes, str] | None:
         """``(mode, id)`` of ``path`` in the tree ``root``, or None."""
         sha = root
@@ -376,8 +388,11 @@ class TreePatcher:
                 return entry[0], sha
         return None
 
-    def apply(self, root: str, data: bytes) -> str:
-        """The tree ``root`` with the patch ``data`` applied (all of it, or :class:`HunkFailed`)."""
+    def apply(self, root: str, data: bytes, offsets: list[int] | None = None) -> str:
+        """The tree ``root`` with the patch ``data`` applied (all of it, or :class:`HunkFailed`).
+
+        ``offsets`` (when given) gets each hunk's offset from its own line.
+        """
         files = parse_patch(data)
         if not files:
             raise Unsupported("no file in the patch")
@@ -395,7 +410,7 @@ class TreePatcher:
                 if current[0] in (TREE_MODE, b"160000"):
                     raise Unsupported("a directory or submodule named as a file")
                 content, mode = self._blob(current[1]), patch.new_mode or current[0]
-            result = apply_hunks(content, patch.hunks, patch.new_path) if patch.hunks else content
+            result = apply_hunks(content, patch.hunks, patch.new_path, offsets) if patch.hunks else content
             if patch.is_delete:
                 if result:
                     raise HunkFailed(patch.old_path, None, "removal patch leaves file contents")
