@@ -123,11 +123,88 @@ def best(runs: int, fn) -> float:
     return min(times)
 
 
+DESIGNATE_23_0_0 = "9ef0be54042b3dcaab297e3a5798048134def469b5ed6302c8f6283b0914de83"
+
+
+def extra_patches(clone: Path, count: int) -> int:
+    """Add ``count`` customs patches to ``clone``, each a small change to a real 22.0.1 module."""
+    distro = load_distro(clone, clone / ".work")
+    imported = import_upstream(distro, fetch(distro), path=clone.parent / "extra-base")
+    tree = imported.work_tree
+    modules = sorted(p for p in (tree / "designate").rglob("*.py")
+                     if "tests" not in p.parts and len(p.read_text().splitlines()) > 60)
+    step = max(1, len(modules) // max(count, 1))
+    names = []
+    series = clone / "customs" / "series"
+    for number, path in enumerate(modules[::step][:count], start=1):
+        lines = path.read_text().splitlines(keepends=True)
+        at = 40  # in the body of the module: where upstream edits now and then
+        lines.insert(at, f"# designate-dist bench: local change {number}\n")
+        path.write_text("".join(lines))
+        git(tree, "commit", "-q", "-a", "-m", f"Bench change {number}")
+        name = f"{900 + number:04d}-bench-change-{number}.patch"
+        (clone / "customs" / name).write_text(git(tree, "format-patch", "-1", "--stdout", "HEAD"))
+        git(tree, "reset", "-q", "--hard", "HEAD~1")
+        names.append(name)
+    series.write_text(series.read_text() + "".join(f"{n}\n" for n in names))
+    git(clone, "add", "-A", "customs")
+    git(clone, "commit", "-q", "-m", "bench patches")
+    shutil.rmtree(tree)
+    return len(names)
+
+
+def real(repeat: int, extra: int) -> int:
+    """Triage of this repository's series (plus ``extra`` patches) onto Designate 23.0.0, from fresh clones."""
+    with tempfile.TemporaryDirectory(prefix="bench-rebase-real-") as tmp:
+        base = Path(tmp)
+        clone = base / "clone"
+        git(base, "clone", "-q", str(REPO), str(clone))
+        added = extra_patches(clone, extra) if extra else 0
+        cmd = [sys.executable, "-m", "designate_dist", "--distro", str(clone), "-q", "rebase", "--onto", "23.0.0",
+               "--source", "pypi", "--sha256", DESIGNATE_23_0_0, "--dry-run", "--json"]
+        # a warm archive cache: both sdists fetched (the first run downloads 23.0.0 once)
+        subprocess.run([sys.executable, "-m", "designate_dist", "--distro", str(clone), "-q", "fetch"],
+                       check=True, stdout=subprocess.DEVNULL, cwd=REPO)
+
+        def triage() -> float:
+            shutil.rmtree(clone / ".work", ignore_errors=True)
+            fresh = base / f"fresh-{time.monotonic_ns()}"
+            git(base, "clone", "-q", str(clone), str(fresh))  # a fresh clone each time
+            start = time.perf_counter()
+            proc = subprocess.run([*cmd[:4], str(fresh), *cmd[5:]], cwd=REPO, text=True,
+                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+            elapsed = time.perf_counter() - start
+            if proc.returncode not in (0, 3):
+                sys.exit(f"rebase failed ({proc.returncode}): {proc.stderr[-2000:]}")
+            triage.report = json.loads(proc.stdout)
+            shutil.rmtree(fresh)
+            return elapsed
+        first = triage()
+        warm = [triage() for _ in range(repeat)]
+    counts: dict[str, int] = {}
+    for patch in triage.report["patches"]:
+        counts[patch["status"]] = counts.get(patch["status"], 0) + 1
+    print(f"rebase --dry-run 22.0.1 -> 23.0.0, {len(triage.report['patches'])} patches "
+          f"({added} generated), from a fresh clone with a warm archive cache "
+          f"({os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f} at the end)")
+    print(f"  first run (tree cache as it was): {first:.2f} s")
+    print(f"  warm: best {min(warm):.2f} s, median {sorted(warm)[len(warm) // 2]:.2f} s of {repeat} "
+          f"(target < 5 s)")
+    print("  statuses: " + ", ".join(f"{v} {k}" for k, v in sorted(counts.items())))
+    return 0
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--patches", type=int, default=50)
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--real", action="store_true",
+                        help="this repository's series onto Designate 23.0.0 (fetched from PyPI once)")
+    parser.add_argument("--extra", type=int, default=48,
+                        help="--real: generated patches added to the series (default: 48, 54 in all)")
     args = parser.parse_args()
+    if args.real:
+        return real(args.repeat, args.extra)
     with tempfile.TemporaryDirectory(prefix="bench-rebase-") as tmp:
         base = Path(tmp)
         os.environ["DESIGNATE_DIST_CACHE"] = str(base / "cache")

@@ -74,6 +74,12 @@ def commit_series(tree: WorkTree, base: str, series: Iterable[PatchFile],
     applies it or names the file and hunk.  Commits are the objects ``git
     commit`` would write, so ids are the same as one process per step gives.
     """
+    with tree.batched_objects():  # one pack for the series, not a file per object
+        return _commit_series(tree, base, series, identities)
+
+
+def _commit_series(tree: WorkTree, base: str, series: Iterable[PatchFile],
+                   identities: Callable[[PatchFile], tuple[Identity, Identity]]) -> SeriesCommits:
     patcher = TreePatcher(tree.read_object, tree.write_object)
     head, root = base, tree.tree_of(base)
     commits: list[str] = []

@@ -8,6 +8,7 @@ from __future__ import annotations
 import hashlib
 import os
 import re
+import struct
 import tempfile
 import zlib
 from collections.abc import Iterator, Mapping
@@ -133,11 +134,78 @@ def explain_apply_failure(stderr: str, diff: str) -> ApplyFailure:
     return ApplyFailure("(patch)", None, None, last.removeprefix("error: "))
 
 
+_PACK_TYPES = {"commit": 1, "tree": 2, "blob": 3, "tag": 4}
+
+
+class _PackWriter:
+    """Objects kept in memory, then written as one pack (and its index) instead of a file each.
+
+    A pack and ``.idx`` in git's version 2 formats, the objects whole (no
+    deltas); the ``.pack`` is renamed into place before the ``.idx``, as git
+    does, so that a reader never sees an index without its pack.
+    """
+
+    def __init__(self) -> None:
+        self.objects: dict[str, tuple[str, bytes]] = {}
+
+    def add(self, kind: str, raw: bytes) -> str:
+        sha = hashlib.sha1(f"{kind} {len(raw)}\0".encode() + raw).hexdigest()
+        self.objects.setdefault(sha, (kind, raw))
+        return sha
+
+    def write(self, pack_dir: Path) -> None:
+        if not self.objects:
+            return
+        body = bytearray(b"PACK" + struct.pack(">II", 2, len(self.objects)))
+        where: dict[bytes, tuple[int, int]] = {}
+        for sha, (kind, raw) in self.objects.items():
+            size, first = len(raw), (_PACK_TYPES[kind] << 4) | (len(raw) & 0x0F)
+            size >>= 4
+            header = bytearray()
+            while size:
+                header.append(first | 0x80)
+                first, size = size & 0x7F, size >> 7
+            header.append(first)
+            data = bytes(header) + zlib.compress(raw, 1)
+            where[bytes.fromhex(sha)] = (len(body), zlib.crc32(data) & 0xFFFFFFFF)
+            body += data
+        if len(body) >= 1 << 31:
+            raise GitError("too many objects for one pack")  # never for a series
+        pack_sha = hashlib.sha1(body).digest()
+        body += pack_sha
+        names = sorted(where)
+        fanout = [0] * 256
+        for name in names:
+            fanout[name[0]] += 1
+        for index in range(1, 256):
+            fanout[index] += fanout[index - 1]
+        idx = bytearray(b"\xfftOc" + struct.pack(">I", 2) + struct.pack(">256I", *fanout))
+        idx += b"".join(names)
+        idx += b"".join(struct.pack(">I", where[name][1]) for name in names)
+        idx += b"".join(struct.pack(">I", where[name][0]) for name in names)
+        idx += pack_sha
+        idx += hashlib.sha1(idx).digest()
+        pack_dir.mkdir(parents=True, exist_ok=True)
+        stem = pack_dir / f"pack-{pack_sha.hex()}"
+        for suffix, data in ((".pack", body), (".idx", idx)):
+            fd, tmp = tempfile.mkstemp(dir=pack_dir, prefix="tmp_pack_")
+            try:
+                with os.fdopen(fd, "wb") as handle:
+                    handle.write(data)
+                os.chmod(tmp, 0o444)
+                os.replace(tmp, stem.with_suffix(suffix))
+            except BaseException:
+                Path(tmp).unlink(missing_ok=True)
+                raise
+        self.objects.clear()
+
+
 class WorkTree:
     """A git work tree holding an upstream import and the applied series."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
+        self._pack: _PackWriter | None = None
         try:
             self.repo = git.Repo(path)
         except (git.InvalidGitRepositoryError, git.NoSuchPathError) as exc:
@@ -228,14 +296,33 @@ class WorkTree:
         """True when objects can be written here directly (a SHA-1 repository)."""
         return self._sha1_objects()
 
+    @contextmanager
+    def batched_objects(self) -> Iterator[None]:
+        """Objects written in the block go to one pack at its end (or before a git process needs them)."""
+        self._pack = _PackWriter()
+        try:
+            yield
+        finally:
+            pack, self._pack = self._pack, None
+            pack.write(self.git_dir / "objects" / "pack")
+
+    def flush_objects(self) -> None:
+        """Write the objects of a batch now, for a git process to read."""
+        if self._pack is not None:
+            self._pack.write(self.git_dir / "objects" / "pack")
+
     def read_object(self, sha: str) -> bytes:
         """The body of the object ``sha`` (through GitPython's one long-lived ``cat-file``)."""
+        if self._pack is not None and sha in self._pack.objects:
+            return self._pack.objects[sha][1]
         try:
             return self.repo.odb.stream(bytes.fromhex(sha)).read()
         except (ValueError, git.GitCommandError, OSError) as exc:
             raise GitError(f"cannot read object {sha[:12]}: {exc}") from exc
 
     def write_object(self, kind: str, raw: bytes) -> str:
+        if self._pack is not None:
+            return self._pack.add(kind, raw)
         return self._write_loose_object(kind, raw)
 
     def tree_of(self, commit: str) -> str:
@@ -253,7 +340,8 @@ class WorkTree:
                    + f"author {author.name} <{author.email}> {author.when} +0000\n"
                    + f"committer {committer.name} <{committer.email}> {committer.when} +0000\n\n"
                    + message).encode("utf-8")
-            return self._write_loose_object("commit", raw)
+            return self.write_object("commit", raw)
+        self.flush_objects()
         try:
             with self._env({**author.env("AUTHOR"), **committer.env("COMMITTER")}):
                 return self.repo.git.commit_tree(tree, *(["-p", parent] if parent else []),
@@ -266,6 +354,7 @@ class WorkTree:
 
         The work tree and the real index are not touched.
         """
+        self.flush_objects()
         index = self.git_dir / "designate-dist-apply.index"
         env = {"GIT_INDEX_FILE": str(index)}
         try:

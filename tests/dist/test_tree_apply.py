@@ -202,3 +202,23 @@ class TestHunkRules(base.BaseTestCase):
         hunks = self.hunks("@@ -1,2 +1,2 @@\n a\n-b\n\\ No newline at end of file\n+b\n")
         self.assertEqual(b"a\nb\n", apply_hunks(b"a\nb", hunks, "f"))
         self.assertRaises(HunkFailed, apply_hunks, b"a\nb\n", hunks, "f")
+
+
+class TestBatchedObjects(base.BaseTestCase):
+    def test_one_pack_git_reads_and_checks(self) -> None:
+        path = Path(self.useFixture(fixtures.TempDir()).path) / "repo"
+        tree = WorkTree.init(path, "main")
+        with tree.batched_objects():
+            blobs = [tree.write_object("blob", (f"line {n}\n" * n).encode()) for n in range(200)]
+            self.assertEqual(b"line 3\n" * 3, tree.read_object(blobs[3]))  # readable before the pack is written
+            root = TreePatcher(tree.read_object, tree.write_object).edit(
+                "4b825dc642cb6eb9a060e54bf8d69288fbee4904",
+                {f"dir/f{n}.txt": (b"100644", sha) for n, sha in enumerate(blobs)})
+            commit = tree.commit_tree(root, None, "Subject\n", WHO, WHO)
+        self.assertEqual([], list((path / ".git/objects").glob("??/*")))  # no loose object
+        packs = list((path / ".git/objects/pack").glob("*.idx"))
+        self.assertEqual(1, len(packs))
+        git(path, "verify-pack", str(packs[0]))
+        git(path, "update-ref", "refs/heads/main", commit)
+        git(path, "fsck", "--strict", "--no-dangling")
+        self.assertEqual("line 5\n" * 5, git(path, "show", "main:dir/f5.txt"))
