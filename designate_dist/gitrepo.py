@@ -63,6 +63,22 @@ class ApplyFailure:
         return f"{self.file}: {self.reason}"
 
 
+def kinds_of_conflicts(stages: list[tuple[str, str]]) -> dict[str, str]:
+    """``{path: kind}`` from the (stage, path) entries of a conflicted merge."""
+    found: dict[str, set[str]] = {}
+    for stage, path in stages:
+        found.setdefault(path, set()).add(stage)
+    kinds = {}
+    for path, have in found.items():
+        if "1" in have and "2" not in have and "3" in have:
+            kinds[path] = MODIFY_DELETE
+        elif "1" in have and "2" in have and "3" not in have:
+            kinds[path] = DELETE_MODIFY
+        else:
+            kinds[path] = CONTENT
+    return kinds
+
+
 def _stdin_of(text: str):
     """A file object holding ``text``, for a git process's standard input."""
     handle = tempfile.TemporaryFile()
@@ -370,6 +386,28 @@ class WorkTree:
         finally:
             index.unlink(missing_ok=True)
 
+    def merge_tree(self, ours: str, theirs: str) -> tuple[str, list[tuple[str, str]]] | None:
+        """``git merge-tree --write-tree`` of two commits, with no index or work tree.
+
+        Returns (the merged tree, [(stage, path)] of the conflicts), or None
+        when this git cannot (before 2.38).
+        """
+        status, out, err = self.repo.git.merge_tree("--write-tree", "-z", "--no-messages", ours, theirs,
+                                                    with_extended_output=True, with_exceptions=False,
+                                                    strip_newline_in_stdout=False)
+        if status not in (0, 1):
+            if "--write-tree" in err or "unknown option" in err or "usage:" in err:
+                return None
+            raise GitError(f"git merge-tree failed: {err.strip().splitlines()[-1] if err.strip() else status}")
+        parts = out.split("\0")
+        conflicts = []
+        for entry in parts[1:]:
+            if not entry:
+                break
+            info, _, path = entry.partition("\t")
+            conflicts.append((info.split()[2], path))
+        return parts[0].strip(), conflicts
+
     def pack_objects(self, rev: str, base: Path) -> str:
         """Pack every object reachable from ``rev`` (the tag object included) into ``base-<id>.pack``."""
         try:
@@ -549,21 +587,12 @@ class WorkTree:
 
         Read from the index stages: 1 the base, 2 HEAD, 3 the change merged in.
         """
-        stages: dict[str, set[str]] = {}
+        stages = []
         for line in self.repo.git.ls_files("--unmerged", "-z", "--", *paths).split("\0"):
             if "\t" in line:
                 info, path = line.split("\t", 1)
-                stages.setdefault(path, set()).add(info.split()[2])
-        kinds = {}
-        for path in paths:
-            found = stages.get(path, set())
-            if "1" in found and "2" not in found and "3" in found:
-                kinds[path] = MODIFY_DELETE
-            elif "1" in found and "2" in found and "3" not in found:
-                kinds[path] = DELETE_MODIFY
-            else:
-                kinds[path] = CONTENT
-        return kinds
+                stages.append((info.split()[2], path))
+        return kinds_of_conflicts(stages)
 
     def blob_text(self, rev: str, path: str) -> str | None:
         """The text of ``path`` at ``rev`` (None when absent), read without starting a process."""

@@ -44,7 +44,7 @@ from designate_dist.atomic import write_bytes, write_json, write_text
 from designate_dist.distro import PIN_FILE, SERIES_DIRS, Distro, Pin, load_distro
 from designate_dist.errors import DistError, PatchApplyError, UsageError
 from designate_dist.fetch import fetch
-from designate_dist.gitrepo import DELETE_MODIFY, MODIFY_DELETE, WorkTree, has_conflict_markers
+from designate_dist.gitrepo import DELETE_MODIFY, MODIFY_DELETE, WorkTree, has_conflict_markers, kinds_of_conflicts
 from designate_dist.lockfile import canonical
 from designate_dist.rebase_next import after_finish
 from designate_dist.requirements_files import describe_twice, is_requirements_file, named_twice
@@ -54,7 +54,7 @@ from designate_dist.text import counted, plural
 from designate_dist.tree_apply import HunkFailed, TreePatcher, Unsupported
 from designate_dist.unidiff import changed_lines, parse_diff, same_hunks, split_head
 from designate_dist.upstream_hunks import UpstreamHunk, find_upstream_hunks, without_hunks
-from designate_dist.upstream_import import import_upstream, read_state, write_state
+from designate_dist.upstream_import import import_upstream, maintainer_identity, read_state, write_state
 
 Progress = Callable[[str], None]
 
@@ -385,6 +385,7 @@ class _Run:
     #: The last commit written without a checkout (None: the branch, index and files are at it).
     ahead: str | None = None
     patcher: TreePatcher | None = None
+    merged_in_work_tree: bool = False  # the last patch's three-way merge was made in the files
 
     @property
     def new_distro(self) -> Distro:
@@ -430,7 +431,7 @@ class _Run:
             if outcome.status == CONFLICT and not self.dry_run:
                 self.outcomes.append(outcome)
                 return
-            if outcome.status == CONFLICT:
+            if outcome.status == CONFLICT and self.merged_in_work_tree:
                 self.tree.discard_merge()
             outcome = self._with_notes(patch, outcome)
             self.outcomes.append(outcome)
@@ -474,14 +475,31 @@ class _Run:
         return self.tree.commit_index(patch.message, author, committer)
 
     def triage_one(self, patch: PatchFile, old_commit: str) -> PatchOutcome:
+        """Replay one patch and say what became of it.
+
+        First without a process or a checkout: the patch applied in process, else
+        applied backwards in process (upstream has it), else a three-way merge of
+        trees (``git merge-tree``).  The work tree is used only when that cannot
+        say (a patch shape left to git, an old git) or when a real rebase stops
+        at a conflict, which the developer resolves in the files.
+        """
         tree = self.tree
         base = dict(series=patch.series, file=patch.name, kind=patch.kind)
         evidence = self.changelog_evidence(patch)
         suffix = f"; {evidence}" if evidence else ""
         version = self.new_pin.version
-        quick = self._apply_in_process(patch, old_commit, base)
+        self.merged_in_work_tree = False
+        quick, why = self._apply_in_process(patch, old_commit, base)
         if quick is not None:
             return quick
+        if why == "failed":
+            reverses = self._reverses_in_process(patch)
+            if reverses:
+                return PatchOutcome(**base, status=UPSTREAM, note=f"already in {version}: reverse-applies{suffix}")
+            if reverses is False:
+                merged = self._merge_in_process(patch, old_commit, base, evidence)
+                if merged is not None:
+                    return merged
         self.sync()  # what follows works in the index and files
         parent = tree.head()
         applied, report = tree.apply_verbose(patch.path)  # all or nothing; offsets, never fuzz
@@ -502,21 +520,12 @@ class _Run:
         # No fuzz, ever: a hunk fuzzed in lands next to upstream's copy of the same lines.  The
         # three-way merge knows what the patch changed against the blobs it was made on.
         conflicts = tree.merge_commit_into_index(old_commit)
-        if conflicts and evidence and patch.series == "cherry-pick":
-            tree.discard_merge()
-            note = (f"merged upstream in a modified form ({evidence}); the old change conflicts with "
-                    f"{version} in {', '.join(conflicts)}: dropped")
-            return PatchOutcome(**base, status=UPSTREAM, note=note, files=tuple(conflicts),
-                                warning=f"{patch.ref}: {note}: check nothing of it is still needed")
+        self.merged_in_work_tree = True
         if conflicts:
-            kinds = tree.conflict_kinds(conflicts)
-            deleted = tuple(p for p in conflicts if kinds.get(p) == MODIFY_DELETE)
-            ours_deleted = tuple(p for p in conflicts if kinds.get(p) == DELETE_MODIFY)
-            notes = [f"conflicts in {', '.join(conflicts)}"]
-            notes += [f"modify/delete: {p} was deleted in {version}" for p in deleted]
-            notes += [f"delete/modify: the patch deletes {p}, which {version} changed" for p in ours_deleted]
-            return PatchOutcome(**base, status=CONFLICT, files=tuple(conflicts), deleted_upstream=deleted,
-                                note="; ".join(notes) + suffix)
+            outcome = self._conflict(patch, base, conflicts, tree.conflict_kinds(conflicts), evidence)
+            if outcome.status == UPSTREAM:
+                tree.discard_merge()
+            return outcome
         if not tree.has_staged_changes():
             tree.discard_merge()
             return PatchOutcome(**base, status=UPSTREAM,
@@ -526,45 +535,123 @@ class _Run:
         found = self._upstream_hunks(patch, old_commit, parent, fresh)
         if found:
             return self._without_upstream_hunks(patch, base, parent, fresh, found, suffix)
+        return self._merged(patch, base, commit, fresh, suffix)
+
+    def _conflict(self, patch: PatchFile, base: dict, conflicts: list[str], kinds: dict[str, str],
+                  evidence: str | None) -> PatchOutcome:
+        """A three-way merge with conflicts: a conflict, or a backport upstream merged its own way."""
+        version = self.new_pin.version
+        if evidence and patch.series == "cherry-pick":
+            note = (f"merged upstream in a modified form ({evidence}); the old change conflicts with "
+                    f"{version} in {', '.join(conflicts)}: dropped")
+            return PatchOutcome(**base, status=UPSTREAM, note=note, files=tuple(conflicts),
+                                warning=f"{patch.ref}: {note}: check nothing of it is still needed")
+        deleted = tuple(p for p in conflicts if kinds.get(p) == MODIFY_DELETE)
+        ours_deleted = tuple(p for p in conflicts if kinds.get(p) == DELETE_MODIFY)
+        notes = [f"conflicts in {', '.join(conflicts)}"]
+        notes += [f"modify/delete: {p} was deleted in {version}" for p in deleted]
+        notes += [f"delete/modify: the patch deletes {p}, which {version} changed" for p in ours_deleted]
+        return PatchOutcome(**base, status=CONFLICT, files=tuple(conflicts), deleted_upstream=deleted,
+                            note="; ".join(notes) + (f"; {evidence}" if evidence else ""))
+
+    def _merged(self, patch: PatchFile, base: dict, commit: str, fresh: str, suffix: str) -> PatchOutcome:
+        """A clean three-way merge: refreshed, or partly upstream when upstream has some of its lines."""
         before, after = changed_lines(patch.diff), changed_lines(fresh)
         if after != before and not (after - before):
             kept, total = sum(after.values()), sum(before.values())
-            note = f"{total - kept} of {total} changed {plural(total, 'line')} already in {version}{suffix}"
-            return PatchOutcome(**base, status=PARTLY_UPSTREAM, note=note, commit=commit,
-                                remaining_diff=fresh)
+            note = (f"{total - kept} of {total} changed {plural(total, 'line')} already in "
+                    f"{self.new_pin.version}{suffix}")
+            return PatchOutcome(**base, status=PARTLY_UPSTREAM, note=note, commit=commit, remaining_diff=fresh)
         renamed = [f for f in diff_files(fresh) if f not in patch.touched_files()]
         how = "3-way merge" + (f" (now {', '.join(renamed)})" if renamed else "")
         return PatchOutcome(**base, status=REFRESHED, note=how + suffix, commit=commit)
 
-    def _apply_in_process(self, patch: PatchFile, old_commit: str, base: dict) -> PatchOutcome | None:
-        """A patch that applies as it is (or with offsets), without a process or a checkout.
-
-        None when it does not (or is left to git, or adds lines upstream already has):
-        the caller then takes the usual way, with git in the work tree.
-        """
-        if not self.tree.can_write_objects():
-            return None
+    def _patcher(self) -> TreePatcher:
         if self.patcher is None:
             self.patcher = TreePatcher(self.tree.read_object, self.tree.write_object)
+        return self.patcher
+
+    def _apply_in_process(self, patch: PatchFile, old_commit: str,
+                          base: dict) -> tuple[PatchOutcome | None, str]:
+        """A patch that applies as it is (or with offsets), without a process or a checkout.
+
+        Returns (the outcome, "applied"), or (None, why not): "failed" (a hunk
+        does not apply), "unsupported" (left to git), "upstream-lines" (it adds
+        lines upstream already has) or "unavailable" (objects cannot be written here).
+        """
+        if not self.tree.can_write_objects():
+            return None, "unavailable"
         parent = self.head()
+        parent_root = self.tree.tree_of(parent)
         offsets: list[int] = []
         try:
-            root = self.patcher.apply(self.tree.tree_of(parent), patch.path.read_bytes(), offsets)
-        except (Unsupported, HunkFailed):
-            return None
-        parent_root = self.tree.tree_of(parent)
+            root = self._patcher().apply(parent_root, patch.path.read_bytes(), offsets)
+        except Unsupported:
+            return None, "unsupported"
+        except HunkFailed:
+            return None, "failed"
         found = find_upstream_hunks(patch.diff, patch.diff,
                                     old_text=lambda path: self.tree.blob_text(f"{old_commit}^", path),
-                                    new_text=lambda path: self.patcher.text(parent_root, path))
+                                    new_text=lambda path: self._patcher().text(parent_root, path))
         if found:
-            return None
+            return None, "upstream-lines"
         author, committer = patch_identities(self.new_distro, patch, self.import_time)
         self.ahead = self.tree.commit_tree(root, parent, patch.message, author, committer)
         moved = sorted({abs(o) for o in offsets if o})
         if not moved:
-            return PatchOutcome(**base, status=CLEAN, commit=self.ahead)
+            return PatchOutcome(**base, status=CLEAN, commit=self.ahead), "applied"
         return PatchOutcome(**base, status=REFRESHED, commit=self.ahead,
-                            note=f"offset {', '.join(map(str, moved))} {plural(moved[-1], 'line')}")
+                            note=f"offset {', '.join(map(str, moved))} {plural(moved[-1], 'line')}"), "applied"
+
+    def _reverses_in_process(self, patch: PatchFile) -> bool | None:
+        """Whether the patch applies backwards on the new tree (upstream has it); None: ask git."""
+        try:
+            self._patcher().apply(self.tree.tree_of(self.head()), patch.path.read_bytes(), reverse=True)
+        except Unsupported:
+            return None
+        except HunkFailed:
+            return False
+        return True
+
+    def _merge_in_process(self, patch: PatchFile, old_commit: str, base: dict,
+                          evidence: str | None) -> PatchOutcome | None:
+        """The three-way merge of the patch's old commit onto the new tree, as trees (no checkout).
+
+        None when git cannot merge trees, or when a real rebase meets a conflict:
+        the merge is then made in the work tree, where the developer resolves it.
+        """
+        tree = self.tree
+        suffix = f"; {evidence}" if evidence else ""
+        parent = self.head()
+        parent_tree = tree.tree_of(parent)
+        # A commit of the new tree on the patch's own parent: merging the patch's commit into it
+        # takes that parent as the merge base, which is what a cherry-pick does.
+        who = maintainer_identity(self.new_pin, self.import_time)
+        ours = tree.commit_tree(parent_tree, tree.resolve(f"{old_commit}^"),
+                                "designate-dist rebase: the new tree on the patch's parent\n", who, who)
+        result = tree.merge_tree(ours, old_commit)
+        if result is None:
+            return None
+        merged_tree, stages = result
+        if stages:
+            kinds = kinds_of_conflicts(stages)
+            outcome = self._conflict(patch, base, sorted(kinds), kinds, evidence)
+            if outcome.status == CONFLICT and not self.dry_run:
+                return None
+            return outcome
+        if merged_tree == parent_tree:
+            return PatchOutcome(**base, status=UPSTREAM,
+                                note=f"already in {self.new_pin.version}: the 3-way merge leaves no change{suffix}")
+        author, committer = patch_identities(self.new_distro, patch, self.import_time)
+        commit = tree.commit_tree(merged_tree, parent, patch.message, author, committer)
+        fresh = tree.commit_diff(commit)
+        found = self._upstream_hunks(patch, old_commit, parent, fresh)
+        if found:
+            self.ahead = parent
+            self.sync()
+            return self._without_upstream_hunks(patch, base, parent, fresh, found, suffix)
+        self.ahead = commit
+        return self._merged(patch, base, commit, fresh, suffix)
 
     def _upstream_hunks(self, patch: PatchFile, old_commit: str, parent: str,
                         fresh: str) -> list[UpstreamHunk]:
@@ -710,7 +797,8 @@ def _rebase(distro: Distro, request: RebaseRequest, *, progress: Progress,
             if target.exists():
                 shutil.rmtree(target)  # a leftover without state: nothing to keep
             backup = _backup(distro)
-        imported = import_upstream(new_distro, fetched, force=True, path=target, pin=new_pin)
+        # No checkout yet: the commits are written first, the files follow once (or never, for a dry run).
+        imported = import_upstream(new_distro, fetched, force=True, path=target, pin=new_pin, checkout=False)
         tree = WorkTree(imported.work_tree)
         progress(f"rebase: the series on {distro.pin.version}")
         old_upstream, old_commits = _old_series(distro, series, tree, scratch, progress, cache)
@@ -722,7 +810,7 @@ def _rebase(distro: Distro, request: RebaseRequest, *, progress: Progress,
                    requirements=requirements_diff(tree.blob_text(old_upstream, "requirements.txt"),
                                                   new_req_text),
                    new_requirements=parse_requirements(new_req_text), dry_run=request.dry_run,
-                   progress=progress)
+                   progress=progress, ahead=None if imported.checked_out else imported.upstream_commit)
         progress(f"rebase: replaying {len(series)} patches onto {new_pin.version}")
         run.triage(0)
         if request.dry_run:

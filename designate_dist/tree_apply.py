@@ -388,12 +388,21 @@ class TreePatcher:
                 return entry[0], sha
         return None
 
-    def apply(self, root: str, data: bytes, offsets: list[int] | None = None) -> str:
+    def apply(self, root: str, data: bytes, offsets: list[int] | None = None, *,
+              reverse: bool = False) -> str:
         """The tree ``root`` with the patch ``data`` applied (all of it, or :class:`HunkFailed`).
 
-        ``offsets`` (when given) gets each hunk's offset from its own line.
+        ``offsets`` (when given) gets each hunk's offset from its own line;
+        ``reverse`` applies it backwards (``git apply -R``; file operations are left to git).
         """
         files = parse_patch(data)
+        if reverse:
+            for patch in files:
+                if patch.is_new or patch.is_delete or patch.is_rename or patch.new_mode:
+                    raise Unsupported("a file operation backwards")
+                for hunk in patch.hunks:
+                    hunk.pre, hunk.post = hunk.post, hunk.pre
+                    hunk.old_start, hunk.new_start = hunk.new_start, hunk.old_start
         if not files:
             raise Unsupported("no file in the patch")
         changes: dict[str, tuple[bytes, str] | None] = {}

@@ -43,6 +43,7 @@ class ImportResult:
     upstream_commit: str
     import_time: int  # newest mtime in the archive: the upstream release's own date
     reused: bool
+    checked_out: bool = True  # False: the branch is at the commit, the index and files are not (yet)
 
 
 def read_state(tree: WorkTree) -> dict:
@@ -108,8 +109,13 @@ def check_clean(tree: WorkTree, *, force: bool) -> None:
 
 
 def import_upstream(distro: Distro, fetched: FetchResult, *, force: bool = False,
-                    path: Path | None = None, pin: Pin | None = None) -> ImportResult:
-    """Make ``path`` (default: the distro's work tree) hold the pristine upstream release."""
+                    path: Path | None = None, pin: Pin | None = None,
+                    checkout: bool = True) -> ImportResult:
+    """Make ``path`` (default: the distro's work tree) hold the pristine upstream release.
+
+    ``checkout=False`` may leave the files out (when the tree cache has the
+    release): for a caller that writes commits first and checks out once.
+    """
     pin = pin or distro.pin
     target = path or distro.work_tree
     tag = upstream_tag(pin.version)
@@ -132,7 +138,10 @@ def import_upstream(distro: Distro, fetched: FetchResult, *, force: bool = False
             tree = WorkTree.init(top, BRANCH)
             tree_cache.load(tree, cached)
             commit = cached.commit
-            tree.reset_hard(commit, BRANCH)
+            if checkout:
+                tree.reset_hard(commit, BRANCH)
+            else:
+                tree.set_ref(f"refs/heads/{BRANCH}", commit)
         else:
             top, newest = unpack(fetched.archive, Path(tmp) / "unpack")
             for name in _METADATA:
@@ -159,4 +168,4 @@ def import_upstream(distro: Distro, fetched: FetchResult, *, force: bool = False
             if old is not None:
                 old.rename(target)
             raise GitError(f"cannot move the new work tree into {target}: {exc}") from exc
-    return ImportResult(target, commit, newest, reused=False)
+    return ImportResult(target, commit, newest, reused=False, checked_out=checkout or cached is None)

@@ -493,3 +493,23 @@ class TestSha256Argument(ScenarioCase):
         self.assertEqual(2, offline.code)
         self.assertIn("take the sha256 of designate-1.1.0.tar.gz from the release's files on the package index "
                       "or from a copy you trust (`sha256sum designate-1.1.0.tar.gz`)", offline.stderr)
+
+
+class TestEveryWayGivesTheSameTriage(base.BaseTestCase):
+    """The replay without a checkout (in process, merge-tree) and the one in the work tree agree."""
+
+    def test_in_process_and_in_the_work_tree(self) -> None:
+        from tests.fixtures.rebase import RebaseFixture
+        fx = self.useFixture(RebaseFixture())
+        reports = []
+        for patches in ((), (("designate_dist.gitrepo.WorkTree.merge_tree", lambda self, ours, theirs: None),
+                             ("designate_dist.gitrepo.WorkTree.can_write_objects", lambda self: False))):
+            for target, value in patches:
+                self.useFixture(fixtures.MonkeyPatch(target, value))
+            outcome = run_cli(*fx.rebase_args(), "--dry-run", "--json")
+            self.assertEqual(3, outcome.code, outcome.stderr)
+            report = json.loads(outcome.stdout)
+            reports.append({f"{p['series']}/{p['file']}": (p["status"], p.get("remaining_diff"))
+                            for p in report["patches"]})
+        self.assertEqual(fx.expected, {ref: status for ref, (status, _) in reports[0].items()})
+        self.assertEqual(reports[0], reports[1])
