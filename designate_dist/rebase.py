@@ -43,8 +43,8 @@ from designate_dist.apply import commit_series, patch_identities
 from designate_dist.atomic import write_bytes, write_json, write_text
 from designate_dist.distro import PIN_FILE, SERIES_DIRS, Distro, Pin, load_distro
 from designate_dist.errors import DistError, PatchApplyError, UsageError
-from designate_dist.fetch import fetch
-from designate_dist.gitrepo import DELETE_MODIFY, MODIFY_DELETE, WorkTree, has_conflict_markers, kinds_of_conflicts
+from designate_dist.fetch import cache_root, fetch
+from designate_dist.gitrepo import DELETE_MODIFY, MODIFY_DELETE, WorkTree, kinds_of_conflicts
 from designate_dist.lockfile import canonical
 from designate_dist.rebase_next import after_finish
 from designate_dist.requirements_files import describe_twice, is_requirements_file, named_twice
@@ -393,6 +393,11 @@ class _Run:
 
     # evidence in the new release's ChangeLog: what was merged between the two releases
     def changelog_evidence(self, patch: PatchFile) -> str | None:
+        # A git source has history: commit ids, Change-Ids and patch-ids (designate_dist.history).
+        from designate_dist.history import release_evidence
+        found = release_evidence(self.distro.pin, self.new_pin, patch, root=self.distro.root, cache=cache_root())
+        if found:
+            return found
         new, old = self.changelog_new, self.changelog_old
         for change_id in patch.change_ids:
             if change_id in new and change_id not in old:
@@ -901,8 +906,7 @@ def _drop_hint(stopped: PatchOutcome, files: list[str] | tuple[str, ...]) -> str
 
 def _refuse_markers(stopped: PatchOutcome, tree: WorkTree, marked: list[str], fix: str) -> None:
     """Refuse a resolution while a file of it, or an untracked file, still holds conflict markers."""
-    marked = marked + [p for p in tree.untracked_paths() if has_conflict_markers(tree.path / p)
-                       and p not in marked]
+    marked = marked + [p for p in tree.resolution_marker_files(staged=False) if p not in marked]
     if marked:
         raise RebaseConflict(f"{stopped.ref}: conflict markers left in {', '.join(marked)}",
                              patch=stopped.ref, files=marked,
