@@ -13,9 +13,15 @@ from pathlib import Path
 import fixtures
 from oslotest import base
 
+from designate_dist.apply import _apply_series_with_git, apply_series
+from designate_dist.distro import load_distro
+from designate_dist.fetch import fetch
 from designate_dist.gitrepo import Identity, WorkTree
+from designate_dist.series import read_series
 from designate_dist.tree_apply import HunkFailed, TreePatcher, Unsupported, apply_hunks, parse_patch
-from tests.fixtures.distro import git
+from designate_dist.upstream_import import import_upstream, read_state, write_state
+from tests.fixtures.distro import git, write_file
+from tests.fixtures.rebase import RebaseFixture
 
 WHO = Identity("Distro Maintainer", "distro@example.org", 1_700_000_000)
 
@@ -222,3 +228,29 @@ class TestBatchedObjects(base.BaseTestCase):
         git(path, "update-ref", "refs/heads/main", commit)
         git(path, "fsck", "--strict", "--no-dangling")
         self.assertEqual("line 5\n" * 5, git(path, "show", "main:dir/f5.txt"))
+
+
+class TestSameCommitsAsBefore(base.BaseTestCase):
+    """apply_series gives the commits one git apply --index and one commit per patch gave."""
+
+    def test_the_fixture_series_both_ways(self) -> None:
+        fx = self.useFixture(RebaseFixture())
+        # a DEP-3 patch (maintainer identity) and one whose author git would clean up
+        mail = fx.patches.make(write_file("designate/plain.py", "X = 1\n"), "x", keep=False)
+        fx.add_patch("customs", "0009-dep3.patch", "Description: plain\nAuthor: Plain Person <plain@example.org>\n\n"
+                     + mail[mail.index("diff --git"):])
+        fx.add_patch("customs", "0010-odd-author.patch", fx.patches.make(
+            write_file("designate/odd.py", "Y = 2\n"), "Odd author", author=("Dev, Jr.", "dev@example.org"),
+            keep=False))
+        distro = load_distro(fx.root)
+        series = read_series(fx.root)
+        imported = import_upstream(distro, fetch(distro))
+        ours = apply_series(distro, imported, series)
+        tree = WorkTree(imported.work_tree)
+        state = read_state(tree)
+        state.pop("series")
+        write_state(tree, state)
+        theirs = _apply_series_with_git(distro, imported, series, tree, read_state(tree))
+        self.assertEqual(len(series), len(ours.applied))
+        self.assertEqual([a.commit for a in theirs.applied], [a.commit for a in ours.applied])
+        self.assertEqual([], tree.dirty_paths())
