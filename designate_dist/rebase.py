@@ -45,9 +45,16 @@ from designate_dist.distro import PIN_FILE, SERIES_DIRS, Distro, Pin, load_distr
 from designate_dist.errors import DistError, PatchApplyError, UsageError
 from designate_dist.fetch import cache_root, fetch
 from designate_dist.gitrepo import DELETE_MODIFY, MODIFY_DELETE, WorkTree, kinds_of_conflicts
-from designate_dist.lockfile import canonical
 from designate_dist.rebase_next import after_finish
-from designate_dist.requirements_files import describe_twice, is_requirements_file, named_twice
+from designate_dist.requirements_files import (
+    RequirementsDiff,
+    describe_twice,
+    is_requirements_file,
+    named_twice,
+    parse_requirements,
+    requirements_diff,
+    requirements_note,
+)
 from designate_dist.scratch import scratch_dir
 from designate_dist.series import KIND_UPSTREAM, SERIES_FILE, PatchFile, PatchSeries, diff_files, read_series
 from designate_dist.text import counted, plural
@@ -73,7 +80,6 @@ STATE_NAME = "state.json"
 OLD_REF = "refs/designate-dist/rebase-old"
 OLD_UPSTREAM_REF = "refs/designate-dist/rebase-old-upstream"
 _OFFSET = re.compile(r"^Hunk #\d+ succeeded at \d+ \(offset (-?\d+) lines?\)", re.M)
-_REQ_NAME = re.compile(r"^\s*([A-Za-z0-9][A-Za-z0-9._-]*)\s*(.*)$")
 _VERSIONISH = re.compile(r"\b(\d+\.\d+(?:\.\d+)*)\b")
 
 
@@ -109,82 +115,6 @@ def rewrite_patch(original: str, mail: bool, fresh: str) -> str:
         return head + (fresh_diff if not head.endswith("\n---\n") else tail)
     _, fresh_diff = split_head(fresh)
     return head + fresh_diff
-
-
-# -- requirements ----------------------------------------------------------------------------
-def parse_requirements(text: str | None) -> dict[str, str]:
-    """``{canonical name: specifier}`` of a requirements.txt (comments and options dropped)."""
-    result: dict[str, str] = {}
-    for raw in (text or "").splitlines():
-        line = raw.split(" #", 1)[0].split("\t#", 1)[0].strip()
-        if not line or line.startswith(("#", "-")):
-            continue
-        match = _REQ_NAME.match(line)
-        if match:
-            result[canonical(match.group(1))] = re.sub(r"\s+", "", match.group(2))
-    return result
-
-
-@dataclass(frozen=True)
-class RequirementsDiff:
-    added: dict[str, str]
-    removed: dict[str, str]
-    changed: dict[str, tuple[str, str]]
-
-    def as_json(self) -> dict:
-        return {"added": self.added, "removed": self.removed,
-                "changed": {k: {"old": o, "new": n} for k, (o, n) in self.changed.items()}}
-
-    def lines(self) -> list[str]:
-        out = [f"  + {name}{spec}" for name, spec in sorted(self.added.items())]
-        out += [f"  - {name}{spec}" for name, spec in sorted(self.removed.items())]
-        out += [f"  ~ {name}: {old or '(any)'} -> {new or '(any)'}"
-                for name, (old, new) in sorted(self.changed.items())]
-        return out
-
-
-def requirements_diff(old: str | None, new: str | None) -> RequirementsDiff:
-    before, after = parse_requirements(old), parse_requirements(new)
-    return RequirementsDiff(
-        added={k: v for k, v in sorted(after.items()) if k not in before},
-        removed={k: v for k, v in sorted(before.items()) if k not in after},
-        changed={k: (before[k], after[k]) for k in sorted(before) if k in after and before[k] != after[k]})
-
-
-def requirements_note(patch: PatchFile, new_requirements: dict[str, str],
-                      diff: RequirementsDiff, version: str) -> str | None:
-    """Whether a patch to requirements.txt is still needed on the new release."""
-    wanted: dict[str, str] = {}
-    dropped: set[str] = set()
-    notes: list[str] = []
-    for file in parse_diff(patch.diff):
-        if (file.new or file.old or "").rsplit("/", 1)[-1] != "requirements.txt":
-            continue
-        for _, body in file.hunks:
-            for line in body:
-                if line.startswith("+"):
-                    wanted.update(parse_requirements(line[1:]))
-                elif line.startswith("-"):
-                    dropped.update(parse_requirements(line[1:]))
-    changed_by_us = dropped & set(wanted)
-    dropped -= set(wanted)
-    if not wanted and not dropped:
-        return None
-    satisfied = all(new_requirements.get(name) == spec for name, spec in wanted.items()) and \
-        all(name not in new_requirements for name in dropped)
-    if satisfied:
-        return f"requirements patch no longer needed: {version} already has " + \
-            ", ".join([f"{n}{s}" for n, s in sorted(wanted.items())] +
-                      [f"no {n}" for n in sorted(dropped)])
-    # a requirement we add that the new release added too: pip would see it twice
-    notes += [f"upstream now requires {n} itself ({n}{diff.added[n] or ' (any)'}; ours {n}{spec or ' (any)'})"
-              for n, spec in sorted(wanted.items()) if n in diff.added and n not in changed_by_us]
-    moved = sorted(n for n in set(wanted) | dropped if n in diff.changed or n in diff.removed)
-    if moved:
-        notes.append("upstream changed " + ", ".join(
-            f"{n} ({diff.changed[n][0] or '(any)'} -> {diff.changed[n][1] or '(any)'})"
-            if n in diff.changed else f"{n} (removed)" for n in moved) + ": check this requirements patch")
-    return "; ".join(notes) or None
 
 
 # -- results --------------------------------------------------------------------------------
