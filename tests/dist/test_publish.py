@@ -192,14 +192,17 @@ def pip_env() -> dict[str, str]:
 class AptRoot:
     """apt with a private configuration: no root, no system sources, status or lists."""
 
-    def __init__(self, base: Path, repo: Path, options: str = "trusted=yes") -> None:
+    def __init__(self, base: Path, repo: Path | None, options: str = "trusted=yes",
+                 sources: Path | None = None) -> None:
         self.base = base
         for sub in ("state/lists/partial", "cache/archives/partial", "download"):
             (base / sub).mkdir(parents=True, exist_ok=True)
         (base / "status").write_text("")
-        (base / "sources.list").write_text(f"deb [{options}] file:{repo} ./\n")
+        if sources is None:
+            sources = base / "sources.list"
+            sources.write_text(f"deb [{options}] file:{repo} ./\n")
         self.options = []
-        for key, value in (("Dir::Etc::SourceList", base / "sources.list"),
+        for key, value in (("Dir::Etc::SourceList", sources),
                            ("Dir::Etc::SourceParts", "/dev/null"),
                            ("Dir::Etc::Preferences", "/dev/null"),
                            ("Dir::Etc::PreferencesParts", "/dev/null"),

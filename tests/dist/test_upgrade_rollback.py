@@ -125,7 +125,7 @@ class TestUpgradeAndRollback(base.BaseTestCase):
         subprocess.run(["apt-get", "purge", "-y", "-qq", "designate"], check=False,
                        stdout=subprocess.DEVNULL, env={**os.environ, "DEBIAN_FRONTEND": "noninteractive"})
         for path in ("/etc/apt/sources.list.d/designate-dist.list",
-                     "/etc/apt/preferences.d/designate-dist"):
+                     "/etc/apt/preferences.d/designate-dist", "/etc/apt/keyrings/designate-dist.asc"):
             Path(path).unlink(missing_ok=True)
 
     def upgrade_and_rollback(self, target: Target) -> None:
