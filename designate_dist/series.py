@@ -21,6 +21,7 @@ import email
 import email.policy
 import hashlib
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 from email.utils import parseaddr, parsedate_to_datetime
 from pathlib import Path
@@ -41,6 +42,7 @@ _DIFF_START = re.compile(r"^(diff --git |--- (a/|/dev/null)|Index: )", re.M)
 _PROVENANCE = re.compile(r"^Upstream:[ \t]*\S", re.M)
 _CHANGE_ID = re.compile(r"^Change-Id:\s*(I[0-9a-f]{40})\s*$", re.M)
 _CHERRY = re.compile(r"\(cherry picked from commit ([0-9a-f]{7,40})\)")
+_NUMBER = re.compile(r"^(\d{4})-")
 _DEP3_KEYS = ("Description", "Subject", "Author", "From", "Origin", "Bug", "Forwarded",
               "Last-Update", "Reviewed-by", "Applied-Upstream", "Upstream")
 
@@ -204,6 +206,28 @@ def _parse_dep3_head(head: str, name: str) -> tuple[Author | None, int | None, s
         n, addr = parseaddr(who)
         author = Author(n or addr, addr or "unknown@localhost")
     return author, None, subject, _clean_body(body_lines)
+
+
+def patch_slug(subject: str) -> str:
+    """The file-name form of a subject: ``api: JSON errors`` -> ``api-json-errors``."""
+    slug = re.sub(r"[^a-z0-9]+", "-", subject.lower()).strip("-")
+    return slug[:48].rstrip("-") or "change"
+
+
+def next_patch_name(directory: Path, subject: str, *, suffix: str = ".patch",
+                    taken: Iterable[str] = ()) -> str:
+    """``NNNN-<slug>.patch``: one above the highest number in ``directory`` (and in ``taken``)."""
+    names = set(taken) | ({p.name for p in directory.iterdir()} if directory.is_dir() else set())
+    number = max((int(m.group(1)) for name in names if (m := _NUMBER.match(name))), default=0) + 1
+    return f"{number:04d}-{patch_slug(subject)}{suffix}"
+
+
+def series_text_with(series_file: Path, names: Iterable[str]) -> str:
+    """The series file's text with ``names`` appended (comments and order kept)."""
+    text = series_file.read_text(encoding="utf-8") if series_file.is_file() else ""
+    if text and not text.endswith("\n"):
+        text += "\n"
+    return text + "".join(f"{name}\n" for name in names)
 
 
 def read_series_entries(series_file: Path) -> list[tuple[int, str]]:
