@@ -32,7 +32,7 @@ from pathlib import Path
 import fixtures
 from oslotest import base
 
-from tests.dist.test_real_build import test_cache
+from tests.fixtures.cache import shared_test_cache
 from tests.fixtures.release import (
     ANSIBLE,
     BIN,
@@ -59,7 +59,7 @@ class TestUpgradeAndRollback(base.BaseTestCase):
     def setUpClass(cls) -> None:
         super().setUpClass()
         cls._env = dict(os.environ)
-        os.environ["DESIGNATE_DIST_CACHE"] = str(test_cache())
+        os.environ["DESIGNATE_DIST_CACHE"] = str(shared_test_cache())
         cls._tmp = tempfile.TemporaryDirectory(prefix="designate-dist-upgrade-")
         # apt fetches file: sources as its sandbox user (_apt): the repository must be readable
         os.chmod(cls._tmp.name, 0o755)

@@ -29,7 +29,7 @@ from oslotest import base
 
 from designate_dist.distro import load_distro
 from designate_dist.fetch import fetch
-from tests.dist.test_real_build import test_cache
+from tests.fixtures.cache import shared_test_cache
 from tests.fixtures.distro import git
 
 REPO = Path(__file__).resolve().parents[2]
@@ -74,13 +74,13 @@ class TestWheelsFromTwoCheckouts(base.BaseTestCase):
         cls.base = Path(cls._tmp.name)
         try:
             cls.distro = load_distro(REPO)
-            archive = fetch(cls.distro, cache=test_cache()).archive  # downloaded once, then cached
+            archive = fetch(cls.distro, cache=shared_test_cache()).archive  # downloaded once, then cached
             cls.outputs = []
             for name, group_writable, umask, tz in (("one", False, 0o022, "UTC"),
                                                      ("two with space", True, 0o002, "Pacific/Chatham")):
                 root = checkout(cls.base / name, group_writable=group_writable)
                 cache = cls.base / f"cache {name}"
-                kept = cache / archive.relative_to(test_cache())
+                kept = cache / archive.relative_to(shared_test_cache())
                 kept.parent.mkdir(parents=True)
                 shutil.copyfile(archive, kept)
                 cls.outputs.append(build(root, cache, cls.base / f"out {name}", umask=umask, tz=tz))
