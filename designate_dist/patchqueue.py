@@ -33,7 +33,7 @@ from designate_dist.series import (
     PatchFile,
     next_patch_name,
     read_series,
-    series_text_with,
+    series_with_entry,
 )
 from designate_dist.upstream_import import read_state, write_state
 
@@ -268,7 +268,7 @@ def add_commits(distro: Distro, revs: list[str] | tuple[str, ...] = (), *, serie
     directory.mkdir(parents=True, exist_ok=True)
     for name, text in texts.items():
         write_text(directory / name, text)
-    write_text(directory / SERIES_FILE, series_text_with(directory / SERIES_FILE, texts))
+    write_text(directory / SERIES_FILE, series_with_entry(directory / SERIES_FILE, *texts))
     for patch in added:
         progress(f"patches: {patch.series}/{patch.file} from {patch.commit[:12]}")
     tree_state = read_state(tree)
