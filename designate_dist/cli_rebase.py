@@ -13,7 +13,7 @@ from pathlib import Path
 
 from designate_dist.cli import progress_for
 from designate_dist.distro import PIN_FILE, SOURCE_KINDS, Distro, load_distro
-from designate_dist.errors import EXIT_OK, EXIT_PATCH, DistError
+from designate_dist.errors import EXIT_OK, EXIT_PATCH, DistError, UsageError
 from designate_dist.text import counted
 
 Add = Callable[..., argparse.ArgumentParser]
@@ -123,6 +123,13 @@ def cmd_patches(args: argparse.Namespace) -> int:
             print(f"{len(result.commits)} patches on branch {result.branch}; edit, reorder or add "
                   "commits there, then run `designate-dist patches export`", file=sys.stderr)
         return EXIT_OK
+    if args.action == "add":
+        for patch in patchqueue.add_commits(distro, args.commits, series=args.series,
+                                            progress=progress_for(args)):
+            print(patch.line())
+        return EXIT_OK
+    if args.commits:
+        raise UsageError(f"designate-dist patches {args.action}: takes no commits (only `add` does)")
     exported = patchqueue.export_queue(distro, new_series=args.series, progress=progress_for(args))
     for line in exported.lines():
         print(line)
@@ -159,10 +166,16 @@ def register(add: Add) -> None:
     reb.add_argument("--json", action="store_true", help="print the report as JSON")
 
     pq = add("patches", cmd_patches,
-             "patch queue: import the series as commits on a branch of the work tree, export them back")
-    pq.add_argument("action", choices=("import", "export"),
-                    help="import: series -> commits on branch patch-queue; export: commits -> files")
+             "patch queue: import the series as commits on a branch of the work tree, export them "
+             "back; or add new commits of the work tree as the next numbered patches")
+    pq.add_argument("action", choices=("import", "export", "add"),
+                    help="import: series -> commits on branch patch-queue; export: commits -> files; "
+                         "add: commits above the applied series -> new NNNN-<subject>.patch files "
+                         "and series entries")
+    pq.add_argument("commits", nargs="*", metavar="COMMIT",
+                    help="add: the commits to add, before any option (default: every commit above "
+                         "the applied series)")
     pq.add_argument("--force", action="store_true",
                     help="import: discard uncommitted changes and extra commits in the work tree")
     pq.add_argument("--series", choices=("customs", "cherry-pick"), default="customs",
-                    help="export: where new commits go (default: customs)")
+                    help="export, add: where new commits go (default: customs)")
