@@ -20,6 +20,7 @@ from designate_dist.gitrepo import Identity, WorkTree
 from designate_dist.series import read_series
 from designate_dist.tree_apply import HunkFailed, TreePatcher, Unsupported, apply_hunks, parse_patch
 from designate_dist.upstream_import import import_upstream, read_state, write_state
+from tests.fixtures.cache import shared_test_cache
 from tests.fixtures.distro import git, write_file
 from tests.fixtures.rebase import RebaseFixture
 
@@ -254,3 +255,18 @@ class TestSameCommitsAsBefore(base.BaseTestCase):
         self.assertEqual(len(series), len(ours.applied))
         self.assertEqual([a.commit for a in theirs.applied], [a.commit for a in ours.applied])
         self.assertEqual([], tree.dirty_paths())
+
+    def test_the_shipped_series_on_the_pinned_release(self) -> None:
+        """The real series on the real pinned release (22.0.1 from the shared test cache)."""
+        self.useFixture(fixtures.EnvironmentVariable("DESIGNATE_DIST_CACHE", str(shared_test_cache())))
+        repo = Path(__file__).resolve().parents[2]
+        distro = load_distro(repo, Path(self.useFixture(fixtures.TempDir()).path) / "work")
+        series = read_series(repo)
+        imported = import_upstream(distro, fetch(distro))
+        ours = apply_series(distro, imported, series)
+        tree = WorkTree(imported.work_tree)
+        state = read_state(tree)
+        state.pop("series")
+        write_state(tree, state)
+        theirs = _apply_series_with_git(distro, imported, series, tree, read_state(tree))
+        self.assertEqual([a.commit for a in theirs.applied], [a.commit for a in ours.applied])
