@@ -729,8 +729,11 @@ def _rebase(distro: Distro, request: RebaseRequest, *, progress: Progress,
             target = scratch / "new"
         else:
             target = distro.work_root / STATE_DIR / f"{new_pin.name}-{new_pin.version}"
-            if target.exists():
-                shutil.rmtree(target)  # a leftover without state: nothing to keep
+            # Leftovers of a rebase killed before it saved its state: nothing to keep (and under
+            # the build lock, nobody else is importing here).
+            for leftover in [target, *target.parent.glob(".*.import-*")]:
+                if leftover.exists():
+                    shutil.rmtree(leftover)
             backup = _backup(distro)
         # No checkout yet: the commits are written first, the files follow once (or never, for a dry run).
         imported = import_upstream(new_distro, fetched, force=True, path=target, pin=new_pin, checkout=False)

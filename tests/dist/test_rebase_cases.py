@@ -513,3 +513,15 @@ class TestEveryWayGivesTheSameTriage(base.BaseTestCase):
                             for p in report["patches"]})
         self.assertEqual(fx.expected, {ref: status for ref, (status, _) in reports[0].items()})
         self.assertEqual(reports[0], reports[1])
+
+
+class TestKilledRealRebase(ScenarioCase):
+    def test_its_leftovers_go_with_the_next_run(self) -> None:
+        self.scenario(OUR_OWN_HUNK, [Patch("customs", "0001-last.patch", OUR_OWN_HUNK, "Return two")])
+        # killed while importing, and killed after importing but before saving its state
+        half_import = self.root / ".work/rebase/.designate-1.1.0.import-x1y2z3"
+        (half_import / "unpack").mkdir(parents=True)
+        (self.root / ".work/rebase/designate-1.1.0").mkdir()
+        self.rebase()
+        self.assertFalse((self.root / ".work/rebase").exists())
+        self.assertEqual(["designate-1.1.0"], sorted(p.name for p in (self.root / ".work").iterdir()))
