@@ -6,13 +6,15 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 from collections.abc import Callable
 from pathlib import Path
 
 from designate_dist.cli import progress_for
 from designate_dist.distro import PIN_FILE, SOURCE_KINDS, Distro, load_distro
-from designate_dist.errors import EXIT_OK, EXIT_PATCH, UsageError
+from designate_dist.errors import EXIT_OK, EXIT_PATCH, DistError, UsageError
+from designate_dist.text import counted
 
 Add = Callable[..., argparse.ArgumentParser]
 
@@ -52,7 +54,7 @@ def _print_status(state: dict | None, as_json: bool) -> int:
         print(json.dumps(summary, indent=2, sort_keys=True))
         return EXIT_OK
     print(f"rebase {summary['from']} -> {summary['onto']} in progress in {summary['work_tree']}: "
-          f"{summary['done']} patch(es) done")
+          f"{counted(summary['done'], 'patch')} done")
     if stopped:
         print(f"stopped at {summary['stopped_at']}: conflicts in {', '.join(summary['files'])}")
     print("next: resolve, `git add` the files, then `designate-dist rebase --continue`; "
@@ -60,7 +62,31 @@ def _print_status(state: dict | None, as_json: bool) -> int:
     return EXIT_OK
 
 
+def _json_error(exc: DistError, report=None) -> None:
+    """What a failed command prints on stdout with --json: the error as an object (and the report)."""
+    error = {"message": str(exc), "exit_code": exc.exit_code}
+    if exc.hint:
+        error["hint"] = exc.hint
+    for name in ("patch", "files"):
+        if getattr(exc, name, None):
+            error[name] = getattr(exc, name)
+    data = report.as_json() if report is not None else {}
+    print(json.dumps({**data, "error": error}, indent=2, sort_keys=True))
+
+
 def cmd_rebase(args: argparse.Namespace) -> int:
+    try:
+        return _cmd_rebase(args)
+    except DistError as exc:
+        report = getattr(exc, "report", None)
+        if args.json:
+            _json_error(exc, report)
+        elif report is not None:
+            print(report.table())
+        raise
+
+
+def _cmd_rebase(args: argparse.Namespace) -> int:
     from designate_dist import rebase as rb
     distro = _distro(args)
     if args.status:
@@ -70,23 +96,19 @@ def cmd_rebase(args: argparse.Namespace) -> int:
         if not args.quiet:
             print("rebase aborted" + (f"; restored {', '.join(restored)}" if restored else ""))
         return EXIT_OK
-    try:
-        if args.cont:
-            report = rb.rebase_continue(distro, progress=progress_for(args))
-        else:
-            request = rb.RebaseRequest(version=args.onto, sha256=args.sha256, source=args.source,
-                                       path=args.path, url=args.url, tag=args.tag, commit=args.commit,
-                                       dry_run=args.dry_run)
-            report = rb.rebase(distro, request, progress=progress_for(args))
-    except rb.RebaseConflict as exc:
-        if getattr(exc, "report", None) is not None:
-            _print_report(exc.report, args.json)
-        raise
+    if args.cont:
+        report = rb.rebase_continue(distro, progress=progress_for(args))
+    else:
+        request = rb.RebaseRequest(version=args.onto, sha256=args.sha256, source=args.source,
+                                   path=args.path, url=args.url, tag=args.tag, commit=args.commit,
+                                   dry_run=args.dry_run)
+        report = rb.rebase(distro, request, progress=progress_for(args))
     _print_report(report, args.json)
     if report.dry_run and report.conflicts:
         refs = ", ".join(o.ref for o in report.conflicts)
-        print(f"error: dry run onto {report.onto}: {len(report.conflicts)} patch(es) conflict: {refs}",
-              file=sys.stderr)
+        count = len(report.conflicts)
+        print(f"error: dry run onto {report.onto}: {counted(count, 'patch')} "
+              f"{'conflicts' if count == 1 else 'conflict'}: {refs}", file=sys.stderr)
         return EXIT_PATCH
     return EXIT_OK
 
@@ -114,6 +136,13 @@ def cmd_patches(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _sha256_arg(text: str) -> str:
+    """An argparse ``type``: 64 hex digits (a usage error before anything is downloaded)."""
+    if not re.fullmatch(r"[0-9a-fA-F]{64}", text.strip()):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a sha256 (64 hex digits)")
+    return text.strip().lower()
+
+
 def register(add: Add) -> None:
     reb = add("rebase", cmd_rebase,
               "move the patch series onto a new upstream release, classifying every patch")
@@ -125,7 +154,8 @@ def register(add: Add) -> None:
                       help="stop the rebase; restore the pin, series, patch files and work tree")
     what.add_argument("--status", action="store_true",
                       help="say whether a rebase is stopped, where, and what to do next")
-    reb.add_argument("--sha256", metavar="HASH", help="sha256 of the new archive (pypi and file sources)")
+    reb.add_argument("--sha256", metavar="HASH", type=_sha256_arg,
+                     help="sha256 of the new archive, 64 hex digits (pypi and file sources)")
     reb.add_argument("--source", choices=SOURCE_KINDS, help="source kind (default: the pin's)")
     reb.add_argument("--path", metavar="PATH", help="file source: tarball or mirror directory")
     reb.add_argument("--url", metavar="URL", help="git source: repository URL (default: the pin's)")
