@@ -10,18 +10,85 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Iterable
-from pathlib import Path
+from collections.abc import Callable, Iterable, Mapping
+from pathlib import Path, PurePosixPath
 
 from designate_dist.errors import UnsafeTree
+from designate_dist.tree_apply import TREE_MODE, parse_tree
 
 #: What a git diff needs to create, retarget or move a symbolic link (mode 120000).
 _LINK_CHANGE = re.compile(r"^(?:(?:new file mode|new mode|index \S+) 120000|(?:rename|copy) from )", re.M)
 
 
+#: As the kernel's MAXSYMLINKS: more links on one path is a loop.
+LINK_HOPS = 40
+
+
 def may_change_links(diff: str) -> bool:
     """True when ``diff`` can create, retarget, rename or copy a symbolic link."""
     return bool(_LINK_CHANGE.search(diff))
+
+
+def resolve(links: Mapping[tuple[str, ...], str], start: tuple[str, ...], target: str,
+            floor: int = 0) -> tuple[str, ...] | None:
+    """Where the link text ``target``, in the directory ``start``, leads in a tree known as ``links``.
+
+    ``links`` maps each link's path (a tuple of names) to its text; every other
+    name is taken for a directory or file.  The tree's root is the first
+    ``floor`` names of a path (0: the empty path).  Each link on the way is
+    followed, as the kernel would; None when the path climbs above the root, is
+    absolute, or loops.
+    """
+    resolved: list[str] = list(start)
+    pending = list(PurePosixPath(target).parts)
+    hops = 0
+    while pending:
+        part = pending.pop(0)
+        if part in ("", "."):
+            continue
+        if part.startswith("/"):
+            return None
+        if part == "..":
+            if len(resolved) <= floor:
+                return None  # above the root of the tree
+            resolved.pop()
+            continue
+        resolved.append(part)
+        link = links.get(tuple(resolved))
+        if link is not None:
+            hops += 1
+            if hops > LINK_HOPS:
+                return None
+            resolved.pop()
+            pending = list(PurePosixPath(link).parts) + pending
+    return tuple(resolved)
+
+
+def _in_git_dir(parts: Iterable[str]) -> bool:
+    return any(part.casefold() == ".git" for part in parts)
+
+
+def leaving_in_tree(read: Callable[[str], bytes], root: str) -> list[tuple[str, str]]:
+    """``(path, target)`` of each symbolic link of the git tree ``root`` that leads outside it (or into .git).
+
+    The tree is read as objects (``read``: object id -> body), no work tree needed.
+    """
+    links: dict[tuple[str, ...], str] = {}
+    pending: list[tuple[tuple[str, ...], str]] = [((), root)]
+    while pending:
+        prefix, sha = pending.pop()
+        for name, (mode, oid) in parse_tree(read(sha)).items():
+            path = (*prefix, name.decode("utf-8", "surrogateescape"))
+            if mode == TREE_MODE:
+                pending.append((path, oid.hex()))
+            elif mode == b"120000":
+                links[path] = read(oid.hex()).decode("utf-8", "surrogateescape")
+    found = []
+    for path, target in sorted(links.items()):
+        resolved = resolve(links, path[:-1], target)
+        if resolved is None or _in_git_dir(resolved):
+            found.append(("/".join(path), target))
+    return found
 
 
 def leaving(root: Path, paths: Iterable[str]) -> list[tuple[str, str]]:
@@ -40,7 +107,7 @@ def leaving(root: Path, paths: Iterable[str]) -> list[tuple[str, str]]:
         resolved = Path(os.path.realpath(path))
         if resolved != top and top not in resolved.parents:
             found.append((rel, os.readlink(path)))
-        elif any(part.casefold() == ".git" for part in resolved.relative_to(top).parts):
+        elif _in_git_dir(resolved.relative_to(top).parts):
             found.append((rel, os.readlink(path)))
     return found
 

@@ -7,6 +7,9 @@ full disk, a power cut) cannot remove its scratch; the next run that makes
 scratch of the same kind in the same place sweeps the entries whose owner
 process, on this host, no longer exists.  Entries of a live process, or of
 another host sharing the directory, are never touched.
+
+Work that needs a scratch tree of its own (a rebase's two imports) takes one
+below ``<work-dir>/.scratch`` with :func:`scratch_dir`: nothing goes to /tmp.
 """
 from __future__ import annotations
 
@@ -23,6 +26,10 @@ HOST = re.sub(r"[^A-Za-z0-9.-]", "-", socket.gethostname()) or "localhost"
 _OWNER = re.compile(r"pid(?P<pid>[0-9]+)@(?P<host>[A-Za-z0-9.-]+)_")
 #: In a scratch directory whose path must stay short, the owner is written here instead.
 OWNER_FILE = ".designate-dist-owner"
+#: Below the work dir: where :func:`scratch_dir` makes its directories.
+SCRATCH_DIR = ".scratch"
+#: ``<purpose>-<pid>-<random>``: how scratch_dir named its directories before the owner tag.
+_OLD_OWNED = re.compile(r"^[a-z][a-z0-9-]*?-(?P<pid>[0-9]+)-[^-]+$")
 
 
 def owner_tag(pid: int | None = None) -> str:
@@ -133,3 +140,37 @@ def sweep_temp_files(root: Path) -> list[Path]:
                 path.unlink(missing_ok=True)
                 removed.append(path)
     return removed
+
+
+def clean_stale(parent: Path) -> list[Path]:
+    """Remove every entry of ``parent`` (a directory of scratch only) whose owner process is gone."""
+    removed = []
+    try:
+        entries = list(parent.iterdir())
+    except OSError:
+        return removed
+    for entry in entries:
+        owner = _OWNER.search(entry.name)
+        old = _OLD_OWNED.match(entry.name)
+        if (owner and _dead_owner(entry.name[owner.start():])) or (
+                owner is None and old and not owner_alive(int(old.group("pid")))):
+            _remove(entry)
+            removed.append(entry)
+    return removed
+
+
+@contextmanager
+def scratch_dir(work_root: Path, purpose: str) -> Iterator[Path]:
+    """A scratch directory for ``purpose`` (letters and dashes) below ``work_root/.scratch``.
+
+    Removed when the block ends; ``.scratch`` too when nothing else is in it.
+    What a killed run left there is removed first.
+    """
+    parent = work_root / SCRATCH_DIR
+    clean_stale(parent)
+    with directory(parent, f"{purpose}-") as path:
+        yield path
+    try:
+        parent.rmdir()  # only when empty: another process may be using it
+    except OSError:
+        pass

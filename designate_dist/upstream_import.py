@@ -15,11 +15,12 @@ from dataclasses import dataclass
 from email.utils import parseaddr
 from pathlib import Path, PurePosixPath
 
-from designate_dist import scratch
+from designate_dist import scratch, tree_cache
 from designate_dist.distro import Distro, Pin
 from designate_dist.errors import ConfigError, DirtyWorkTree, DistError, GitError, VerificationError
 from designate_dist.fetch import FetchResult, archive_error
 from designate_dist.gitrepo import Identity, WorkTree
+from designate_dist.links import resolve
 
 BRANCH = "patched"
 STATE_FILE = "designate-dist.json"
@@ -41,6 +42,7 @@ class ImportResult:
     upstream_commit: str
     import_time: int  # newest mtime in the archive: the upstream release's own date
     reused: bool
+    checked_out: bool = True  # False: the branch is at the commit, the index and files are not (yet)
 
 
 def read_state(tree: WorkTree) -> dict:
@@ -54,9 +56,6 @@ def read_state(tree: WorkTree) -> dict:
 def write_state(tree: WorkTree, state: dict, *, durable: bool = True) -> None:
     from designate_dist.atomic import write_json
     write_json(tree.git_dir / STATE_FILE, state, durable=durable)
-
-
-_LINK_HOPS = 40  # as the kernel's MAXSYMLINKS: more is a loop
 
 
 class _ArchiveTree:
@@ -134,35 +133,9 @@ class _ArchiveTree:
             raise self.refuse(member, "is a device, fifo or other special file")
         self.dirs.update(parts[:depth] for depth in range(1, len(parts)))
 
-    def resolve(self, start: tuple[str, ...], target: str) -> tuple[str, ...] | None:
-        """Where ``target``, relative to the directory ``start``, leads; None outside the tree."""
-        resolved: list[str] = list(start)
-        pending = list(PurePosixPath(target).parts)
-        hops = 0
-        while pending:
-            part = pending.pop(0)
-            if part in ("", "."):
-                continue
-            if part == "/":
-                return None
-            if part == "..":
-                if len(resolved) <= 1:
-                    return None  # above the top directory
-                resolved.pop()
-                continue
-            resolved.append(part)
-            link = self.links.get(tuple(resolved))
-            if link is not None:
-                hops += 1
-                if hops > _LINK_HOPS:
-                    return None
-                resolved.pop()
-                pending = list(PurePosixPath(link).parts) + pending
-        return tuple(resolved)
-
     def _check_link(self, member: tarfile.TarInfo, parts: tuple[str, ...]) -> None:
         target = self.links[parts]
-        if self.resolve(parts[:-1], target) is None:
+        if resolve(self.links, parts[:-1], target, floor=1) is None:  # floor 1: the top directory
             raise self.refuse(member, f"is a link to {target!r}, which leads outside the tree "
                                       "(or into a loop)")
 
@@ -245,8 +218,13 @@ def check_clean(tree: WorkTree, *, force: bool) -> None:
 
 
 def import_upstream(distro: Distro, fetched: FetchResult, *, force: bool = False,
-                    path: Path | None = None, pin: Pin | None = None) -> ImportResult:
-    """Make ``path`` (default: the distro's work tree) hold the pristine upstream release."""
+                    path: Path | None = None, pin: Pin | None = None,
+                    checkout: bool = True) -> ImportResult:
+    """Make ``path`` (default: the distro's work tree) hold the pristine upstream release.
+
+    ``checkout=False`` may leave the files out (when the tree cache has the
+    release): for a caller that writes commits first and checks out once.
+    """
     pin = pin or distro.pin
     target = path or distro.work_tree
     tag = upstream_tag(pin.version)
@@ -264,17 +242,29 @@ def import_upstream(distro: Distro, fetched: FetchResult, *, force: bool = False
             return ImportResult(target, commit, int(state["upstream"]["import_time"]), reused=True)
     target.parent.mkdir(parents=True, exist_ok=True)
     with scratch.directory(target.parent, ".import-", f"{target.name}-") as tmp:
-        top, newest = unpack(fetched.archive, Path(tmp) / "unpack")
-        for name in _METADATA:
-            (top / name).unlink(missing_ok=True)
-        for info in top.glob("*.egg-info"):
-            shutil.rmtree(info)
-        tree = WorkTree.init(top, BRANCH)
-        who = maintainer_identity(pin, newest)
-        message = (f"Import upstream {pin.name} {pin.version}\n\n"
-                   f"Source: {fetched.source}\nSHA256: {fetched.sha256}\n")
-        commit = tree.commit_all(message, who, who)
-        tree.tag(tag, f"{pin.name} {pin.version}\nsha256 {fetched.sha256}\n", who)
+        cached = tree_cache.lookup(pin, fetched)
+        if cached is not None:  # the same objects a fresh import writes, from the cache
+            top, newest = Path(tmp) / "cached", cached.import_time
+            tree = WorkTree.init(top, BRANCH)
+            tree_cache.load(tree, cached)
+            commit = cached.commit
+            if checkout:
+                tree.reset_hard(commit, BRANCH)
+            else:
+                tree.set_ref(f"refs/heads/{BRANCH}", commit)
+        else:
+            top, newest = unpack(fetched.archive, Path(tmp) / "unpack")
+            for name in _METADATA:
+                (top / name).unlink(missing_ok=True)
+            for info in top.glob("*.egg-info"):
+                shutil.rmtree(info)
+            tree = WorkTree.init(top, BRANCH)
+            who = maintainer_identity(pin, newest)
+            message = (f"Import upstream {pin.name} {pin.version}\n\n"
+                       f"Source: {fetched.source}\nSHA256: {fetched.sha256}\n")
+            commit = tree.commit_all(message, who, who)
+            tree.tag(tag, f"{pin.name} {pin.version}\nsha256 {fetched.sha256}\n", who)
+            tree_cache.store(tree, pin, fetched, tag, newest)
         write_state(tree, {"upstream": {"name": pin.name, "version": pin.version,
                                         "sha256": fetched.sha256, "commit": commit,
                                         "import_time": newest}})
@@ -288,4 +278,4 @@ def import_upstream(distro: Distro, fetched: FetchResult, *, force: bool = False
             if old is not None:
                 old.rename(target)
             raise GitError(f"cannot move the new work tree into {target}: {exc}") from exc
-    return ImportResult(target, commit, newest, reused=False)
+    return ImportResult(target, commit, newest, reused=False, checked_out=checkout or cached is None)

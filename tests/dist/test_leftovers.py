@@ -185,6 +185,19 @@ class TestBuildLock(WithOnePatch):
         self.assert_locked("patches", "export")
         self.assertEqual(series, (self.distro.root / "customs" / "series").read_bytes())
 
+    def test_patches_add(self) -> None:
+        self.assertEqual(0, run_cli("--distro", str(self.distro.root), "-q", "prepare").code)
+        tree = self.distro.work_tree
+        (tree / "designate" / "mine.py").write_text("MINE = 1\n")
+        from tests.fixtures.distro import git
+        git(tree, "add", "-A")
+        git(tree, "commit", "-q", "-m", "Add mine")
+        series = (self.distro.root / "customs" / "series").read_bytes()
+        self.assert_locked("patches", "add")
+        self.assertEqual(series, (self.distro.root / "customs" / "series").read_bytes())
+        self.assertEqual(0, run_cli("--distro", str(self.distro.root), "-q", "patches", "add").code)
+        self.assertNotEqual(series, (self.distro.root / "customs" / "series").read_bytes())
+
     def test_the_lock_is_free_again_afterwards(self) -> None:
         self.assert_locked("prepare")
         self.assertEqual(0, run_cli("--distro", str(self.distro.root), "-q", "prepare").code)
