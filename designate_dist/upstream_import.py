@@ -135,9 +135,13 @@ class _ArchiveTree:
 
     def _check_link(self, member: tarfile.TarInfo, parts: tuple[str, ...]) -> None:
         target = self.links[parts]
-        if resolve(self.links, parts[:-1], target, floor=1) is None:  # floor 1: the top directory
+        resolved = resolve(self.links, parts[:-1], target, floor=1)  # floor 1: the top directory
+        if resolved is None:
             raise self.refuse(member, f"is a link to {target!r}, which leads outside the tree "
                                       "(or into a loop)")
+        if len(resolved) > 1 and resolved[1].casefold() == ".git":
+            # the import makes the tree a git repository: such a link would reach its config
+            raise self.refuse(member, f"is a link to {target!r}, which leads into .git")
 
     def check_links(self, members: dict[tuple[str, ...], tarfile.TarInfo]) -> None:
         """Every link, resolved against the whole archive, must stay in the tree.

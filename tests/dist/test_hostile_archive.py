@@ -175,6 +175,15 @@ class HostileArchiveTest(base.BaseTestCase):
         self.pin_archive([symlink(f"{TOP}/designate/.GIT", "../etc")])
         self.assert_refused(f"{TOP}/designate/.GIT", "is in a .git directory")
 
+    def test_link_into_the_git_directory_the_import_makes(self) -> None:
+        # harmless as text inside the tree, but the tree becomes a git repository
+        self.pin_archive([symlink(f"{TOP}/cfg", ".git/config")])
+        self.assert_refused(f"{TOP}/cfg", "is a link to '.git/config', which leads into .git")
+
+    def test_link_into_the_git_directory_through_other_links(self) -> None:
+        self.pin_archive([symlink(f"{TOP}/designate/a", "."), symlink(f"{TOP}/hooks", "designate/a/../.GIT/hooks")])
+        self.assert_refused(f"{TOP}/hooks", "is a link to 'designate/a/../.GIT/hooks', which leads into .git")
+
     def test_device_file(self) -> None:
         self.pin_archive([device(f"{TOP}/null")])
         self.assert_refused(f"{TOP}/null", "is a device, fifo or other special file")
