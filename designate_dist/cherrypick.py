@@ -38,7 +38,6 @@ from designate_dist.errors import DistError, PatchApplyError, UsageError
 from designate_dist.fetch import cache_root
 from designate_dist.gitrepo import Identity, UpstreamCommit, UpstreamRepo, WorkTree, explain_apply_failure
 from designate_dist.history import ChangeKeys, find_carrier, open_upstream, series_keys
-from designate_dist.rebase import parse_diff
 from designate_dist.rebase import state_path as rebase_state_path
 from designate_dist.series import (
     KIND_CUSTOM,
@@ -49,6 +48,7 @@ from designate_dist.series import (
     read_series,
     series_with_entry,
 )
+from designate_dist.unidiff import parse_diff
 from designate_dist.upstream_import import BRANCH, STATE_FILE, maintainer_identity, read_state, write_state
 
 Progress = Callable[[str], None]

@@ -35,6 +35,7 @@ from designate_dist.series import (
     read_series,
     series_with_entry,
 )
+from designate_dist.unidiff import rewrite_patch, same_hunks
 from designate_dist.upstream_import import read_state, write_state
 
 Progress = Callable[[str], None]
@@ -113,7 +114,6 @@ def export_queue(distro: Distro, *, new_series: str = "customs",
 
 
 def _export_queue(distro: Distro, *, new_series: str, progress: Progress) -> QueueExport:
-    from designate_dist.rebase import rewrite_patch, same_hunks
     if new_series not in SERIES_DIRS:
         raise SeriesError(f"unknown series {new_series!r} (one of {', '.join(SERIES_DIRS)})")
     if not (distro.work_tree / ".git").exists():

@@ -56,10 +56,10 @@ from designate_dist.requirements_files import (
     requirements_note,
 )
 from designate_dist.scratch import scratch_dir
-from designate_dist.series import KIND_UPSTREAM, SERIES_FILE, PatchFile, PatchSeries, diff_files, read_series
+from designate_dist.series import KIND_UPSTREAM, SERIES_FILE, PatchFile, PatchSeries, read_series
 from designate_dist.text import counted, plural
 from designate_dist.tree_apply import HunkFailed, TreePatcher, Unsupported
-from designate_dist.unidiff import changed_lines, parse_diff, same_hunks, split_head
+from designate_dist.unidiff import changed_lines, diff_files, rewrite_patch, same_hunks
 from designate_dist.upstream_hunks import UpstreamHunk, find_upstream_hunks, without_hunks
 from designate_dist.upstream_import import import_upstream, maintainer_identity, read_state, write_state
 
@@ -95,26 +95,6 @@ class RebaseConflict(PatchApplyError):
 
 class RebaseStateError(DistError):
     """No rebase in progress, one already in progress, or its state does not match the repo."""
-
-
-# -- diffs ----------------------------------------------------------------------------------
-def rewrite_patch(original: str, mail: bool, fresh: str) -> str:
-    """``original``'s header and message with the diff of ``fresh``.
-
-    ``fresh`` is ``git format-patch`` output for a mail-format patch (its ``---``
-    part, diffstat and diff, replaces the original's) or a plain diff.
-    """
-    head, _ = split_head(original)
-    if mail:
-        cut = head.rfind("\n---\n")
-        fresh_head, fresh_diff = split_head(fresh)
-        fresh_cut = fresh_head.rfind("\n---\n")
-        tail = fresh[fresh_cut + 1:] if fresh_cut != -1 else fresh_diff
-        if cut != -1:
-            return head[:cut + 1] + tail
-        return head + (fresh_diff if not head.endswith("\n---\n") else tail)
-    _, fresh_diff = split_head(fresh)
-    return head + fresh_diff
 
 
 # -- results --------------------------------------------------------------------------------
@@ -939,5 +919,4 @@ def rebase_status(distro: Distro) -> dict | None:
 
 
 __all__ = ["RebaseConflict", "RebaseReport", "RebaseRequest", "RebaseStateError", "PatchOutcome",
-           "load_distro", "rebase", "rebase_abort", "rebase_continue", "requirements_diff",
-           "parse_diff", "same_hunks", "rewrite_patch"]
+           "load_distro", "rebase", "rebase_abort", "rebase_continue", "requirements_diff"]
