@@ -31,6 +31,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from designate_dist import rebase_state
 from designate_dist.apply import patch_identities
 from designate_dist.atomic import write_bytes, write_json, write_text
 from designate_dist.distro import Distro
@@ -38,7 +39,6 @@ from designate_dist.errors import DistError, PatchApplyError, UsageError
 from designate_dist.fetch import cache_root
 from designate_dist.gitrepo import Identity, UpstreamCommit, UpstreamRepo, WorkTree, explain_apply_failure
 from designate_dist.history import ChangeKeys, find_carrier, open_upstream, series_keys
-from designate_dist.rebase import state_path as rebase_state_path
 from designate_dist.series import (
     KIND_CUSTOM,
     SERIES_FILE,
@@ -140,7 +140,7 @@ def _check_can_start(distro: Distro) -> None:
     if state is not None:
         raise CherryPickStateError(f"a cherry-pick of {state['commit'][:12]} is already in progress",
                                    hint="`designate-dist cherry-pick --continue` or `--abort`")
-    if rebase_state_path(distro).is_file():
+    if rebase_state.in_progress(distro):
         raise CherryPickStateError("a rebase is in progress",
                                    hint="finish it with `designate-dist rebase --continue` or `--abort`")
 

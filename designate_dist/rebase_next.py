@@ -16,7 +16,7 @@ from designate_dist.errors import DistError
 from designate_dist.text import counted
 
 if TYPE_CHECKING:
-    from designate_dist.rebase import RebaseReport
+    from designate_dist.rebase_outcome import RebaseReport
 
 QUILT_DIR = "patches"
 
