@@ -21,7 +21,7 @@ from designate_dist.gitrepo import ApplyFailure, Identity, WorkTree, explain_app
 from designate_dist.links import leaving, leaving_in_tree, may_change_links
 from designate_dist.series import PatchFile, PatchSeries
 from designate_dist.tree_apply import HunkFailed, TreePatcher, Unsupported
-from designate_dist.upstream_import import ImportResult, maintainer_identity, read_state, write_state
+from designate_dist.upstream_import import BRANCH, ImportResult, maintainer_identity, read_state, write_state
 
 LOG = logging.getLogger(__name__)
 
@@ -117,7 +117,6 @@ def apply_series(distro: Distro, imported: ImportResult, series: PatchSeries, *,
         applied = tuple(AppliedPatch(p, c) for p, c in zip(series, state.get("commits", [])))
         if len(applied) == len(series):
             return ApplyResult(tree.path, imported.upstream_commit, applied, tree.head(), reused=True)
-    from designate_dist.upstream_import import BRANCH
     if not tree.can_write_objects():
         return _apply_series_with_git(distro, imported, series, tree, state)
     state.update({"series": fingerprint, "commits": [], "head": imported.upstream_commit, "failed": None})
@@ -170,7 +169,6 @@ def _first_leaving_link(tree: WorkTree, series: PatchSeries,
 def _apply_series_with_git(distro: Distro, imported: ImportResult, series: PatchSeries, tree: WorkTree,
                            state: dict) -> ApplyResult:
     """One ``git apply --index`` and one commit per patch: for repositories we cannot write objects to."""
-    from designate_dist.upstream_import import BRANCH
     tree.reset_hard(imported.upstream_commit, BRANCH)
     applied: list[AppliedPatch] = []
     state.update({"series": series.fingerprint(), "commits": [], "head": imported.upstream_commit,

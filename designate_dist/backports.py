@@ -30,9 +30,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from designate_dist.apply import apply_series
+from designate_dist.cache import cache_root
 from designate_dist.distro import Distro
 from designate_dist.errors import ConfigError, UsageError
-from designate_dist.fetch import cache_root, fetch
+from designate_dist.fetch import fetch
 from designate_dist.gitrepo import TreeIndex, UpstreamCommit, UpstreamRepo, WorkTree, check_ref_name
 from designate_dist.history import ChangeKeys, Evidence, find_carrier, open_upstream, release_keys, series_keys
 from designate_dist.series import PatchSeries, change_ids_in, read_series

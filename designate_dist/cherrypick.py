@@ -34,11 +34,12 @@ from pathlib import Path
 from designate_dist import rebase_state
 from designate_dist.apply import patch_identities
 from designate_dist.atomic import write_bytes, write_json, write_text
+from designate_dist.cache import cache_root
 from designate_dist.distro import Distro
 from designate_dist.errors import DistError, PatchApplyError, UsageError
-from designate_dist.fetch import cache_root
 from designate_dist.gitrepo import Identity, UpstreamCommit, UpstreamRepo, WorkTree, explain_apply_failure
 from designate_dist.history import ChangeKeys, find_carrier, open_upstream, series_keys
+from designate_dist.pipeline import build_lock, prepare_held
 from designate_dist.series import (
     KIND_CUSTOM,
     SERIES_FILE,
@@ -170,7 +171,6 @@ def _customs_apply(tree: WorkTree, customs: list[PatchFile], distro: Distro, whe
 def cherry_pick(distro: Distro, request: CherryPickRequest, *, progress: Progress = _quiet,
                 cache: Path | None = None) -> CherryPickResult:
     """Add ``request.commit`` at the end of ``cherry-pick/``; raise :class:`CherryPickConflict` when it stops."""
-    from designate_dist.pipeline import build_lock, prepare_held
     cache = cache or cache_root()
     with build_lock(distro):
         _check_can_start(distro)
@@ -298,7 +298,6 @@ def _wrap(label: str, text: str, width: int = 72) -> str:
 def cherry_pick_continue(distro: Distro, *, note: str | None = None,
                          progress: Progress = _quiet) -> CherryPickResult:
     """Turn the developer's resolution into an adapted ``.patch`` and add it to the series."""
-    from designate_dist.pipeline import build_lock
     with build_lock(distro):
         state = _read_state(distro)
         if state is None:
@@ -356,7 +355,6 @@ def cherry_pick_continue(distro: Distro, *, note: str | None = None,
 
 def cherry_pick_abort(distro: Distro) -> list[str]:
     """Put the work tree and ``cherry-pick/`` back as they were; return the files restored."""
-    from designate_dist.pipeline import build_lock
     with build_lock(distro):
         state = _read_state(distro)
         if state is None:

@@ -926,6 +926,12 @@ def archive(repo_path: Path, commit: str, prefix: str, out: Path) -> None:
 
 # -- an upstream repository with history (designate_dist.backports, cherrypick, history) ----
 _REF_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_./@{}^~+-]*$")
+_URL = re.compile(r"^([a-z][a-z0-9+.-]*://|[^/@:\s]+@[^/:\s]+:)", re.I)
+
+
+def is_url(spec: str) -> bool:
+    """True when ``spec`` names a repository by URL (``scheme://`` or scp-like ``user@host:``), not a path."""
+    return bool(_URL.match(spec))
 
 
 def check_ref_name(name: str, what: str) -> str:

@@ -28,6 +28,7 @@ from designate_dist.atomic import write_json, write_text
 from designate_dist.distro import SERIES_DIRS, Distro
 from designate_dist.errors import DirtyWorkTree, DistError, SeriesError
 from designate_dist.gitrepo import WorkTree
+from designate_dist.pipeline import build_lock, prepare_held
 from designate_dist.series import (
     SERIES_FILE,
     PatchFile,
@@ -83,7 +84,6 @@ def _state_path(tree: WorkTree) -> Path:
 
 def import_queue(distro: Distro, *, force: bool = False, progress: Progress = _quiet) -> QueueImport:
     """Prepare the work tree and put the applied series on the ``patch-queue`` branch (under the build lock)."""
-    from designate_dist.pipeline import build_lock, prepare_held
     with build_lock(distro):
         prepared = prepare_held(distro, force=force, progress=progress)
         tree = WorkTree(prepared.work_tree)
@@ -108,7 +108,6 @@ def _series_header(series_file: Path) -> str:
 def export_queue(distro: Distro, *, new_series: str = "customs",
                  progress: Progress = _quiet) -> QueueExport:
     """Write the ``patch-queue`` commits back into the series files and patch files (under the build lock)."""
-    from designate_dist.pipeline import build_lock
     with build_lock(distro):
         return _export_queue(distro, new_series=new_series, progress=progress)
 
@@ -229,7 +228,6 @@ def add_commits(distro: Distro, revs: list[str] | tuple[str, ...] = (), *, serie
     ``prepare`` applies the series again from the files (the work tree's own
     commits carry the developer's committer and date, not the build's).  Under the build lock.
     """
-    from designate_dist.pipeline import build_lock
     with build_lock(distro):
         return _add_commits(distro, revs, series=series, progress=progress)
 

@@ -33,7 +33,6 @@ copies of the same repository; ours are in Debian version order.
 from __future__ import annotations
 
 import email.utils
-import fcntl
 import gzip
 import hashlib
 import html
@@ -42,7 +41,6 @@ import json
 import os
 import re
 import shutil
-import time
 import zipfile
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
@@ -56,15 +54,17 @@ from urllib.parse import quote
 from packaging.utils import InvalidWheelFilename, canonicalize_name, parse_wheel_filename
 from packaging.version import InvalidVersion, Version
 
+from designate_dist import locking
 from designate_dist.atomic import write_bytes
+from designate_dist.cache import cache_root
 from designate_dist.deb import read_lock
+from designate_dist.digest import sha256_of
 from designate_dist.errors import (
     BuildLocked,
     ConfigError,
     PublishConflict,
     VerificationError,
 )
-from designate_dist.fetch import cache_root, sha256_of
 from designate_dist.manifest import MANIFEST, artifact_problem
 from designate_dist.runner import run
 from designate_dist.scratch import make_file, sweep_temp_files
@@ -467,23 +467,17 @@ def plan(request: PublishRequest) -> _Plan:
 
 @contextmanager
 def repo_lock(repo: Path, timeout: float | None) -> Iterator[None]:
-    """Hold the fcntl lock of ``repo/.lock`` (the file itself is never rewritten)."""
+    """Hold the fcntl lock of ``repo/.lock``, waiting up to ``timeout`` seconds (None: as long as it takes).
+
+    The file itself is never rewritten.
+    """
     repo.mkdir(parents=True, exist_ok=True)
-    handle = open(repo / ".lock", "a")
-    try:
-        deadline = None if timeout is None else time.monotonic() + timeout
-        while True:
-            try:
-                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except BlockingIOError:
-                if deadline is not None and time.monotonic() >= deadline:
-                    raise BuildLocked(f"another designate-dist publish holds {repo / '.lock'}",
-                                      hint="wait for it to finish") from None
-                time.sleep(0.1)
+
+    def busy(_: str) -> BuildLocked:
+        return BuildLocked(f"another designate-dist publish holds {repo / '.lock'}", hint="wait for it to finish")
+
+    with locking.hold(repo / ".lock", wait=timeout, busy=busy):
         yield
-    finally:
-        handle.close()
 
 
 def install_file(repo: Path, item: _File) -> None:

@@ -43,6 +43,8 @@ from designate_dist.distro import SERIES_DIRS, Distro, Pin, load_distro
 from designate_dist.errors import PatchApplyError, UsageError
 from designate_dist.fetch import fetch
 from designate_dist.gitrepo import WorkTree
+from designate_dist.pipeline import build_lock
+from designate_dist.published_digest import sha256_hint
 from designate_dist.rebase_next import after_finish
 from designate_dist.rebase_outcome import CONFLICT, RESOLVED, REWRITTEN, UPSTREAM, PatchOutcome, RebaseReport
 from designate_dist.rebase_state import (
@@ -107,7 +109,6 @@ class RebaseRequest:
         if source in ("pypi", "file") and not pin.sha256:
             hint = None
             if source == "pypi":
-                from designate_dist.published_digest import sha256_hint
                 hint = sha256_hint(pin.name, self.version)
             raise UsageError(f"rebase --onto {self.version}: --sha256 is required for a {source} source "
                              "(the new archive is verified like the pin)", hint=hint)
@@ -172,7 +173,6 @@ def rebase(distro: Distro, request: RebaseRequest, *, progress: Progress = _quie
     """
     if request.dry_run:
         return _rebase(distro, request, progress=progress, cache=cache)
-    from designate_dist.pipeline import build_lock
     with build_lock(distro):
         report = _rebase(distro, request, progress=progress, cache=cache)
     return after_finish(distro, report, progress)
@@ -282,7 +282,6 @@ def _finish(run: Replay) -> None:
 
 def rebase_continue(distro: Distro, *, progress: Progress = _quiet) -> RebaseReport:
     """Take the developer's resolution of the stopped patch and go on."""
-    from designate_dist.pipeline import build_lock
     with build_lock(distro):
         report = _rebase_continue(distro, progress=progress)
     return after_finish(distro, report, progress)
@@ -373,7 +372,6 @@ def _rebase_continue(distro: Distro, *, progress: Progress) -> RebaseReport:
 
 def rebase_abort(distro: Distro) -> list[str]:
     """Put the repository back exactly as before the rebase; return the files restored."""
-    from designate_dist.pipeline import build_lock
     with build_lock(distro):
         return _rebase_abort(distro)
 

@@ -17,9 +17,9 @@ from dataclasses import dataclass, field, replace
 from packaging.version import InvalidVersion, Version
 
 from designate_dist.apply import patch_identities
+from designate_dist.cache import cache_root
 from designate_dist.distro import Distro, Pin
 from designate_dist.errors import PatchApplyError
-from designate_dist.fetch import cache_root
 from designate_dist.gitrepo import DELETE_MODIFY, MODIFY_DELETE, WorkTree, kinds_of_conflicts
 from designate_dist.history import release_evidence
 from designate_dist.rebase_outcome import (

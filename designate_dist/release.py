@@ -31,7 +31,7 @@ from typing import Any
 
 from packaging.version import InvalidVersion, Version
 
-from designate_dist import deb, lockfile
+from designate_dist import deb, lockfile, pipeline
 from designate_dist import manifest as manifest_mod
 from designate_dist.atomic import write_bytes, write_text
 from designate_dist.distro import LOCK_FILE, PIN_FILE, SERIES_DIRS, Distro, Pin, load_distro, parse_pin, read_utf8
@@ -401,7 +401,6 @@ def check_build(distro: Distro, output: Path | None, *, skip_tests: bool) -> Pat
 
     Raises :class:`StaleBuild` naming the inputs that differ (or what is missing).
     """
-    from designate_dist import pipeline
     version = distro.pin.distro_version
     out_dir = (output or distro.root / "dist").resolve() / version.pep440
     shown = _shown(out_dir, distro.root)
@@ -448,7 +447,6 @@ def release(distro: Distro, *, dry_run: bool = False, build: bool = True, output
                    "`designate-dist release` again to build and tag it (no second bump)")
     try:
         if build:
-            from designate_dist import pipeline
             pipeline.build(released, output=output, skip_tests=skip_tests,
                            concurrency=concurrency, progress=progress)
         build_dir = check_build(released, output, skip_tests=skip_tests)

@@ -16,6 +16,7 @@ from email.utils import parseaddr
 from pathlib import Path, PurePosixPath
 
 from designate_dist import scratch, tree_cache
+from designate_dist.atomic import write_json
 from designate_dist.distro import Distro, Pin
 from designate_dist.errors import ConfigError, DirtyWorkTree, DistError, GitError, VerificationError
 from designate_dist.fetch import FetchResult, archive_error
@@ -54,7 +55,6 @@ def read_state(tree: WorkTree) -> dict:
 
 
 def write_state(tree: WorkTree, state: dict, *, durable: bool = True) -> None:
-    from designate_dist.atomic import write_json
     write_json(tree.git_dir / STATE_FILE, state, durable=durable)
 
 
