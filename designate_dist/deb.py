@@ -36,11 +36,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from designate_dist import scratch
+from designate_dist import lockfile, scratch
 from designate_dist.atomic import write_text
 from designate_dist.errors import CommandFailed, ConfigError, ToolNotFound
 from designate_dist.links import check_tree
-from designate_dist.lockfile import canonical
 from designate_dist.runner import debian_env, run
 from designate_dist.versions import DistroVersion
 
@@ -54,7 +53,6 @@ REQUIRED_TOOLS: Mapping[str, str] = {
 #: Our own projects: they come from our wheels, never from the lock's wheelhouse.
 OWN_PROJECTS = frozenset({"designate", "designate-dist"})
 DEB_DISTRIBUTION = "bookworm"
-_PIN = re.compile(r"^([A-Za-z0-9][A-Za-z0-9._-]*)==([A-Za-z0-9._!+-]+)$")
 _MAINTAINER = re.compile(r"^[^<>\n]+ <[^<>@\s]+@[^<>\s]+>$")
 
 
@@ -87,22 +85,8 @@ class DebResult:
 
 
 def read_lock(lock_file: Path) -> list[tuple[str, str]]:
-    """The ``(name, version)`` pins of the lock file, our own projects left out."""
-    try:
-        text = lock_file.read_text()
-    except OSError as exc:
-        raise ConfigError(f"{lock_file}: cannot read the lock file: {exc.strerror}") from exc
-    pins = []
-    for number, raw in enumerate(text.splitlines(), 1):
-        line = raw.split("#", 1)[0].strip()
-        if not line:
-            continue
-        match = _PIN.match(line.replace(" ", ""))
-        if not match:
-            raise ConfigError(f"{lock_file}:{number}: not a name==version pin: {line!r}")
-        if canonical(match.group(1)) not in OWN_PROJECTS:
-            pins.append((match.group(1), match.group(2)))
-    return pins
+    """The ``(name, version)`` pins of the lock file, in its order, our own projects left out."""
+    return [pin for name, pin in lockfile.read_lock(lock_file).pins.items() if name not in OWN_PROJECTS]
 
 
 def lock_key(lock_file: Path) -> str:

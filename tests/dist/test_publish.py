@@ -25,15 +25,9 @@ from oslotest import base
 
 from designate_dist.errors import BuildLocked, ConfigError, VerificationError
 from designate_dist.errors import PublishConflict
-from designate_dist.publish import (
-    PublishRequest,
-    _deb,
-    _Deb,
-    compare_debian_versions,
-    packages_index,
-    publish,
-    repo_lock,
-)
+from designate_dist.debversion import compare_debian_versions
+from designate_dist.publish import PublishRequest, publish, repo_lock
+from designate_dist.repo_index import Deb, packages_index, read_deb
 from tests.fixtures.cli import run_cli
 from tests.fixtures.gnupg import GnupgFixture, GnupgHome
 
@@ -607,7 +601,7 @@ class TestPackagesOrder(base.BaseTestCase):
             pool.mkdir(parents=True)
             for revision in order:
                 shutil.copyfile(made[revision], pool / made[revision].name)
-            debs = [_Deb(d.control, d.path, f"pool/{d.path.name}") for d in map(_deb, pool.iterdir())]
+            debs = [Deb(d.control, d.path, f"pool/{d.path.name}") for d in map(read_deb, pool.iterdir())]
             outputs.append(packages_index(debs))
         self.assertEqual(outputs[0], outputs[1])
         versions = [line for line in outputs[0].decode().splitlines() if line.startswith("Version:")]
