@@ -31,7 +31,7 @@ from typing import Any
 
 from packaging.version import InvalidVersion, Version
 
-from designate_dist import deb, lockfile, pipeline
+from designate_dist import changelog, lockfile, pipeline
 from designate_dist import manifest as manifest_mod
 from designate_dist.atomic import write_bytes, write_text
 from designate_dist.distro import LOCK_FILE, PIN_FILE, SERIES_DIRS, Distro, Pin, load_distro, parse_pin, read_utf8
@@ -101,7 +101,7 @@ class Plan:
         return self.title + "\n\n" + "".join(f"* {change}\n" for change in self.changes)
 
     def debian_entry(self) -> str:
-        return deb.changelog_entry(self.version, self.changes, self.maintainer, self.date, self.package)
+        return changelog.changelog_entry(self.version, self.changes, self.maintainer, self.date, self.package)
 
     def markdown_entry(self) -> str:
         day = datetime.fromtimestamp(self.date, tz=UTC).strftime("%Y-%m-%d")
@@ -319,34 +319,6 @@ def _previous_version(repo: WorkTree, tag: str | None) -> str | None:
 
 
 # -- writing ------------------------------------------------------------------------------
-def _with_markdown(existing: str | None, entry: str, version: DistroVersion) -> str:
-    """CHANGELOG.md with ``entry`` on top; an earlier entry of the same (untagged) version goes."""
-    header = "# Changelog\n\n"
-    if not existing or not existing.strip():
-        return header + entry
-    lines = existing.splitlines(keepends=True)
-    sections = [i for i, line in enumerate(lines) if line.startswith("## ")] + [len(lines)]
-    at = sections[0]
-    head = "".join(lines[:at])
-    if head and not head.endswith("\n\n"):
-        head = head.rstrip("\n") + "\n\n"
-    if at < len(lines) and lines[at].startswith(f"## {version.pep440} ("):
-        at = sections[1]  # a release of this version that never got its tag
-    rest = "".join(lines[at:])
-    return head + entry + ("\n" + rest if rest else "")
-
-
-def _with_debian_entry(existing: str | None, entry: str, version: DistroVersion) -> str:
-    """debian/changelog with ``entry`` on top; an earlier entry of the same (untagged) version goes."""
-    if not existing or not existing.strip():
-        return entry
-    text = existing.lstrip("\n")
-    if deb.changelog_top_version(text) == version.debian:
-        trailer = re.search(r"(?m)^ -- .*\n?", text)
-        text = text[trailer.end():].lstrip("\n") if trailer else ""
-    return entry + ("\n" + text if text else "")
-
-
 def _write_release(distro: Distro, repo: WorkTree, plan: Plan, env: dict[str, str]) -> str:
     """Write the pin and the changelogs and commit them; on any failure put everything back."""
     files = [PIN_FILE, CHANGELOG_MD] + ([DEBIAN_CHANGELOG] if plan.debian_changelog else [])
@@ -359,11 +331,11 @@ def _write_release(distro: Distro, repo: WorkTree, plan: Plan, env: dict[str, st
         if plan.debian_changelog:
             old = before[DEBIAN_CHANGELOG]
             write_text(distro.root / DEBIAN_CHANGELOG,
-                       _with_debian_entry(old.decode("utf-8") if old else None, plan.debian_entry(),
+                       changelog.with_debian_entry(old.decode("utf-8") if old else None, plan.debian_entry(),
                                           plan.version))
         old_md = before[CHANGELOG_MD]
         write_text(distro.root / CHANGELOG_MD,
-                   _with_markdown(old_md.decode("utf-8") if old_md else None, plan.markdown_entry(),
+                   changelog.with_markdown_entry(old_md.decode("utf-8") if old_md else None, plan.markdown_entry(),
                                   plan.version))
         return repo.commit_paths([str(rel) for rel in files], plan.message, env)
     except BaseException:

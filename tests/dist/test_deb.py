@@ -18,14 +18,12 @@ from pathlib import Path
 import fixtures
 from oslotest import base
 
+from designate_dist.changelog import changelog, changelog_top_version, merge_changelog
 from designate_dist.deb import (
     DebRequest,
     Wheelhouse,
     build_debs,
-    changelog,
-    changelog_top_version,
     failure_reason,
-    merge_changelog,
     prepare_source,
     read_lock,
 )
