@@ -49,8 +49,9 @@ from designate_dist.series import (
     read_series,
     series_with_entry,
 )
+from designate_dist.tree_state import read_tree_state, state_file, write_tree_state
 from designate_dist.unidiff import parse_diff
-from designate_dist.upstream_import import BRANCH, STATE_FILE, maintainer_identity, read_state, write_state
+from designate_dist.upstream_import import BRANCH, maintainer_identity
 
 Progress = Callable[[str], None]
 STATE_DIR = "cherry-pick"
@@ -196,7 +197,7 @@ def cherry_pick(distro: Distro, request: CherryPickRequest, *, progress: Progres
         directory = distro.series_dir("cherry-pick")
         state = {"commit": commit.sha, "upstream": str(repo.path), "where": where,
                  "head": tree.head(), "base": base, "tree": str(tree.path),
-                 "tree_state": _backup(tree.git_dir / STATE_FILE),
+                 "tree_state": _backup(state_file(tree.git_dir)),
                  "series": _backup(directory / SERIES_FILE),
                  "files": sorted(p.name for p in directory.iterdir()) if directory.is_dir() else [],
                  "import_time": prepared.import_time, "conflicts": []}
@@ -245,7 +246,7 @@ def _put_back(tree: WorkTree, state: dict) -> None:
     tree.discard_merge()
     tree.reset_hard(state["head"], BRANCH)
     tree.delete_ref(PICK_REF)
-    _restore_file(tree.git_dir / STATE_FILE, state["tree_state"])
+    _restore_file(state_file(tree.git_dir), state["tree_state"])
 
 
 def _write_patch(distro: Distro, path: Path, text: str) -> None:
@@ -256,9 +257,8 @@ def _write_patch(distro: Distro, path: Path, text: str) -> None:
     tree_state = distro.work_tree
     if (tree_state / ".git").is_dir():
         tree = WorkTree(tree_state)
-        state = read_state(tree)
-        state.update({"series": None})  # the next prepare applies the new series
-        write_state(tree, state)
+        # the next prepare applies the new series
+        write_tree_state(tree.git_dir, read_tree_state(tree.git_dir).series_rewritten(tree.head()))
 
 
 def _adaptation_note(upstream_diff: str, ours: str, version: str) -> str:

@@ -36,8 +36,8 @@ from designate_dist.series import (
     read_series,
     series_with_entry,
 )
+from designate_dist.tree_state import read_tree_state, write_tree_state
 from designate_dist.unidiff import rewrite_patch, same_hunks
-from designate_dist.upstream_import import read_state, write_state
 
 Progress = Callable[[str], None]
 BRANCH = "patch-queue"
@@ -202,9 +202,7 @@ def _export_queue(distro: Distro, *, new_series: str, progress: Progress) -> Que
                for r in results if r.status != "removed"]
     write_json(_state_path(tree), {"base": state["base"], "patches": entries})
     # The work tree's commits now match the files; the next prepare re-applies them from the files.
-    tree_state = read_state(tree)
-    tree_state.update({"series": None, "head": tree.head(), "failed": None})
-    write_state(tree, tree_state)
+    write_tree_state(tree.git_dir, read_tree_state(tree.git_dir).series_rewritten(tree.head()))
     return QueueExport(tuple(results))
 
 
@@ -240,9 +238,8 @@ def _add_commits(distro: Distro, revs: list[str] | tuple[str, ...], *, series: s
         raise PatchQueueError(f"no work tree at {distro.work_tree}",
                               hint="run `designate-dist prepare`, commit your change there, then add it")
     tree = WorkTree(distro.work_tree)
-    state = read_state(tree)
-    base = state.get("head") if state.get("series") else None
-    if not base or state.get("failed"):
+    base = read_tree_state(tree.git_dir).applied_head
+    if not base:
         raise PatchQueueError(f"{tree.path} does not hold the applied series",
                               hint="run `designate-dist prepare` first")
     if tree.is_rebasing():
@@ -283,7 +280,5 @@ def _add_commits(distro: Distro, revs: list[str] | tuple[str, ...], *, series: s
     write_text(directory / SERIES_FILE, series_with_entry(directory / SERIES_FILE, *texts))
     for patch in added:
         progress(f"patches: {patch.series}/{patch.file} from {patch.commit[:12]}")
-    tree_state = read_state(tree)
-    tree_state.update({"series": None, "head": tree.head(), "failed": None})
-    write_state(tree, tree_state)
+    write_tree_state(tree.git_dir, read_tree_state(tree.git_dir).series_rewritten(tree.head()))
     return tuple(added)

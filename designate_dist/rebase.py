@@ -64,10 +64,9 @@ from designate_dist.rebase_triage import Replay
 from designate_dist.requirements_files import parse_requirements, requirements_diff
 from designate_dist.scratch import scratch_dir
 from designate_dist.series import SERIES_FILE, PatchSeries, read_series
+from designate_dist.tree_state import read_tree_state, write_tree_state
 from designate_dist.unidiff import rewrite_patch
 from designate_dist.upstream_import import import_upstream
-from designate_dist.upstream_import import read_state as read_tree_state
-from designate_dist.upstream_import import write_state as write_tree_state
 
 Progress = Callable[[str], None]
 OLD_REF = "refs/designate-dist/rebase-old"
@@ -265,9 +264,7 @@ def _finish(run: Replay) -> None:
     distro.save_pin(run.new_pin)
     # The tree becomes the new pin's work tree; prepare re-applies the rewritten files on it.
     final = run.new_distro.work_tree
-    tree_state = read_tree_state(run.tree)
-    tree_state.update({"series": None, "head": run.tree.head(), "failed": None})
-    write_tree_state(run.tree, tree_state)
+    write_tree_state(run.tree.git_dir, read_tree_state(run.tree.git_dir).series_rewritten(run.tree.head()))
     if run.tree.path != final:
         if final.exists():
             aside = final.with_name(f".{final.name}.replaced")
