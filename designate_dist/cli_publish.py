@@ -23,7 +23,7 @@ def cmd_publish(args: argparse.Namespace) -> int:
     if args.build is not None:
         build_dir = Path(args.build)
     else:
-        out_root = Path(args.output) if args.output else distro.root / "dist"
+        out_root = distro.output_root(Path(args.output) if args.output else None)
         build_dir = out_root / distro.pin.distro_version.pep440
     result = publish(PublishRequest(
         repo=Path(args.repo), build_dir=build_dir.resolve(),

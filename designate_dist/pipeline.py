@@ -101,9 +101,13 @@ def prepare(distro: Distro, *, force: bool = False, cache: Path | None = None,
 
 
 def prepare_held(distro: Distro, *, force: bool = False, cache: Path | None = None,
-                 progress: Progress = _quiet) -> PrepareResult:
-    """:func:`prepare` for a caller that already holds :func:`build_lock` (build, test, lock, quilt...)."""
-    series = read_series(distro.root)
+                 series: PatchSeries | None = None, progress: Progress = _quiet) -> PrepareResult:
+    """:func:`prepare` for a caller that already holds :func:`build_lock` (build, test, lock, quilt...).
+
+    ``series``: the series as the caller parsed it (else it is read here).
+    """
+    if series is None:
+        series = read_series(distro.root)
     progress(f"fetch: {distro.pin.describe_source()}")
     fetched = fetch(distro, cache=cache)
     progress(f"fetch: {fetched.archive} sha256 {fetched.sha256[:16]}... "
@@ -164,14 +168,19 @@ def _publish_dir(staging: Path, final: Path) -> None:
 
 def build(distro: Distro, *, output: Path | None = None, skip_tests: bool = False,
           force: bool = False, rebuild: bool = False, cache: Path | None = None,
-          concurrency: int | None = None, progress: Progress = _quiet) -> BuildResult:
-    """The whole build; see BUILD_STAGES.  Output goes to ``output/<distro-version>/``."""
+          concurrency: int | None = None, series: PatchSeries | None = None,
+          progress: Progress = _quiet) -> BuildResult:
+    """The whole build; see BUILD_STAGES.  Output goes to ``output/<distro-version>/``.
+
+    ``series``: the series as the caller parsed it (release), else it is read here, once.
+    """
     cache = cache or cache_root()
-    out_root = (output or distro.root / "dist").resolve()
+    out_root = distro.output_root(output).resolve()
     version = distro.pin.distro_version
     final = out_root / version.pep440
     with build_lock(distro):
-        series = read_series(distro.root)
+        if series is None:
+            series = read_series(distro.root)
         epoch_hint = source_date_epoch(distro)
         inputs = inputs_of(distro, series, skip_tests=skip_tests, epoch=epoch_hint)
         digest = inputs_digest(inputs)
@@ -180,7 +189,7 @@ def build(distro: Distro, *, output: Path | None = None, skip_tests: bool = Fals
             data = json.loads((final / manifest_mod.MANIFEST).read_text())
             return BuildResult(final, final / manifest_mod.MANIFEST,
                                tuple(final / a["file"] for a in data["artifacts"]), reused=True)
-        prepared = prepare_held(distro, force=force, cache=cache, progress=progress)
+        prepared = prepare_held(distro, force=force, cache=cache, series=series, progress=progress)
         epoch = epoch_hint if epoch_hint is not None else prepared.import_time
         out_root.mkdir(parents=True, exist_ok=True)
         scratch.sweep(out_root, ".partial-", ".old-")
@@ -253,7 +262,7 @@ def run_tests(distro: Distro, *, output: Path | None, concurrency: int | None, f
     ``DISTRO/dist/tests-<pep440>/``); returns the :class:`~designate_dist.testsuite.TestReport`.
     """
     version = distro.pin.distro_version
-    out = (output or distro.root / "dist" / f"tests-{version.pep440}").resolve()
+    out = (output or distro.output_root() / f"tests-{version.pep440}").resolve()
     with build_lock(distro):
         prepared = prepare_held(distro, force=force, progress=progress)
         progress("test: upstream unit tests (stestr)")

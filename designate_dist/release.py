@@ -44,7 +44,7 @@ from designate_dist.errors import (
     StaleBuild,
 )
 from designate_dist.gitrepo import WorkTree
-from designate_dist.series import PatchFile, read_series
+from designate_dist.series import PatchFile, PatchSeries, read_series
 from designate_dist.versions import DEBIAN_EPOCH, DistroVersion
 
 Progress = Callable[[str], None]
@@ -138,7 +138,7 @@ def _open_repo(distro: Distro) -> WorkTree:
 def _ignored_outputs(distro: Distro, output: Path | None) -> list[str]:
     """Directories the tool itself writes into the repository (work trees, build outputs)."""
     outs = []
-    for path in (distro.work_root, (output or distro.root / "dist")):
+    for path in (distro.work_root, distro.output_root(output)):
         try:
             outs.append(path.resolve().relative_to(distro.root).as_posix().rstrip("/") + "/")
         except ValueError:
@@ -170,8 +170,13 @@ class _Snapshot:
     """The pin, series and lock of one commit, materialised in a directory."""
 
     pin: Pin
-    patches: dict[str, PatchFile]   # ref -> patch, in series order
+    series: PatchSeries
     lock: dict[str, str]            # normalised name -> version
+
+    @property
+    def patches(self) -> dict[str, PatchFile]:
+        """ref -> patch, in series order."""
+        return {p.ref: p for p in self.series}
 
 
 def _snapshot(root: Path, where: str) -> _Snapshot:
@@ -183,7 +188,7 @@ def _snapshot(root: Path, where: str) -> _Snapshot:
         series = read_series(root)
     except ConfigError as exc:
         raise ConfigError(f"{where}: {exc}") from exc
-    return _Snapshot(pin, {p.ref: p for p in series}, _read_lock(root / LOCK_FILE))
+    return _Snapshot(pin, series, _read_lock(root / LOCK_FILE))
 
 
 def _snapshot_at(repo: WorkTree, rev: str) -> _Snapshot:
@@ -286,6 +291,11 @@ def _resumable(distro: Distro, repo: WorkTree) -> bool:
 
 def plan_release(distro: Distro, *, output: Path | None = None) -> Plan:
     """Check the repository and work out the release; changes nothing."""
+    return _plan(distro, output)[0]
+
+
+def _plan(distro: Distro, output: Path | None) -> tuple[Plan, PatchSeries | None]:
+    """The plan, and the series of the working files as it parsed them (None when resuming)."""
     repo = _open_repo(distro)
     _check_clean(distro, repo, output)
     common = dict(maintainer=distro.pin.maintainer, package=_package_name(distro),
@@ -298,7 +308,7 @@ def plan_release(distro: Distro, *, output: Path | None = None) -> Plan:
                         if line.startswith("* "))
         return Plan(version=version, tag=tag_name(version), previous_tag=previous_tag,
                     previous_version=_previous_version(repo, previous_tag), changes=changes,
-                    date=repo.commit_author("HEAD").when, resume=True, **common)
+                    date=repo.commit_author("HEAD").when, resume=True, **common), None
     old = _snapshot_at(repo, previous_tag) if previous_tag else None
     new = _snapshot(distro.root, "HEAD")
     version = DistroVersion(distro.pin.version, _next_revision(old.pin if old else None, distro.pin))
@@ -311,7 +321,7 @@ def plan_release(distro: Distro, *, output: Path | None = None) -> Plan:
     return Plan(version=version, tag=tag, previous_tag=previous_tag,
                 previous_version=old.pin.distro_version.debian if old else None,
                 changes=tuple(describe_changes(old, new)), date=_changelog_date(), resume=False,
-                **common)
+                **common), new.series
 
 
 def _previous_version(repo: WorkTree, tag: str | None) -> str | None:
@@ -368,13 +378,15 @@ def _shown(path: Path, root: Path) -> str:
         return str(path)
 
 
-def check_build(distro: Distro, output: Path | None, *, skip_tests: bool) -> Path:
+def check_build(distro: Distro, output: Path | None, *, skip_tests: bool,
+                series: PatchSeries | None = None) -> Path:
     """The build dir of the pin's version, if its manifest says it was made from HEAD's inputs.
 
     Raises :class:`StaleBuild` naming the inputs that differ (or what is missing).
+    ``series``: the series as the caller parsed it (else it is read here).
     """
     version = distro.pin.distro_version
-    out_dir = (output or distro.root / "dist").resolve() / version.pep440
+    out_dir = distro.output_root(output).resolve() / version.pep440
     shown = _shown(out_dir, distro.root)
     try:
         data = json.loads((out_dir / manifest_mod.MANIFEST).read_text(encoding="utf-8"))
@@ -384,7 +396,8 @@ def check_build(distro: Distro, output: Path | None, *, skip_tests: bool) -> Pat
     built = data.get("distro_version", {}).get("pep440")
     if built != version.pep440:
         raise StaleBuild(f"the build in {shown} is of {built}, not {version.pep440}", hint="rebuild")
-    inputs = pipeline.inputs_of(distro, read_series(distro.root), skip_tests=skip_tests,
+    inputs = pipeline.inputs_of(distro, read_series(distro.root) if series is None else series,
+                                skip_tests=skip_tests,
                                 epoch=pipeline.source_date_epoch(distro))
     if data.get("inputs_digest") != pipeline.inputs_digest(inputs):
         recorded = data.get("inputs", {})
@@ -403,7 +416,7 @@ def release(distro: Distro, *, dry_run: bool = False, build: bool = True, output
             skip_tests: bool = False, concurrency: int | None = None,
             progress: Progress = _quiet) -> ReleaseResult:
     """Release the distribution (see the module docstring); ``dry_run`` only plans."""
-    plan = plan_release(distro, output=output)
+    plan, series = _plan(distro, output)
     if dry_run:
         return ReleaseResult(plan, None, plan.tag, None, dry_run=True)
     repo = WorkTree(distro.root)
@@ -415,13 +428,15 @@ def release(distro: Distro, *, dry_run: bool = False, build: bool = True, output
         commit = _write_release(distro, repo, plan, env)
         progress(f"release: committed {plan.title} as {commit[:12]}")
     released = load_distro(distro.root, distro.work_root)
+    if series is None:  # resuming: the plan did not read it
+        series = read_series(released.root)
     resume_hint = (f"the release commit {commit[:12]} is made; fix the cause and run "
                    "`designate-dist release` again to build and tag it (no second bump)")
     try:
         if build:
-            pipeline.build(released, output=output, skip_tests=skip_tests,
+            pipeline.build(released, output=output, skip_tests=skip_tests, series=series,
                            concurrency=concurrency, progress=progress)
-        build_dir = check_build(released, output, skip_tests=skip_tests)
+        build_dir = check_build(released, output, skip_tests=skip_tests, series=series)
     except DistError as exc:
         exc.hint = f"{exc.hint}; {resume_hint}" if exc.hint else resume_hint
         raise
