@@ -1,36 +1,16 @@
-"""The ``rebase`` and ``patches`` commands: argument parsing and printing only.
-
-``designate_dist.cli`` calls :func:`register` with its ``add(name, handler, help)``.
-"""
+"""The ``rebase`` and ``patches`` commands: argument parsing and printing only."""
 from __future__ import annotations
 
 import argparse
 import json
 import re
 import sys
-from collections.abc import Callable
-from pathlib import Path
 
-from designate_dist.cli import progress_for
-from designate_dist.distro import PIN_FILE, SOURCE_KINDS, Distro, load_distro
+from designate_dist.cli.common import Add, find_distro, progress_for
+from designate_dist.distro import SOURCE_KINDS
 from designate_dist.errors import EXIT_OK, EXIT_PATCH, DistError, UsageError
 from designate_dist.rebase_state import RebaseStatus
 from designate_dist.text import counted
-
-Add = Callable[..., argparse.ArgumentParser]
-
-
-def _distro(args: argparse.Namespace) -> Distro:
-    """The distro of ``--distro``, else the nearest directory up from here with a pin.
-
-    So that ``rebase --continue`` and ``patches export`` also work from inside the
-    work tree under ``.work/``, where the developer resolves conflicts and edits.
-    """
-    root = args.distro
-    if root is None:
-        here = Path.cwd()
-        root = next((str(d) for d in (here, *here.parents) if (d / PIN_FILE).is_file()), None)
-    return load_distro(root, args.work_dir)
 
 
 def _print_report(report, as_json: bool) -> None:
@@ -76,7 +56,7 @@ def cmd_rebase(args: argparse.Namespace) -> int:
 
 def _cmd_rebase(args: argparse.Namespace) -> int:
     from designate_dist import rebase as rb
-    distro = _distro(args)
+    distro = find_distro(args)
     if args.status:
         return _print_status(rb.rebase_status(distro), args.json)
     if args.abort:
@@ -103,7 +83,7 @@ def _cmd_rebase(args: argparse.Namespace) -> int:
 
 def cmd_patches(args: argparse.Namespace) -> int:
     from designate_dist import patchqueue
-    distro = _distro(args)
+    distro = find_distro(args)
     if args.action == "import":
         result = patchqueue.import_queue(distro, force=args.force, progress=progress_for(args))
         print(result.work_tree)
