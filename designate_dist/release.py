@@ -43,7 +43,7 @@ from designate_dist.errors import (
     ReleaseRefused,
     StaleBuild,
 )
-from designate_dist.gitrepo import WorkTree
+from designate_dist.gitrepo import DistroRepo
 from designate_dist.series import PatchFile, PatchSeries, read_series
 from designate_dist.versions import DEBIAN_EPOCH, DistroVersion
 
@@ -128,11 +128,11 @@ class ReleaseResult:
 
 
 # -- the repository -------------------------------------------------------------------
-def _open_repo(distro: Distro) -> WorkTree:
+def _open_repo(distro: Distro) -> DistroRepo:
     if not (distro.root / ".git").exists():
         raise ReleaseRefused(f"{distro.root} is not a git repository: a release is a tagged commit",
                              hint="git init and commit the distribution first")
-    return WorkTree(distro.root)
+    return DistroRepo(distro.root)
 
 
 def _ignored_outputs(distro: Distro, output: Path | None) -> list[str]:
@@ -146,7 +146,7 @@ def _ignored_outputs(distro: Distro, output: Path | None) -> list[str]:
     return outs
 
 
-def _check_clean(distro: Distro, repo: WorkTree, output: Path | None) -> None:
+def _check_clean(distro: Distro, repo: DistroRepo, output: Path | None) -> None:
     if repo.current_branch() is None:
         raise ReleaseRefused("HEAD is detached: a release is made on a branch",
                              hint="git switch <branch> first")
@@ -158,7 +158,7 @@ def _check_clean(distro: Distro, repo: WorkTree, output: Path | None) -> None:
                             hint="commit or remove them; a release is made from a clean tree")
 
 
-def _last_release(repo: WorkTree) -> str | None:
+def _last_release(repo: DistroRepo) -> str | None:
     """The highest release tag reachable from HEAD."""
     ordered = [(key, tag) for tag in repo.tags_merged(TAG_PREFIX + "*")
                if (key := _tag_order(tag)) is not None]
@@ -191,7 +191,7 @@ def _snapshot(root: Path, where: str) -> _Snapshot:
     return _Snapshot(pin, series, _read_lock(root / LOCK_FILE))
 
 
-def _snapshot_at(repo: WorkTree, rev: str) -> _Snapshot:
+def _snapshot_at(repo: DistroRepo, rev: str) -> _Snapshot:
     files = repo.files_at(rev, [str(PIN_FILE), str(LOCK_FILE), *SERIES_DIRS])
     with tempfile.TemporaryDirectory(prefix="designate-dist-release-") as tmp:
         for rel, data in files.items():
@@ -281,7 +281,7 @@ def _has_packaging(distro: Distro) -> bool:
     return (distro.root / "debian" / "rules").is_file()
 
 
-def _resumable(distro: Distro, repo: WorkTree) -> bool:
+def _resumable(distro: Distro, repo: DistroRepo) -> bool:
     """HEAD is a release commit of the pin's version that has no tag yet."""
     version = distro.pin.distro_version
     title = _COMMIT_TITLE.format(pep440=version.pep440, debian=version.debian)
@@ -324,12 +324,12 @@ def _plan(distro: Distro, output: Path | None) -> tuple[Plan, PatchSeries | None
                 **common), new.series
 
 
-def _previous_version(repo: WorkTree, tag: str | None) -> str | None:
+def _previous_version(repo: DistroRepo, tag: str | None) -> str | None:
     return _snapshot_at(repo, tag).pin.distro_version.debian if tag else None
 
 
 # -- writing ------------------------------------------------------------------------------
-def _write_release(distro: Distro, repo: WorkTree, plan: Plan, env: dict[str, str]) -> str:
+def _write_release(distro: Distro, repo: DistroRepo, plan: Plan, env: dict[str, str]) -> str:
     """Write the pin and the changelogs and commit them; on any failure put everything back."""
     files = [PIN_FILE, CHANGELOG_MD] + ([DEBIAN_CHANGELOG] if plan.debian_changelog else [])
     before = {rel: (distro.root / rel).read_bytes() if (distro.root / rel).is_file() else None
@@ -419,7 +419,7 @@ def release(distro: Distro, *, dry_run: bool = False, build: bool = True, output
     plan, series = _plan(distro, output)
     if dry_run:
         return ReleaseResult(plan, None, plan.tag, None, dry_run=True)
-    repo = WorkTree(distro.root)
+    repo = DistroRepo(distro.root)
     env = {} if repo.has_identity() else _maintainer_env(plan.maintainer)  # commit and tag
     if plan.resume:
         progress(f"release: resuming {plan.title}: HEAD {repo.head()[:12]} is its untagged commit")
