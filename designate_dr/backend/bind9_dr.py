@@ -59,19 +59,24 @@ class ZoneConf:
     type: str
     masters: list[Master]
     file: str | None
+    keys: tuple[str | None, ...] = ()  # the TSIG key of each master (None: unsigned)
 
 
 def parse_showzone(text: str) -> ZoneConf:
     kind = re.search(r"\btype\s+(\w+)\s*;", text)
     file = re.search(r'\bfile\s+"([^"]*)"\s*;', text)
     masters: list[Master] = []
+    keys: list[str | None] = []
     block = re.search(r"\b(?:masters|primaries)\b[^{]*\{(.*?)\}\s*;", text, re.S)
     if block:
         for entry in block.group(1).split(";"):
-            found = re.match(r'\s*([0-9A-Fa-f.:]+)(?:\s+port\s+(\d+))?', entry)
+            found = re.match(r'\s*([0-9A-Fa-f.:]+)(?:\s+port\s+(\d+))?(?:\s+key\s+"?([^";\s]+)"?)?',
+                             entry)
             if found and found.group(1):
                 masters.append(Master.parse(found.group(1), int(found.group(2) or 53)))
-    return ZoneConf(kind.group(1).lower() if kind else "", masters, file.group(1) if file else None)
+                keys.append(found.group(3))
+    return ZoneConf(kind.group(1).lower() if kind else "", masters, file.group(1) if file else None,
+                    tuple(keys))
 
 
 def _int_or_none(value: Any) -> int | None:
@@ -183,7 +188,7 @@ class BindControl:
         if current.type not in _SECONDARY:
             raise exceptions.Backend(f"bind9_dr: zone {name} exists on {self.host} as a "
                                      f"{current.type or 'non-secondary'} zone, not a secondary")
-        if current.masters == masters:
+        if current.masters == masters and all(k == self.tsigkey_name for k in current.keys):
             return False
         retransfer = serial is None or serial != master_serial(name, masters, self.timeout,
                                                                self.unreachable)

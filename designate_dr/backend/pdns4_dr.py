@@ -19,8 +19,9 @@ Differences from Designate's stock ``pdns4``:
 Pool target options: ``api_endpoint`` (``http://host:port``), ``api_token``
 (the API key), ``api_timeout`` (seconds, default 10), ``api_ca_cert``
 (CA bundle for https; empty = verify with the system CAs), ``tsigkey_name``
-(a TSIG key known to PowerDNS, used for transfers from the masters), and the
-region options of :mod:`designate_dr.backend.common`.
+(a TSIG key known to PowerDNS, used for transfers from the masters: the
+zone's ``slave_tsig_key_ids``, PowerDNS's ``AXFR-MASTER-TSIG``, as in stock
+``pdns4``), and the region options of :mod:`designate_dr.backend.common`.
 
 :func:`repoint_zones` and :func:`list_zones` are the bulk calls used by DR
 operations.
@@ -137,7 +138,10 @@ class PdnsApi:
         data: dict[str, Any] = {"name": f"{name}.", "kind": "Slave",
                                 "masters": [str(m) for m in masters]}
         if self.tsigkey_name:
-            data["master_tsig_key_ids"] = [self.tsigkey_name]
+            # slave_tsig_key_ids is the key this server signs its transfers *from* the
+            # masters with (AXFR-MASTER-TSIG); master_tsig_key_ids would be who may pull
+            # from it (TSIG-ALLOW-AXFR), and transfers would be refused by a TSIG-enforcing mdns
+            data["slave_tsig_key_ids"] = [self.tsigkey_name]
         try:
             self.request("POST", "/zones", f"creating zone {name}", json=data)
         except exceptions.Backend as exc:
@@ -146,9 +150,18 @@ class PdnsApi:
             raise
         return True
 
-    def set_masters(self, name: str, masters: list[Master]) -> None:
+    def set_masters(self, name: str, masters: list[Master], tsig: bool = False) -> None:
+        """New masters (and, with ``tsig``, the transfer key) for ``name``."""
+        data: dict[str, Any] = {"masters": [str(m) for m in masters]}
+        if tsig:
+            data["slave_tsig_key_ids"] = [self.tsigkey_name] if self.tsigkey_name else []
         self.request("PUT", self._zone_path(name), f"setting the masters of zone {name}",
-                     json={"masters": [str(m) for m in masters]})
+                     json=data)
+
+    def tsig_differs(self, zone: dict) -> bool:
+        """Whether ``zone`` (as the API shows it) is not signed with ``tsigkey_name``."""
+        have = {_key_name(k) for k in zone.get("slave_tsig_key_ids") or []}
+        return have != ({_key_name(self.tsigkey_name)} if self.tsigkey_name else set())
 
     def retrieve(self, name: str) -> None:
         """Ask PowerDNS to transfer ``name`` from its masters now."""
@@ -184,6 +197,10 @@ class PdnsApi:
                 raise exceptions.Backend(f"pdns4_dr: zone {name} exists on {self.endpoint} as a "
                                          f"{zone.get('kind')} zone, not a secondary")
             current = zone.get("masters") or []
+            if self.tsig_differs(zone):
+                self.set_masters(name, masters, tsig=True)
+                self.retrieve(name)
+                return True
         if _same_masters(current, masters):
             return False
         self.set_masters(name, masters)
@@ -201,6 +218,10 @@ def _error_text(resp: requests.Response) -> str:
     except ValueError:
         pass
     return resp.text.strip()[:200]
+
+
+def _key_name(key: str) -> str:
+    return str(key).strip().rstrip(".").lower()
 
 
 def _int_or_none(value: Any) -> int | None:

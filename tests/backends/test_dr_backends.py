@@ -33,18 +33,19 @@ class TestEntryPoints(testtools.TestCase):
         self.assertIs(bind9_dr.Bind9DRBackend, base.Backend.get_driver("bind9_dr"))
 
 
-class _Scenarios:
-    """The same story for both plugins; subclasses say how to reach their secondary."""
+class _Base:
+    """Two regions and one secondary of ``secondary_kind``; subclasses say how to reach it."""
 
     kind = ""
     module = pdns4_dr
     regions: dns.Regions
+    tsig = False
 
     @classmethod
     def setUpClass(cls) -> None:
         super().setUpClass()
         designate_ready()
-        cls.regions = dns.Regions(2, secondaries=(cls.secondary_kind,))
+        cls.regions = dns.Regions(2, secondaries=(cls.secondary_kind,), tsig=cls.tsig)
         cls.regions.setUp()
 
     @classmethod
@@ -64,6 +65,8 @@ class _Scenarios:
     def options(self, **extra: str) -> dict[str, str]:
         opts = {**self.secondary.target_options(), **self.regions.masters_options(),
                 "region": "region1", "region_preference": "region1,region2"}
+        if self.regions.tsig_key is not None:
+            opts["tsigkey_name"] = self.regions.tsig_key.name
         opts.update(extra)
         return opts
 
@@ -86,6 +89,43 @@ class _Scenarios:
         for secret in hidden:
             self.assertNotIn(secret, text)
         return text
+
+
+class _TsigScenarios(_Base):
+    """Every master refuses unsigned transfers; the pool's ``tsigkey_name`` signs them."""
+
+    tsig = True
+
+    def test_create_transfers_signed_with_the_pools_key(self) -> None:
+        zone = self.new_zone(10)
+        self.backend().create_zone(None, zone)
+        self.assertArrives(zone.name, 10)
+        self.regions.set_serial(zone.name, 11)
+        self.assertArrives(zone.name, 11)
+
+    def test_an_unsigned_zone_does_not_transfer_until_converged(self) -> None:
+        zone = self.new_zone(20)
+        unsigned = {k: v for k, v in self.options().items() if k != "tsigkey_name"}
+        base.Backend.get_driver(self.kind)(pool_target(self.kind, unsigned)).create_zone(None, zone)
+        # the masters really require the key: nothing arrives without it
+        self.assertIsNone(dns.wait_for_serial(zone.name, self.secondary, 20, timeout=3))
+        self.backend().update_zone(None, zone)  # the pool's key is set on the existing zone
+        self.assertArrives(zone.name, 20)
+
+    def test_repointed_zones_keep_transferring_signed(self) -> None:
+        zone = self.new_zone(30)
+        self.backend().create_zone(None, zone)
+        self.assertArrives(zone.name, 30)
+        r1, r2 = self.regions.primaries
+        result = self.module.repoint_zones(self.options(), [r2.master], zones=[zone.name])
+        self.assertEqual([zone.name], result.changed)
+        r1.stop()
+        self.regions.set_serial(zone.name, 31)
+        self.assertArrives(zone.name, 31)
+
+
+class _Scenarios(_Base):
+    """The same story for both plugins."""
 
     # -- the scenarios ---------------------------------------------------------
     def test_create_transfers_and_follows_primary_changes(self) -> None:
@@ -262,3 +302,15 @@ class TestBind9DR(_Scenarios, testtools.TestCase):
         error = self.assertRaises(exceptions.Backend, self.backend,
                                   rndc_key_file="/nonexistent/rndc.key")
         self.assertIn("/nonexistent/rndc.key", self.assertOneLineWithout(error))
+
+
+class TestPdns4DRTsig(_TsigScenarios, testtools.TestCase):
+    kind = "pdns4_dr"
+    module = pdns4_dr
+    secondary_kind = "pdns"
+
+
+class TestBind9DRTsig(_TsigScenarios, testtools.TestCase):
+    kind = "bind9_dr"
+    module = bind9_dr
+    secondary_kind = "bind"
