@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import re
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -33,6 +34,9 @@ import requests
 from designate import exceptions
 
 from designate_dr.backend.common import (
+    CHANGED,
+    REFRESHED,
+    UNCHANGED,
     Master,
     RegionBackend,
     RepointResult,
@@ -44,9 +48,11 @@ from designate_dr.backend.common import (
     option,
     record_repoint,
     repoint_masters,
+    wanted_serials,
     zone_name,
 )
 from designate_dr.backend.rndc import RndcCommandFailed, RndcError, RndcPool, load_key
+from designate_dr.serial import lags
 
 _SECONDARY = ("secondary", "slave")
 _TSIG_NAME = re.compile(r"^[A-Za-z0-9_.-]{1,255}$")
@@ -158,6 +164,21 @@ class BindControl:
         except RndcCommandFailed as exc:
             raise exceptions.Backend(f"bind9_dr: {exc}") from None
 
+    def retransfer(self, name: str) -> None:
+        try:
+            self._run(f"retransfer {self._target(name)}")
+        except RndcCommandFailed as exc:
+            raise exceptions.Backend(f"bind9_dr: {exc}") from None
+
+    def held_serial(self, name: str) -> int | None:
+        """The serial ``name`` holds (``rndc zonestatus``), None when not loaded."""
+        try:
+            text = self._run(f"zonestatus {self._target(name)}")
+        except RndcCommandFailed as exc:
+            raise exceptions.Backend(f"bind9_dr: {exc}") from None
+        found = re.search(r"^serial:\s*(\d+)", text, re.M)
+        return int(found.group(1)) if found else None
+
     def delete(self, name: str, clean: bool = False) -> bool:
         """delzone; False when the zone was not there."""
         flag = "-clean " if clean or self.clean_zonefile else ""
@@ -258,13 +279,16 @@ def list_zones(options: Any, *, concurrency: int = 8) -> dict[str, list[str]]:
 
 
 def repoint_zones(options: Any, masters: list[str], *, zones: list[str] | None = None,
-                  concurrency: int = 8) -> RepointResult:
+                  concurrency: int = 8, serials: Mapping[str, int | None] | None = None,
+                  ) -> RepointResult:
     """Set the masters of every secondary zone on the target (or of ``zones``) to ``masters``.
 
     ``showzone`` each zone, ``modzone`` those whose masters differ, then
     ``retransfer`` those whose new masters serve another serial than the zone
     holds (every changed zone when ``stats_url`` is not set); at most
-    ``concurrency`` control connections.  Without ``zones`` the zone list
+    ``concurrency`` control connections.  ``serials`` (zone -> the masters'
+    serial): a zone already on its masters but holding less is retransferred
+    (``refreshed``), so a server back from an outage catches up at once.  Without ``zones`` the zone list
     comes from ``stats_url``.  Per-zone failures land in
     ``failed``; a target-wide failure (named down, wrong key) raises
     :class:`designate.exceptions.Backend`.
@@ -281,9 +305,9 @@ def repoint_zones(options: Any, masters: list[str], *, zones: list[str] | None =
     try:
         # the serials the zones hold, so that zones whose new masters serve the
         # same serial are not transferred again (no AXFR storm on a failover)
-        serials = control.zone_serials() if control.stats_url else {}
+        held_serials = control.zone_serials() if control.stats_url else {}
         if zones is None:
-            todo = sorted(serials)
+            todo = sorted(held_serials)
         else:
             todo = []
             for raw in zones:
@@ -291,9 +315,20 @@ def repoint_zones(options: Any, masters: list[str], *, zones: list[str] | None =
                     todo.append(zone_name(raw))
                 except exceptions.Backend as exc:
                     result.failed[str(raw)] = str(exc)
-        record_repoint(result, bounded_map(
-                lambda n: control.converge(n, wanted, create=False, serial=serials.get(n)),
-                todo, concurrency))
+        targets = wanted_serials(serials)
+
+        def one(name: str) -> str:
+            held = held_serials.get(name)
+            if control.converge(name, wanted, create=False, serial=held):
+                return CHANGED
+            if name in targets and name not in held_serials:
+                held = control.held_serial(name)  # no statistics channel: ask named
+            if lags(held, targets.get(name)):
+                control.retransfer(name)
+                return REFRESHED
+            return UNCHANGED
+
+        record_repoint(result, bounded_map(one, todo, concurrency))
     finally:
         control.close()
     result.seconds = time.monotonic() - started

@@ -40,13 +40,22 @@ MASTERS_PREFIX = "masters_"
 _LABEL = re.compile(r"^(?!-)[a-z0-9_-]{1,63}(?<!-)$")
 
 
+#: What a bulk re-point did to one zone.
+CHANGED, REFRESHED, UNCHANGED = "changed", "refreshed", "unchanged"
+
+
 @dataclass
 class RepointResult:
-    """What a bulk re-point did, zone names in Designate's form (trailing dot)."""
+    """What a bulk re-point did, zone names in Designate's form (trailing dot).
+
+    ``changed``: new masters; ``refreshed``: masters already right, but the zone
+    held less than the masters' serial and was transferred again.
+    """
 
     changed: list[str] = field(default_factory=list)
     unchanged: list[str] = field(default_factory=list)
     failed: dict[str, str] = field(default_factory=dict)
+    refreshed: list[str] = field(default_factory=list)
     seconds: float = 0.0
 
     @property
@@ -263,14 +272,26 @@ def repoint_masters(plugin: str, masters: str | Iterable[str]) -> list[Master]:
 
 def record_repoint(result: RepointResult, outcomes: Iterable[tuple[str, Any, BaseException | None]],
                    *secrets: str | None) -> None:
-    """Sort ``bounded_map`` outcomes of a converge into ``result`` (errors scrubbed of secrets)."""
-    for name, changed, error in outcomes:
+    """Sort ``bounded_map`` outcomes (CHANGED, REFRESHED, UNCHANGED or a bool "changed")
+    into ``result`` (errors scrubbed of secrets)."""
+    for name, outcome, error in outcomes:
         if error is not None:
             result.failed[designate_name(name)] = scrub(str(error), *secrets)
-        elif changed:
+        elif outcome == REFRESHED:
+            result.refreshed.append(designate_name(name))
+        elif outcome is True or outcome == CHANGED:
             result.changed.append(designate_name(name))
         else:
             result.unchanged.append(designate_name(name))
+
+
+def wanted_serials(serials: Mapping[str, int | None] | None) -> dict[str, int]:
+    """``serials`` (zone -> the masters' serial) keyed like the backends' zone names."""
+    out: dict[str, int] = {}
+    for zone, serial in (serials or {}).items():
+        if serial is not None:
+            out[str(zone).strip().lower().rstrip(".")] = int(serial)
+    return out
 
 
 class RegionBackend(base.Backend):

@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import time
 import urllib.parse
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 import requests
@@ -38,6 +38,9 @@ from designate import exceptions
 from requests.adapters import HTTPAdapter
 
 from designate_dr.backend.common import (
+    CHANGED,
+    REFRESHED,
+    UNCHANGED,
     Master,
     RegionBackend,
     RepointResult,
@@ -50,8 +53,10 @@ from designate_dr.backend.common import (
     record_repoint,
     repoint_masters,
     scrub,
+    wanted_serials,
     zone_name,
 )
+from designate_dr.serial import lags
 
 LOCKED_RETRIES = 8
 
@@ -270,14 +275,17 @@ def list_zones(options: Any) -> dict[str, list[str]]:
 
 
 def repoint_zones(options: Any, masters: list[str], *, zones: list[str] | None = None,
-                  concurrency: int = 8) -> RepointResult:
+                  concurrency: int = 8, serials: Mapping[str, int | None] | None = None,
+                  ) -> RepointResult:
     """Set the masters of every secondary zone on the target (or of ``zones``) to ``masters``.
 
     One keep-alive session, at most ``concurrency`` requests in flight; zones
     already on those masters are left alone (``unchanged``); a changed zone
-    is transferred at once (axfr-retrieve).  Per-zone failures land in
-    ``failed``; a target-wide failure (down, bad key) raises
-    :class:`designate.exceptions.Backend`.
+    is transferred at once (axfr-retrieve).  ``serials`` (zone -> the masters'
+    serial): a zone already on its masters but holding less is transferred
+    again (``refreshed``): a server back from an outage catches up at once.
+    Per-zone failures land in ``failed``; a target-wide failure (down, bad
+    key) raises :class:`designate.exceptions.Backend`.
     """
     started = time.monotonic()
     wanted = repoint_masters("pdns4_dr", masters)
@@ -300,10 +308,18 @@ def repoint_zones(options: Any, masters: list[str], *, zones: list[str] | None =
                     todo.append(name)
                 else:
                     result.failed[designate_name(name)] = "not a secondary zone on this server"
-        record_repoint(result, bounded_map(
-                lambda n: api.converge(n, wanted, current[n].get("masters") or [],
-                                       _int_or_none(current[n].get("serial"))),
-                todo, concurrency), api._key)
+        targets = wanted_serials(serials)
+
+        def one(name: str) -> str:
+            held = _int_or_none(current[name].get("serial"))
+            if api.converge(name, wanted, current[name].get("masters") or [], held):
+                return CHANGED
+            if lags(held, targets.get(name)):
+                api.retrieve(name)
+                return REFRESHED
+            return UNCHANGED
+
+        record_repoint(result, bounded_map(one, todo, concurrency), api._key)
     finally:
         api.close()
     result.seconds = time.monotonic() - started

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -18,24 +17,11 @@ from typing import Any
 from designate_dr.ops.errors import PoolsError
 from designate_dr.ops.pools import Address, PoolsFile
 from designate_dr.ops.soa import ServerAnswers, query_serials
+from designate_dr.serial import highest_serial, serial_lag
 
 EXIT_IN_SYNC = 0
 EXIT_DEGRADED = 1
 EXIT_REGION_DOWN = 2
-
-
-def serial_lag(highest: int, serial: int) -> int:
-    """How far ``serial`` is behind ``highest`` (RFC 1982), 0 when not behind."""
-    diff = (highest - serial) % 2**32
-    return diff if 0 < diff < 2**31 else 0
-
-
-def highest_serial(serials: Iterable[int]) -> int | None:
-    best: int | None = None
-    for serial in serials:
-        if best is None or serial_lag(serial, best) > 0:
-            best = serial
-    return best
 
 
 @dataclass(frozen=True)

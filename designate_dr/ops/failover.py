@@ -29,7 +29,6 @@ from typing import Any
 
 from designate_dist import atomic
 from designate_dist.errors import DistError
-from designate_dr.ops.check import highest_serial, serial_lag
 from designate_dr.ops.designate_api import DesignateAPI
 from designate_dr.ops.errors import DRFailed, PoolsError, UnknownRegion, Unreachable
 from designate_dr.ops.pools import (
@@ -44,6 +43,7 @@ from designate_dr.ops.pools import (
     without_region,
 )
 from designate_dr.ops.soa import query_serials
+from designate_dr.serial import highest_serial, serial_lag
 
 #: Which DR backend module re-points a target of a pools.yaml ``type``.
 BACKEND_MODULES = {
@@ -105,6 +105,7 @@ class Outcome:
     pools_written: bool = False
     backup: Path | None = None
     repointed: int = 0
+    refreshed: int = 0
     already: int = 0
     failed: dict[str, str] = field(default_factory=dict)
     serial_problems: list[SerialProblem] = field(default_factory=list)
@@ -113,7 +114,8 @@ class Outcome:
 
     @property
     def changed_anything(self) -> bool:
-        return self.pools_written or self.repointed > 0 or any(p.fixed_serial for p in self.serial_problems)
+        return (self.pools_written or self.repointed > 0 or self.refreshed > 0
+                or any(p.fixed_serial for p in self.serial_problems))
 
     def error(self) -> DistError | None:
         """The one error line of an incomplete run (after everything possible was done)."""
@@ -307,8 +309,10 @@ def _nameservers(plan: Plan, new_only: bool = False) -> list[Address]:
 
 
 def _serial_problems(zones: list[str], masters: list[Address], nameservers: list[Address],
-                     timeout: float, last_served: dict[str, int]) -> tuple[list[SerialProblem], list[str]]:
-    """Zones served above their masters' serial, and warnings about masters behind the others."""
+                     timeout: float, last_served: dict[str, int],
+                     ) -> tuple[list[SerialProblem], list[str], dict[str, int]]:
+    """Zones served above their masters' serial, warnings about masters behind the others,
+    and the masters' (highest) serial of every zone they serve."""
     answers = query_serials(masters + [n for n in nameservers if n not in masters], zones, timeout=timeout,
                             retries=1)
     if not any(answers[m].reachable for m in masters):
@@ -316,8 +320,11 @@ def _serial_problems(zones: list[str], masters: list[Address], nameservers: list
         raise Unreachable(f"no master of the remaining regions answers ({errors})")
     problems = []
     behind = dict.fromkeys(masters, 0)
+    master_serials: dict[str, int] = {}
     for zone in zones:
         top_master = highest_serial(answers[m].serials[zone] for m in masters if zone in answers[m].serials)
+        if top_master is not None:
+            master_serials[zone] = top_master
         served = highest_serial([answers[n].serials[zone] for n in nameservers if zone in answers[n].serials]
                                 + ([last_served[zone]] if zone in last_served else []))
         if top_master is None or (served is not None and serial_lag(served, top_master) > 0):
@@ -330,7 +337,7 @@ def _serial_problems(zones: list[str], masters: list[Address], nameservers: list
     warnings = [f"master {m} does not answer ({answers[m].error})" for m in masters if not answers[m].reachable]
     warnings += [f"master {m} serves {count} zone(s) below (or without) the other masters' serial: is its "
                  "Designate database up to date?" for m, count in behind.items() if count]
-    return problems, warnings
+    return problems, warnings, master_serials
 
 
 def _write_pools(plan: Plan, outcome: Outcome, progress: Progress) -> None:
@@ -345,17 +352,21 @@ def _write_pools(plan: Plan, outcome: Outcome, progress: Progress) -> None:
     progress(f"wrote {plan.path} (backup: {backup.name})")
 
 
-def _repoint(plan: Plan, outcome: Outcome, concurrency: int, progress: Progress) -> None:
+def _repoint(plan: Plan, outcome: Outcome, concurrency: int, serials: dict[str, int],
+             progress: Progress) -> None:
+    """Re-point every target; zones already on their masters but behind ``serials`` are refreshed."""
     for tp in plan.targets:
         module = _import(BACKEND_MODULES[tp.target.type])
         result = _backend_call(tp.target, "re-pointing", lambda m=module, t=tp: m.repoint_zones(
-            dict(t.target.options), list(t.masters), concurrency=concurrency))
+            dict(t.target.options), list(t.masters), concurrency=concurrency, serials=serials))
         outcome.repointed += len(result.changed)
+        outcome.refreshed += len(result.refreshed)
         outcome.already += len(result.unchanged)
         for zone, reason in result.failed.items():
             outcome.failed[f"{zone} on {tp.target.label}"] = reason
         progress(f"target {tp.target.label}: {len(result.changed)} zones re-pointed to "
-                 f"{', '.join(tp.masters)}, {len(result.unchanged)} already, {len(result.failed)} failed "
+                 f"{', '.join(tp.masters)}, {len(result.refreshed)} behind and transferred again, "
+                 f"{len(result.unchanged)} already right, {len(result.failed)} failed "
                  f"({result.seconds:.1f}s)")
 
 
@@ -421,8 +432,9 @@ def execute(plan: Plan, *, dry_run: bool = False, api: DesignateAPI | None = Non
     zones = sorted({z for zs in zones_by_target.values() for z in zs})
     outcome.zones = len(zones)
     masters = _masters(plan)
-    problems, warnings = (_serial_problems(zones, masters, _nameservers(plan), timeout, last_served or {})
-                          if zones else ([], []))
+    problems, warnings, master_serials = (
+        _serial_problems(zones, masters, _nameservers(plan), timeout, last_served or {})
+        if zones else ([], [], {}))
     outcome.serial_problems = problems
 
     verb = {"failover": f"fail over from region {plan.region}", "failback": f"fail back to region {plan.region}"}
@@ -455,7 +467,7 @@ def execute(plan: Plan, *, dry_run: bool = False, api: DesignateAPI | None = Non
 
     if plan.new_text is not None:
         _write_pools(plan, outcome, progress)
-    _repoint(plan, outcome, concurrency, progress)
+    _repoint(plan, outcome, concurrency, master_serials, progress)
     if problems and api is not None:
         _fix_serials(problems, api, masters, wait, progress)
     skip = {p.zone for p in problems if not p.fixed_serial}
@@ -465,8 +477,9 @@ def execute(plan: Plan, *, dry_run: bool = False, api: DesignateAPI | None = Non
 
     if outcome.changed_anything or outcome.failed or outcome.not_converged:
         regions = ", ".join(plan.regions_after)
-        say(f"done in {outcome.seconds:.1f}s: {outcome.repointed} zones re-pointed, {outcome.already} already "
-            f"right, {len(outcome.failed)} failed; {outcome.zones - len(outcome.not_converged)}/{outcome.zones} "
+        say(f"done in {outcome.seconds:.1f}s: {outcome.repointed} zones re-pointed, {outcome.refreshed} "
+            f"transferred again, {outcome.already} already right, {len(outcome.failed)} failed; "
+            f"{outcome.zones - len(outcome.not_converged)}/{outcome.zones} "
             "zones served with the masters' serial")
         say("next: load the new pools into Designate and restart what caches them, in every region "
             f"that runs Designate ({regions}):")

@@ -13,8 +13,8 @@ from pathlib import Path
 from unittest import mock
 from urllib.parse import parse_qs, urlparse
 
-from designate_dr.ops.check import highest_serial, serial_lag
 from designate_dr.ops.soa import parse_soa_answer, soa_query_wire
+from designate_dr.serial import highest_serial, serial_lag
 from tests.dr.servers import BindPrimary, PdnsServer, free_port, have_servers
 from tests.fixtures.cli import run_cli
 
