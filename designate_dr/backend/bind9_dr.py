@@ -38,13 +38,13 @@ from designate_dr.backend.common import (
     REFRESHED,
     UNCHANGED,
     Master,
+    MasterProbe,
     RegionBackend,
     RepointResult,
     bool_option,
     bounded_map,
     designate_name,
     float_option,
-    master_serial,
     option,
     record_repoint,
     repoint_masters,
@@ -113,7 +113,7 @@ class BindControl:
             raise exceptions.Backend("bind9_dr: tsigkey_name has characters BIND does not allow")
         self.stats_url = (option(options, "stats_url") or "").rstrip("/") or None
         self.timeout = timeout
-        self.unreachable: set[Master] = set()  # masters that did not answer a SOA query
+        self.probe = MasterProbe(timeout=min(timeout, 1.0))
         self.rndc = RndcPool(self.host, self.port, key, timeout)
 
     def close(self) -> None:
@@ -211,8 +211,7 @@ class BindControl:
                                      f"{current.type or 'non-secondary'} zone, not a secondary")
         if current.masters == masters and all(k == self.tsigkey_name for k in current.keys):
             return False
-        retransfer = serial is None or serial != master_serial(name, masters, self.timeout,
-                                                               self.unreachable)
+        retransfer = serial is None or serial != self.probe.master_serial(name, masters)
         self.modify(name, masters, current.file or file or f"slave.{name}.db", retransfer)
         return True
 

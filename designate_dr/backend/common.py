@@ -21,6 +21,8 @@ from __future__ import annotations
 import ipaddress
 import logging
 import re
+import threading
+import time
 from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -234,29 +236,56 @@ def bounded_map(func: Callable[[str], Any], items: Iterable[str],
         yield from pool.map(call, items)
 
 
-def master_serial(zone: str, masters: Iterable[Master], timeout: float = 2.0,
-                  unreachable: set[Master] | None = None) -> int | None:
-    """The SOA serial the first answering master serves for ``zone`` (None if none does).
+class MasterProbe:
+    """SOA queries to masters; a master that does not answer is skipped for ``forget_after`` s.
 
-    Masters that time out or refuse are added to ``unreachable`` and skipped
-    by later calls sharing that set (a bulk call then waits for a dead master once).
+    One probe lives as long as its backend (a worker's), so a dead region costs
+    one timeout per ``forget_after`` seconds, not one per zone; thread-safe.
     """
-    query = dns.message.make_query(designate_name(zone), dns.rdatatype.SOA)
-    for master in masters:
-        if unreachable is not None and master in unreachable:
-            continue
+
+    def __init__(self, timeout: float = 1.0, forget_after: float = 30.0) -> None:
+        self.timeout = timeout
+        self.forget_after = forget_after
+        self._down: dict[Master, float] = {}  # master -> when to try it again
+        self._lock = threading.Lock()
+
+    def _is_down(self, master: Master) -> bool:
+        with self._lock:
+            until = self._down.get(master)
+            if until is not None and until <= time.monotonic():
+                del self._down[master]
+                until = None
+            return until is not None
+
+    def serial(self, zone: str, master: Master) -> int | None:
+        """The serial ``master`` serves for ``zone``; None when it does not serve it or is down."""
+        if self._is_down(master):
+            return None
+        query = dns.message.make_query(designate_name(zone), dns.rdatatype.SOA)
         try:
-            reply = dns.query.udp(query, master.host, port=master.port, timeout=min(timeout, 1.0))
+            reply = dns.query.udp(query, master.host, port=master.port, timeout=self.timeout)
         except (dns.exception.DNSException, OSError):
-            if unreachable is not None:
-                unreachable.add(master)
-            continue
+            with self._lock:
+                self._down[master] = time.monotonic() + self.forget_after
+            return None
         if reply.rcode() != dns.rcode.NOERROR:
-            continue
+            return None
         for rrset in reply.answer:
             if rrset.rdtype == dns.rdatatype.SOA:
                 return int(rrset[0].serial)
-    return None
+        return None
+
+    def serials(self, zone: str, masters: Iterable[Master]) -> dict[Master, int | None]:
+        """Every master's serial for ``zone`` (None: down or not serving it), in order."""
+        return {master: self.serial(zone, master) for master in masters}
+
+    def master_serial(self, zone: str, masters: Iterable[Master]) -> int | None:
+        """The serial the first serving master serves (None if none does)."""
+        for master in masters:
+            serial = self.serial(zone, master)
+            if serial is not None:
+                return serial
+        return None
 
 
 def repoint_masters(plugin: str, masters: str | Iterable[str]) -> list[Master]:

@@ -42,12 +42,12 @@ from designate_dr.backend.common import (
     REFRESHED,
     UNCHANGED,
     Master,
+    MasterProbe,
     RegionBackend,
     RepointResult,
     bounded_map,
     designate_name,
     float_option,
-    master_serial,
     option,
     parse_masters,
     record_repoint,
@@ -74,7 +74,7 @@ class PdnsApi:
         self._key = str(option(options, "api_token", "") or option(options, "api_key", "") or "")
         self.timeout = float_option(options, "api_timeout", 10.0)
         self.tsigkey_name = option(options, "tsigkey_name") or None
-        self.unreachable: set[Master] = set()  # masters that did not answer a SOA query
+        self.probe = MasterProbe(timeout=min(self.timeout, 1.0))
         ca_cert = option(options, "api_ca_cert") or None
         self.session = requests.Session()
         self.session.headers["X-API-Key"] = self._key
@@ -169,9 +169,30 @@ class PdnsApi:
         return have != ({_key_name(self.tsigkey_name)} if self.tsigkey_name else set())
 
     def retrieve(self, name: str) -> None:
-        """Ask PowerDNS to transfer ``name`` from its masters now."""
+        """Ask PowerDNS to transfer ``name`` from one of its masters (chosen at random) now."""
         self.request("PUT", self._zone_path(name) + "/axfr-retrieve",
                      f"starting a transfer of zone {name}")
+
+    def transfer_now(self, name: str, masters: list[Master]) -> None:
+        """Transfer ``name`` now from the first of ``masters`` that serves it.
+
+        PowerDNS's axfr-retrieve picks one of the zone's masters at random; with a
+        region down that is a dead master half of the time, and its next try
+        waits for the refresh cycle with a growing back-off (a new zone stays
+        empty, and Designate's worker puts it in ERROR).  When not every master
+        serves the zone, the zone is pointed at the first that does for the
+        request, then back at all of them: the request keeps its master.
+        """
+        serials = self.probe.serials(name, masters)
+        serving = [m for m, serial in serials.items() if serial is not None]
+        if len(serving) in (0, len(masters)):
+            self.retrieve(name)  # all serve (any will do), or none answers (nothing better)
+            return
+        self.set_masters(name, serving[:1])
+        try:
+            self.retrieve(name)
+        finally:
+            self.set_masters(name, masters)
 
     def delete(self, name: str) -> bool:
         """Delete ``name``; False when it was not there."""
@@ -192,7 +213,7 @@ class PdnsApi:
             # create first: one call in the common case, and no window in which
             # the zone is missing when it exists (HTTP 409 -> converge in place)
             if self.create_secondary(name, masters):
-                self.retrieve(name)
+                self.transfer_now(name, masters)
                 return True
             zone = self.get_zone(name)
             if zone is None:
@@ -204,14 +225,13 @@ class PdnsApi:
             current = zone.get("masters") or []
             if self.tsig_differs(zone):
                 self.set_masters(name, masters, tsig=True)
-                self.retrieve(name)
+                self.transfer_now(name, masters)
                 return True
         if _same_masters(current, masters):
             return False
         self.set_masters(name, masters)
-        if serial is None or serial != master_serial(name, masters, self.timeout,
-                                                     self.unreachable):
-            self.retrieve(name)
+        if serial is None or serial != self.probe.master_serial(name, masters):
+            self.transfer_now(name, masters)
         return True
 
 
@@ -315,7 +335,7 @@ def repoint_zones(options: Any, masters: list[str], *, zones: list[str] | None =
             if api.converge(name, wanted, current[name].get("masters") or [], held):
                 return CHANGED
             if lags(held, targets.get(name)):
-                api.retrieve(name)
+                api.transfer_now(name, wanted)
                 return REFRESHED
             return UNCHANGED
 

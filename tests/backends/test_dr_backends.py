@@ -314,3 +314,42 @@ class TestBind9DRTsig(_TsigScenarios, testtools.TestCase):
     kind = "bind9_dr"
     module = bind9_dr
     secondary_kind = "bind"
+
+
+class TestPdns4DRCreateDuringOutage(_Base, testtools.TestCase):
+    """A region's mdns is down while zones are created (issue 16 item 4).
+
+    PowerDNS's axfr-retrieve picks a random master and, after a failure, waits
+    for its refresh cycle (an hour here): every zone must transfer anyway, from
+    a master that answers, and still list the masters of all regions.
+    """
+
+    kind = "pdns4_dr"
+    module = pdns4_dr
+    secondary_kind = "pdns"
+
+    @classmethod
+    def setUpClass(cls) -> None:
+        super(_Base, cls).setUpClass()
+        designate_ready()
+        cls.regions = dns.Regions(2, secondaries=("pdns",), xfr_cycle_interval=3600)
+        cls.regions.setUp()
+
+    def create_with_one_region_down(self, down: int) -> None:
+        primaries = self.regions.primaries
+        names = [f"out{uuid.uuid4().hex[:10]}.example." for _ in range(8)]
+        self.regions.add_zones(names, 80)  # no NOTIFY: the transfer is the plugin's doing
+        primaries[down].stop()
+        backend = self.backend()
+        for name in names:
+            backend.create_zone(None, zone_object(name, 80))
+        for name in names:
+            self.assertArrives(name, 80)
+        listed = self.module.list_zones(self.options())
+        self.assertEqual([[p.master for p in primaries]] * len(names), [listed[n] for n in names])
+
+    def test_create_with_the_preferred_region_down(self) -> None:
+        self.create_with_one_region_down(0)
+
+    def test_create_with_the_other_region_down(self) -> None:
+        self.create_with_one_region_down(1)
