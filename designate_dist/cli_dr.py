@@ -38,7 +38,7 @@ def cmd_check(args: argparse.Namespace) -> int:
     zones = _zones(args, pools)
     if not zones:
         raise ConfigError("no zones to check", hint="give --zones FILE or --from-api URL")
-    report = check.check(pools, zones, timeout=args.timeout, retries=args.retries)
+    report = check.check(pools, zones, masters=args.masters, **_patience(args).kwargs())
     if args.state:
         check.save_state(args.state, report)
     text = report.render(args.format)
@@ -50,6 +50,11 @@ def cmd_check(args: argparse.Namespace) -> int:
         print(f"{report.status}: {report.zones_in_sync}/{report.zones} zones in sync "
               f"({report.seconds:.2f}s)", file=sys.stderr)
     return report.exit_code
+
+
+def _patience(args: argparse.Namespace):
+    from designate_dr.ops.soa import Patience
+    return Patience(timeout=args.timeout, retries=args.retries, window=args.window, max_time=args.max_time)
 
 
 def _run(args: argparse.Namespace, plan) -> int:
@@ -65,7 +70,7 @@ def _run(args: argparse.Namespace, plan) -> int:
         from designate_dr.ops.check import load_state
         last_served = load_state(args.state)
     outcome = failover.execute(plan, dry_run=args.dry_run, api=api, concurrency=args.concurrency,
-                               wait=args.wait, last_served=last_served,
+                               wait=args.wait, last_served=last_served, patience=_patience(args),
                                out=lambda line: print(line, flush=True))
     error = outcome.error()
     if error is not None:
@@ -107,11 +112,28 @@ def register(add: Add) -> None:
                             help="no progress lines")
         parser.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
                             help="show tracebacks and debug logs")
+        patience_args(parser)
+
+    def patience_args(parser: argparse.ArgumentParser) -> None:
+        group = parser.add_argument_group(
+            "DNS checks", "every server gets a window of queries in flight that adapts to how fast it "
+                          "answers, and timeouts from its round-trip times")
+        group.add_argument("--timeout", type=_positive_float, default=1.0, metavar="S",
+                           help="seconds before a first query is asked again; later waits follow the "
+                                "server's round-trip times (default 1)")
+        group.add_argument("--retries", type=_count, default=3, metavar="N",
+                           help="times a query is asked again before the zone has 'no answer' (default 3)")
+        group.add_argument("--window", type=_positive_int, default=256, metavar="N",
+                           help="most queries in flight to one server (default 256)")
+        group.add_argument("--max-time", type=_positive_float, default=None, metavar="S",
+                           help="stop asking after S seconds per check; zones without an answer by then "
+                                "have 'no answer' (default: no limit but the tries)")
 
     chk = sub.add_parser("check", help="ask every nameserver of every region for every zone's SOA serial",
-                         description="Ask every nameserver of every region for every zone's SOA serial. "
-                                     "Exit 0: all in sync; 1: some zones lag or are missing, or a "
-                                     "nameserver is unreachable; 2: a whole region is unreachable.")
+                         description="Ask every nameserver and master of every region for every zone's SOA "
+                                     "serial. Exit 0: all in sync; 1: some zones lag, are missing or got no "
+                                     "answer, or a nameserver or master is unreachable; 2: a whole region's "
+                                     "nameservers are unreachable.")
     chk.set_defaults(dr_handler=cmd_check)
     pools_arg(chk)
     source = chk.add_mutually_exclusive_group()
@@ -123,10 +145,8 @@ def register(add: Add) -> None:
                      help="write the report to FILE atomically (e.g. a node-exporter textfile .prom)")
     chk.add_argument("--state", metavar="FILE",
                      help="keep the highest serial ever served per zone in FILE (JSON), for failover --state")
-    chk.add_argument("--timeout", type=_positive_float, default=1.0, metavar="S",
-                     help="seconds before a query is asked again (default 1)")
-    chk.add_argument("--retries", type=_count, default=2, metavar="N",
-                     help="times a query is asked again (default 2)")
+    chk.add_argument("--no-masters", dest="masters", action="store_false",
+                     help="ask only the nameservers, not the masters (every region's mdns)")
 
     def change_args(parser: argparse.ArgumentParser) -> None:
         pools_arg(parser)

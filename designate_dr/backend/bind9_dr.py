@@ -191,11 +191,12 @@ class BindControl:
         return True
 
     def converge(self, name: str, masters: list[Master], file: str | None = None,
-                 create: bool = True, serial: int | None = None) -> bool:
+                 create: bool = True, serial: int | None = None, target: int | None = None) -> bool:
         """Make ``name`` a secondary of ``masters``; True when something changed.
 
         With ``serial`` (what the zone holds now), a changed zone is
-        retransferred only when the new masters serve another serial.
+        retransferred only when the new masters serve another serial
+        (``target`` when the caller knows it, else a SOA query to the masters).
         """
         current = self.show(name)
         if current is None:
@@ -211,7 +212,9 @@ class BindControl:
                                      f"{current.type or 'non-secondary'} zone, not a secondary")
         if current.masters == masters and all(k == self.tsigkey_name for k in current.keys):
             return False
-        retransfer = serial is None or serial != self.probe.master_serial(name, masters)
+        if target is None and serial is not None:
+            target = self.probe.master_serial(name, masters)
+        retransfer = serial is None or serial != target
         self.modify(name, masters, current.file or file or f"slave.{name}.db", retransfer)
         return True
 
@@ -318,7 +321,7 @@ def repoint_zones(options: Any, masters: list[str], *, zones: list[str] | None =
 
         def one(name: str) -> str:
             held = held_serials.get(name)
-            if control.converge(name, wanted, create=False, serial=held):
+            if control.converge(name, wanted, create=False, serial=held, target=targets.get(name)):
                 return CHANGED
             if name in targets and name not in held_serials:
                 held = control.held_serial(name)  # no statistics channel: ask named

@@ -201,13 +201,14 @@ class PdnsApi:
         return resp is not None
 
     def converge(self, name: str, masters: list[Master], current: Iterable[str] | None = None,
-                 serial: int | None = None) -> bool:
+                 serial: int | None = None, target: int | None = None) -> bool:
         """Make ``name`` a secondary of ``masters``; True when something changed.
 
         ``current`` (the zone's masters) and ``serial`` (the serial it holds)
         are given when the caller already knows them; with ``serial``, a
         changed zone is transferred only when the new masters serve another
-        serial (a failover to a region in step costs no AXFR storm).
+        serial (a failover to a region in step costs no AXFR storm): ``target``
+        when the caller knows it, else a SOA query to the masters.
         """
         if current is None:
             # create first: one call in the common case, and no window in which
@@ -230,7 +231,9 @@ class PdnsApi:
         if _same_masters(current, masters):
             return False
         self.set_masters(name, masters)
-        if serial is None or serial != self.probe.master_serial(name, masters):
+        if target is None and serial is not None:
+            target = self.probe.master_serial(name, masters)
+        if serial is None or serial != target:
             self.transfer_now(name, masters)
         return True
 
@@ -332,7 +335,7 @@ def repoint_zones(options: Any, masters: list[str], *, zones: list[str] | None =
 
         def one(name: str) -> str:
             held = _int_or_none(current[name].get("serial"))
-            if api.converge(name, wanted, current[name].get("masters") or [], held):
+            if api.converge(name, wanted, current[name].get("masters") or [], held, targets.get(name)):
                 return CHANGED
             if lags(held, targets.get(name)):
                 api.transfer_now(name, wanted)

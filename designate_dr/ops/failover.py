@@ -4,15 +4,19 @@ Both are one pipeline over a :class:`Plan` (the pools.yaml to write and the mast
 every target's zones must have):
 
 1. preflight: list the zones of every target that stays (their DR backend's
-   ``list_zones``) and ask the masters and every nameserver for the serials; a target
-   or every master unreachable stops here, nothing written;
+   ``list_zones``) and ask the masters and every nameserver for the serials, once,
+   patiently and within ``Patience.max_time`` (a designate-mdns answers ~100 queries a
+   second: the masters' serials are asked for once and reused below); a target or
+   every master unreachable stops here, nothing written;
 2. print the plan (pools.yaml changes, zones to re-point, serial problems);
 3. write pools.yaml (timestamped backup next to it, atomic replace) unless unchanged;
-4. re-point the zones of every target to the new masters (``repoint_zones``);
+4. re-point the zones of every target to the new masters (``repoint_zones``); a zone
+   that holds another serial than its masters' is transferred, whether or not its
+   masters changed;
 5. serials: a zone whose highest served serial is above what the masters serve would
    never transfer again; it is reported with its fix, or fixed through the Designate
    API with ``--fix-serials`` (an update makes Designate take a new, higher serial);
-6. wait until the nameservers serve the masters' serials;
+6. wait until the nameservers serve the masters' serials (asking the nameservers only);
 7. tell which Designate services to restart: the worker caches pools and backends.
 
 Running it again changes nothing and says so.
@@ -42,7 +46,7 @@ from designate_dr.ops.pools import (
     with_region,
     without_region,
 )
-from designate_dr.ops.soa import query_serials
+from designate_dr.ops.soa import Keyrings, Patience, query_serials
 from designate_dr.serial import highest_serial, serial_lag
 
 #: Which DR backend module re-points a target of a pools.yaml ``type``.
@@ -80,6 +84,16 @@ class Plan:
         return self.new.regions
 
 
+@dataclass(frozen=True)
+class MasterSerials:
+    """What the masters said in the preflight."""
+
+    serials: dict[str, int]  # zone -> the highest serial a master serves
+    unanswered: list[str]  # zones no master answered for (neither a serial nor "absent")
+    problems: list[SerialProblem]
+    warnings: list[str]
+
+
 @dataclass
 class SerialProblem:
     zone: str
@@ -109,6 +123,7 @@ class Outcome:
     already: int = 0
     failed: dict[str, str] = field(default_factory=dict)
     serial_problems: list[SerialProblem] = field(default_factory=list)
+    unanswered: list[str] = field(default_factory=list)
     not_converged: list[str] = field(default_factory=list)
     seconds: float = 0.0
 
@@ -131,6 +146,10 @@ class Outcome:
         if open_problems and not self.dry_run:
             return DRFailed(f"{len(open_problems)} zone(s) have a served serial above their masters' "
                             f"(first: {open_problems[0].zone}); see the fixes above")
+        if self.unanswered and not self.dry_run:
+            return DRFailed(f"{len(self.unanswered)} zone(s) got no answer from any master in time (first: "
+                            f"{self.unanswered[0]}): their serials are unknown; run again, with a larger "
+                            "--max-time if the masters are slow")
         if self.not_converged and not self.dry_run:
             return DRFailed(f"{len(self.not_converged)} zone(s) not yet served with the masters' serial "
                             f"(first: {self.not_converged[0]}); check with `designate-dist dr check`")
@@ -308,36 +327,45 @@ def _nameservers(plan: Plan, new_only: bool = False) -> list[Address]:
     return list(dict.fromkeys(servers))
 
 
-def _serial_problems(zones: list[str], masters: list[Address], nameservers: list[Address],
-                     timeout: float, last_served: dict[str, int],
-                     ) -> tuple[list[SerialProblem], list[str], dict[str, int]]:
-    """Zones served above their masters' serial, warnings about masters behind the others,
-    and the masters' (highest) serial of every zone they serve."""
-    answers = query_serials(masters + [n for n in nameservers if n not in masters], zones, timeout=timeout,
-                            retries=1)
+def _ask_masters(zones: list[str], masters: list[Address], nameservers: list[Address],
+                 patience: Patience, last_served: dict[str, int], keyrings: Keyrings | None,
+                 ) -> MasterSerials:
+    """The masters' serials, zones served above them, and warnings about masters behind the others."""
+    answers = query_serials(masters + [n for n in nameservers if n not in masters], zones,
+                            keyrings=keyrings, **patience.kwargs())
     if not any(answers[m].reachable for m in masters):
         errors = "; ".join(f"{m}: {answers[m].error}" for m in masters)
         raise Unreachable(f"no master of the remaining regions answers ({errors})")
     problems = []
+    unanswered = []
     behind = dict.fromkeys(masters, 0)
     master_serials: dict[str, int] = {}
     for zone in zones:
         top_master = highest_serial(answers[m].serials[zone] for m in masters if zone in answers[m].serials)
-        if top_master is not None:
-            master_serials[zone] = top_master
         served = highest_serial([answers[n].serials[zone] for n in nameservers if zone in answers[n].serials]
                                 + ([last_served[zone]] if zone in last_served else []))
+        if top_master is None and any(zone in answers[m].unanswered for m in masters):
+            unanswered.append(zone)  # not "absent": a master may serve it, we do not know yet
+            continue
+        if top_master is not None:
+            master_serials[zone] = top_master
         if top_master is None or (served is not None and serial_lag(served, top_master) > 0):
             problems.append(SerialProblem(zone, served, top_master))
         for master in masters:
             serial = answers[master].serials.get(zone)
-            if answers[master].reachable and top_master is not None and (
-                    serial is None or serial_lag(top_master, serial) > 0):
+            if answers[master].reachable and top_master is not None and zone not in answers[master].unanswered \
+                    and (serial is None or serial_lag(top_master, serial) > 0):
                 behind[master] += 1
     warnings = [f"master {m} does not answer ({answers[m].error})" for m in masters if not answers[m].reachable]
     warnings += [f"master {m} serves {count} zone(s) below (or without) the other masters' serial: is its "
                  "Designate database up to date?" for m, count in behind.items() if count]
-    return problems, warnings, master_serials
+    for master in masters:
+        got = answers[master]
+        if got.reachable and got.unanswered:
+            warnings.append(f"master {master} gave no answer for {len(got.unanswered)} zone(s) within "
+                            f"{patience.retries + 1} tries" + (f" or {patience.max_time:g}s"
+                                                                if patience.max_time else ""))
+    return MasterSerials(master_serials, unanswered, problems, warnings)
 
 
 def _write_pools(plan: Plan, outcome: Outcome, progress: Progress) -> None:
@@ -371,13 +399,14 @@ def _repoint(plan: Plan, outcome: Outcome, concurrency: int, serials: dict[str, 
 
 
 def _fix_serials(problems: list[SerialProblem], api: DesignateAPI, masters: list[Address],
-                 wait: float, progress: Progress) -> None:
+                 wait: float, patience: Patience, keyrings: Keyrings | None, progress: Progress) -> None:
     fixable = [p for p in problems if p.primary is not None]
     for problem in fixable:
         api.bump_serial(api.find_zone(problem.zone))
     deadline = time.monotonic() + wait
     while fixable:
-        answers = query_serials(masters, [p.zone for p in fixable], retries=1)
+        answers = query_serials(masters, [p.zone for p in fixable], keyrings=keyrings,
+                                **patience.kwargs(max(1.0, deadline - time.monotonic())))
         for problem in list(fixable):
             serial = highest_serial(answers[m].serials[problem.zone] for m in masters
                                     if problem.zone in answers[m].serials)
@@ -391,35 +420,39 @@ def _fix_serials(problems: list[SerialProblem], api: DesignateAPI, masters: list
         time.sleep(0.5)
 
 
-def _wait_converged(zones: list[str], masters: list[Address], nameservers: list[Address],
-                    wait: float) -> list[str]:
+def _wait_converged(expected: dict[str, int], nameservers: list[Address], wait: float,
+                    patience: Patience) -> list[str]:
+    """Zones some live nameserver still serves below ``expected`` (the masters' serials) after ``wait``.
+
+    Only the nameservers are asked (the masters' serials are known from the preflight);
+    a nameserver serving more than expected has taken a newer change: that counts as served.
+    """
     deadline = time.monotonic() + wait
-    pending = list(zones)
+    pending = sorted(expected)
     while True:
-        answers = query_serials(list(dict.fromkeys(masters + nameservers)), pending, retries=1)
+        answers = query_serials(nameservers, pending,
+                                **patience.kwargs(max(1.0, deadline - time.monotonic())))
         live = [n for n in nameservers if answers[n].reachable]
-        still = []
-        for zone in pending:
-            top = highest_serial(answers[m].serials[zone] for m in masters if zone in answers[m].serials)
-            if top is None or any(zone not in answers[n].serials or serial_lag(top, answers[n].serials[zone])
-                                  for n in live):
-                still.append(zone)
-        pending = still
+        pending = [zone for zone in pending
+                   if any(zone not in answers[n].serials or serial_lag(expected[zone], answers[n].serials[zone])
+                          for n in live)]
         if not pending or time.monotonic() > deadline:
             return pending
         time.sleep(0.5)
 
 
 def execute(plan: Plan, *, dry_run: bool = False, api: DesignateAPI | None = None, concurrency: int = 8,
-            wait: float = 30.0, timeout: float = 1.0, last_served: dict[str, int] | None = None,
-            out: Progress = lambda line: None) -> Outcome:
+            wait: float = 30.0, patience: Patience | None = None, last_served: dict[str, int] | None = None,
+            keyrings: Keyrings | None = None, out: Progress = lambda line: None) -> Outcome:
     """Carry out ``plan`` (see the module docstring), saying what happens through ``out``.
 
     Before pools.yaml is written any failure raises and nothing is changed; after it,
     only a whole target failing to re-point raises, other problems are in the
     returned :class:`Outcome` (and :meth:`Outcome.error`).  ``last_served`` (zone ->
     serial, from ``dr check --state``) counts as served too: it covers servers that are gone.
+    ``patience`` bounds every DNS check; ``keyrings`` signs the queries to a server (TSIG).
     """
+    patience = patience or Patience()
     started = time.monotonic()
     outcome = Outcome(plan, dry_run)
 
@@ -432,10 +465,11 @@ def execute(plan: Plan, *, dry_run: bool = False, api: DesignateAPI | None = Non
     zones = sorted({z for zs in zones_by_target.values() for z in zs})
     outcome.zones = len(zones)
     masters = _masters(plan)
-    problems, warnings, master_serials = (
-        _serial_problems(zones, masters, _nameservers(plan), timeout, last_served or {})
-        if zones else ([], [], {}))
+    asked = (_ask_masters(zones, masters, _nameservers(plan), patience, last_served or {}, keyrings)
+             if zones else MasterSerials({}, [], [], []))
+    problems, warnings = asked.problems, asked.warnings
     outcome.serial_problems = problems
+    outcome.unanswered = asked.unanswered
 
     verb = {"failover": f"fail over from region {plan.region}", "failback": f"fail back to region {plan.region}"}
     say(f"plan: {verb[plan.action]} ({len(zones)} zones; regions after: {', '.join(plan.regions_after)})")
@@ -458,6 +492,9 @@ def execute(plan: Plan, *, dry_run: bool = False, api: DesignateAPI | None = Non
             say(f"    - ... and {len(problems) - 50} more")
     else:
         say("  serials: every zone's masters serve at least the highest served serial")
+    if asked.unanswered:
+        say(f"  serials: {len(asked.unanswered)} zone(s) got no answer from any master in time "
+            f"(first: {asked.unanswered[0]}); they are re-pointed, their serials are not checked")
     for warning in warnings:
         say(f"  warning: {warning}")
     if dry_run:
@@ -467,15 +504,18 @@ def execute(plan: Plan, *, dry_run: bool = False, api: DesignateAPI | None = Non
 
     if plan.new_text is not None:
         _write_pools(plan, outcome, progress)
-    _repoint(plan, outcome, concurrency, master_serials, progress)
+    _repoint(plan, outcome, concurrency, asked.serials, progress)
+    expected = dict(asked.serials)
     if problems and api is not None:
-        _fix_serials(problems, api, masters, wait, progress)
-    skip = {p.zone for p in problems if not p.fixed_serial}
-    outcome.not_converged = _wait_converged([z for z in zones if z not in skip], masters,
-                                            _nameservers(plan, new_only=True), wait)
+        _fix_serials(problems, api, masters, wait, patience, keyrings, progress)
+        expected.update({p.zone: p.fixed_serial for p in problems if p.fixed_serial})
+    for problem in problems:
+        if not problem.fixed_serial:
+            expected.pop(problem.zone, None)
+    outcome.not_converged = _wait_converged(expected, _nameservers(plan, new_only=True), wait, patience)
     outcome.seconds = time.monotonic() - started
 
-    if outcome.changed_anything or outcome.failed or outcome.not_converged:
+    if outcome.changed_anything or outcome.failed or outcome.not_converged or outcome.unanswered:
         regions = ", ".join(plan.regions_after)
         say(f"done in {outcome.seconds:.1f}s: {outcome.repointed} zones re-pointed, {outcome.refreshed} "
             f"transferred again, {outcome.already} already right, {len(outcome.failed)} failed; "
