@@ -1,0 +1,169 @@
+"""``dr check``, ``dr failover`` and ``dr failback`` with real designate-mdns as the masters.
+
+Region 1: designate-mdns on 127.0.0.2, a PowerDNS and a BIND secondary on 127.0.0.1;
+region 2: designate-mdns on 127.0.0.3 (its database a copy of region 1's), a PowerDNS
+secondary on 127.0.0.4.  Zones are made by Designate's ``central.create_zone`` (a few)
+and copied in the database (the rest); the secondaries get them through the DR plugins,
+by real transfers from mdns.  Real mdns answers ~100 queries a second: the checks must
+wait for it rather than call its zones missing.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import fixtures
+import testtools
+from designate.backend import base
+
+from tests.fixtures import dns
+from tests.fixtures.cli import run_cli
+from tests.fixtures.designate_mdns import DesignateMdns
+from tests.fixtures.designate_objects import designate_ready, pool_target, zone_object
+
+N_CENTRAL = 3  # zones made by central.create_zone
+N_ZONES = 120
+
+
+class _Regions(fixtures.Fixture):
+    """Two regions of real mdns and the secondaries they feed, zones loaded everywhere."""
+
+    def _setUp(self) -> None:
+        designate_ready()
+        tmp = Path(self.useFixture(fixtures.TempDir()).path)
+        self.r1 = DesignateMdns(tmp / "r1", "127.0.0.2", "region1")
+        self.zones = [f"real{i}.example." for i in range(N_ZONES)]
+        self.serials = self.r1.create_zones(self.zones[:N_CENTRAL])
+        self.r1.clone_zones(self.zones[N_CENTRAL:], like=self.zones[0])
+        self.r2 = DesignateMdns(tmp / "r2", "127.0.0.3", "region2")
+        self.r1.copy_database_to(self.r2)
+        self.useFixture(self.r1)
+        self.useFixture(self.r2)
+        self.p1 = self.useFixture(dns.PdnsSecondary(tmp / "p1", "127.0.0.1"))
+        self.b1 = self.useFixture(dns.BindSecondary(tmp / "b1", "127.0.0.1"))
+        self.p2 = self.useFixture(dns.PdnsSecondary(tmp / "p2", "127.0.0.4"))
+        self.secondaries = [self.p1, self.b1, self.p2]
+        masters = {"masters_region1": self.r1.master, "masters_region2": self.r2.master}
+        self.targets = [
+            ("pdns4_dr", self.p1, {"host": "127.0.0.1", "port": str(self.p1.port), **self.p1.target_options(),
+                                   "region": "region1", **masters}),
+            ("bind9_dr", self.b1, {"host": "127.0.0.1", "port": str(self.b1.port), **self.b1.target_options(),
+                                   "region": "region1", **masters}),
+            ("pdns4_dr", self.p2, {"host": "127.0.0.4", "port": str(self.p2.port), **self.p2.target_options(),
+                                   "region": "region2", "region_preference": "region2,region1", **masters}),
+        ]
+        serial = self.serials[self.zones[0]]
+        for kind, _, options in self.targets:
+            backend = base.Backend.get_driver(kind)(pool_target(kind, options))
+            for zone in self.zones:
+                backend.create_zone(None, zone_object(zone, serial))
+        for zone in self.zones:
+            for secondary in self.secondaries:
+                got = dns.wait_for_serial(zone, secondary, self.r1.serials()[zone])
+                if got is None:
+                    raise AssertionError(f"{zone} never reached {secondary.address}:{secondary.port}; "
+                                         f"log:\n{secondary.log_tail()}\nmdns log:\n{self.r1.log_tail()}")
+        self.pools = tmp / "pools.yaml"
+        lines = ["- name: default", "  nameservers:"]
+        for _, server, _ in self.targets:
+            lines += [f"  - host: {server.address}", f"    port: {server.port}"]
+        lines.append("  targets:")
+        for kind, _, options in self.targets:
+            lines += [f"  - type: {kind}", "    options:"] + [f"      {k}: '{v}'" for k, v in options.items()]
+        self.pools.write_text("\n".join(lines) + "\n")
+        self.zone_file = tmp / "zones.txt"
+        self.zone_file.write_text("\n".join(self.zones) + "\n")
+
+
+class TestCheckWithRealMdns(testtools.TestCase):
+    regions: _Regions
+
+    @classmethod
+    def setUpClass(cls) -> None:
+        super().setUpClass()
+        cls.regions = _Regions()
+        cls.regions.setUp()
+
+    @classmethod
+    def tearDownClass(cls) -> None:
+        cls.regions.cleanUp()
+        super().tearDownClass()
+
+    def check(self, *extra: str):
+        return run_cli("dr", "check", "--pools", str(self.regions.pools), "--zones", str(self.regions.zone_file),
+                       "--format", "json", *extra)
+
+    def test_every_zone_in_sync_on_the_nameservers_and_the_masters(self) -> None:
+        outcome = self.check()
+        self.assertEqual(0, outcome.code, outcome.stdout + outcome.stderr)
+        report = json.loads(outcome.stdout)
+        self.assertEqual(N_ZONES, report["zones_in_sync"])
+        masters = {m["server"]: m for m in report["masters"]}
+        self.assertEqual({self.regions.r1.master, self.regions.r2.master}, set(masters))
+        for master in masters.values():
+            self.assertEqual((True, N_ZONES, 0, 0), (master["reachable"], master["in_sync"], master["missing"],
+                                                       master["no_answer"]))
+            self.assertIsNotNone(master["rtt_ms"])
+
+    def test_a_zone_without_answer_in_time_is_not_called_missing(self) -> None:
+        # a total time far too short for mdns: what is not answered yet is "no answer"
+        outcome = self.check("--max-time", "0.3", "--window", "2")
+        self.assertEqual(1, outcome.code, outcome.stdout + outcome.stderr)
+        report = json.loads(outcome.stdout)
+        states = {(p["role"], p["state"]) for p in report["problems"]}
+        self.assertIn(("master", "no-answer"), states)
+        self.assertNotIn(("master", "missing"), states)
+        self.assertTrue(all(m["reachable"] for m in report["masters"]))
+
+    def test_a_zone_mdns_does_not_have_is_missing_there(self) -> None:
+        zones = self.regions.zone_file.with_name("more.txt")
+        zones.write_text("\n".join(self.regions.zones[:5] + ["nowhere.example."]) + "\n")
+        outcome = run_cli("dr", "check", "--pools", str(self.regions.pools), "--zones", str(zones),
+                          "--format", "json")
+        self.assertEqual(1, outcome.code, outcome.stdout + outcome.stderr)
+        report = json.loads(outcome.stdout)
+        missing = {(p["zone"], p["role"], p["reason"]) for p in report["problems"] if p["state"] == "missing"}
+        self.assertIn(("nowhere.example.", "master", "REFUSED"), missing)
+        self.assertEqual(5, report["zones_in_sync"])
+
+
+class TestFailoverWithRealMdns(testtools.TestCase):
+    def setUp(self) -> None:
+        super().setUp()
+        self.regions = self.useFixture(_Regions())
+
+    def dr(self, *argv: str):
+        return run_cli("dr", *argv, "--pools", str(self.regions.pools), "--wait", "60")
+
+    def test_failover_and_failback_exit_0_and_converge(self) -> None:
+        reg = self.regions
+        for server in (reg.r1, reg.p1, reg.b1):
+            server.stop()
+        fail = self.dr("failover", "--lost", "region1")
+        self.assertEqual(0, fail.code, fail.stdout + fail.stderr)
+        self.assertIn(f"{N_ZONES}/{N_ZONES} zones served with the masters' serial", fail.stdout)
+        again = self.dr("failover", "--lost", "region1")
+        self.assertEqual(0, again.code, again.stdout + again.stderr)
+        self.assertIn("nothing to do", again.stdout)
+
+        # region 2 goes on: a few zones change (its worker tells its own nameservers)
+        changed = reg.zones[:N_CENTRAL]
+        new = reg.r2.bump_serials(changed)
+        for zone in changed:
+            reg.p2.api("PUT", f"/zones/{zone}/axfr-retrieve").raise_for_status()
+            self.assertEqual(new[zone], dns.wait_for_serial(zone, reg.p2, new[zone]))
+
+        # region 1 is back with its database restored from region 2's
+        reg.r2.copy_database_to(reg.r1)
+        for server in (reg.r1, reg.p1, reg.b1):
+            server.start()
+        back = self.dr("failback", "--restore", "region1")
+        self.assertEqual(0, back.code, back.stdout + back.stderr)
+        for zone in changed:
+            for secondary in reg.secondaries:
+                self.assertEqual(new[zone], dns.soa_serial(zone, secondary), f"{zone} on {secondary.address}")
+        check = run_cli("dr", "check", "--pools", str(reg.pools), "--zones", str(reg.zone_file))
+        self.assertEqual(0, check.code, check.stdout + check.stderr)
+        again = self.dr("failback", "--restore", "region1")
+        self.assertEqual(0, again.code, again.stdout + again.stderr)
+        self.assertIn("nothing to do", again.stdout)
