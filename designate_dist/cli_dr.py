@@ -38,7 +38,8 @@ def cmd_check(args: argparse.Namespace) -> int:
     zones = _zones(args, pools)
     if not zones:
         raise ConfigError("no zones to check", hint="give --zones FILE or --from-api URL")
-    report = check.check(pools, zones, masters=args.masters, **_patience(args).kwargs())
+    report = check.check(pools, zones, masters=args.masters, master_sample=args.master_sample,
+                         tsig_keys=_tsig_keys(args, pools), **_patience(args).kwargs())
     if args.state:
         check.save_state(args.state, report)
     text = report.render(args.format)
@@ -50,6 +51,13 @@ def cmd_check(args: argparse.Namespace) -> int:
         print(f"{report.status}: {report.zones_in_sync}/{report.zones} zones in sync "
               f"({report.seconds:.2f}s)", file=sys.stderr)
     return report.exit_code
+
+
+def _tsig_keys(args: argparse.Namespace, pools) -> list | None:
+    if not args.tsig_keys:
+        return None
+    from designate_dr.ops.tsig import load_keys
+    return load_keys(args.tsig_keys, pools)
 
 
 def _patience(args: argparse.Namespace):
@@ -71,6 +79,7 @@ def _run(args: argparse.Namespace, plan) -> int:
         last_served = load_state(args.state)
     outcome = failover.execute(plan, dry_run=args.dry_run, api=api, concurrency=args.concurrency,
                                wait=args.wait, last_served=last_served, patience=_patience(args),
+                               tsig_keys=_tsig_keys(args, plan.new),
                                out=lambda line: print(line, flush=True))
     error = outcome.error()
     if error is not None:
@@ -100,6 +109,10 @@ _positive_int = number_arg(int, 1)
 _count = number_arg(int, 0)
 
 
+def _sample(text: str) -> int | None:
+    return None if text == "all" else _positive_int(text)
+
+
 def register(add: Add) -> None:
     dr = add("dr", cmd_dr, "disaster recovery across regions: sync check, failover, failback")
     sub = dr.add_subparsers(dest="dr_command", metavar="SUBCOMMAND", parser_class=type(dr))
@@ -125,6 +138,9 @@ def register(add: Add) -> None:
                            help="times a query is asked again before the zone has 'no answer' (default 3)")
         group.add_argument("--window", type=_positive_int, default=256, metavar="N",
                            help="most queries in flight to one server (default 256)")
+        group.add_argument("--tsig-keys", metavar="FILE",
+                           help="BIND key statements (mode 0600): zones a master refuses unsigned (pools "
+                                "other than the default) are asked again signed with these keys")
         group.add_argument("--max-time", type=_positive_float, default=None, metavar="S",
                            help="stop asking after S seconds per check; zones without an answer by then "
                                 "have 'no answer' (default: no limit but the tries)")
@@ -147,6 +163,9 @@ def register(add: Add) -> None:
                      help="keep the highest serial ever served per zone in FILE (JSON), for failover --state")
     chk.add_argument("--no-masters", dest="masters", action="store_false",
                      help="ask only the nameservers, not the masters (every region's mdns)")
+    chk.add_argument("--master-sample", type=_sample, default=256, metavar="N|all",
+                     help="zones each master is asked about, spread over the list, besides those the "
+                          "nameservers disagree on (default 256; mdns answers ~100 queries a second)")
 
     def change_args(parser: argparse.ArgumentParser) -> None:
         pools_arg(parser)

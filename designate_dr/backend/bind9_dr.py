@@ -245,8 +245,9 @@ class Bind9DRBackend(RegionBackend):
 
     __plugin_name__ = "bind9_dr"
 
-    def __init__(self, target: Any) -> None:
-        super().__init__(target)
+    control: BindControl
+
+    def _connect(self) -> None:
         self.control = BindControl(self.options)
 
     @staticmethod

@@ -328,17 +328,47 @@ class RegionBackend(base.Backend):
 
     Every zone gets the masters of all regions (:func:`region_masters`);
     create converges an existing zone in place, update is create, delete of a
-    missing zone succeeds.  Subclasses say how: :meth:`_converge`, :meth:`_delete`.
+    missing zone succeeds.  Subclasses say how: :meth:`_connect`,
+    :meth:`_converge`, :meth:`_delete`.
+
+    A target with a bad option (no masters, an unparsable port, an unreadable
+    rndc key, ...) does not raise while Designate's worker builds the pool's
+    backends (that would break every zone action of the pool): it logs one
+    error line, and each of *its* zone actions fails with that line.
     """
 
     __backend_status__ = "untested"
 
     def __init__(self, target: Any) -> None:
         super().__init__(target)
-        self.zone_masters = region_masters(self.options, self.masters)
-        if not self.zone_masters:
-            raise exceptions.Backend(f"{self.__plugin_name__}: no masters: set "
-                                     "masters_<region> options or the target's masters")
+        self.zone_masters: list[Master] = []
+        self.misconfigured: str | None = None
+        try:
+            self.zone_masters = region_masters(self.options, self.masters)
+            if not self.zone_masters:
+                raise exceptions.Backend(f"{self.__plugin_name__}: no masters: set "
+                                         "masters_<region> options or the target's masters")
+            self._connect()
+        except exceptions.Backend as exc:
+            self.misconfigured = " ".join(str(exc).split())[:300]
+            _LOG.error("%s target %s is misconfigured, its zone actions will fail until it is "
+                       "fixed (the pool's other targets are not affected): %s", self.__plugin_name__,
+                       self._describe(target), self.misconfigured)
+
+    @staticmethod
+    def _describe(target: Any) -> str:
+        for attr in ("description", "id"):
+            value = getattr(target, attr, None) if not isinstance(target, Mapping) else target.get(attr)
+            if value:
+                return str(value)
+        return "(no id)"
+
+    def _connect(self) -> None:
+        """Set up the connection objects from the options (raise exceptions.Backend when bad)."""
+
+    def _check_configured(self) -> None:
+        if self.misconfigured is not None:
+            raise exceptions.Backend(f"misconfigured target: {self.misconfigured}")
 
     def _converge(self, name: str, zone: Any) -> bool:
         """Make ``name`` a secondary of :attr:`zone_masters`; True if anything changed."""
@@ -353,6 +383,7 @@ class RegionBackend(base.Backend):
 
     def create_zone(self, context: Any, zone: Any) -> None:
         """Create the secondary zone, or converge an existing one's masters in place."""
+        self._check_configured()
         name = zone_name(zone["name"])
         if self._converge(name, zone):
             _LOG.info("%s: %s now transfers from %s", self.__plugin_name__, name,
@@ -364,6 +395,7 @@ class RegionBackend(base.Backend):
 
     def delete_zone(self, context: Any, zone: Any, zone_params: Any = None) -> None:
         """Delete the zone; a zone that is not there counts as deleted."""
+        self._check_configured()
         name = zone_name(zone["name"])
         hard = bool(zone_params and zone_params.get("hard_delete"))
         if not self._delete(name, hard):

@@ -67,9 +67,13 @@ class PdnsApi:
     def __init__(self, options: Any, pool_size: int = 8) -> None:
         endpoint = str(option(options, "api_endpoint", "") or "").strip()
         parsed = urllib.parse.urlparse(endpoint)
-        if parsed.scheme not in ("http", "https") or not parsed.netloc:
-            raise exceptions.Backend(f"pdns4_dr: api_endpoint {endpoint!r} is not an "
-                                     "http(s)://host:port URL")
+        try:
+            parsed.port  # noqa: B018 - raises ValueError on a port that is not a number
+        except ValueError:
+            parsed = parsed._replace(netloc="")
+        if parsed.scheme not in ("http", "https") or not parsed.hostname:
+            raise exceptions.Backend(f"pdns4_dr: api_endpoint {scrub(endpoint)!r} is not an "
+                                     "http(s)://host[:port] URL")
         self.endpoint = f"{parsed.scheme}://{parsed.netloc}"
         self._key = str(option(options, "api_token", "") or option(options, "api_key", "") or "")
         self.timeout = float_option(options, "api_timeout", 10.0)
@@ -271,8 +275,9 @@ class PDNS4DRBackend(RegionBackend):
 
     __plugin_name__ = "pdns4_dr"
 
-    def __init__(self, target: Any) -> None:
-        super().__init__(target)
+    api: PdnsApi
+
+    def _connect(self) -> None:
         self.api = PdnsApi(self.options)
 
     def _converge(self, name: str, zone: Any) -> bool:

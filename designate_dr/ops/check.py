@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -234,20 +235,47 @@ def save_state(path: Path | str, report: CheckReport) -> None:
         "%Y-%m-%dT%H:%M:%SZ", time.gmtime())}, indent=1, sort_keys=True) + "\n")
 
 
+MASTER_SAMPLE = 256
+
+
+def master_zones(zones: list[str], sample: int | None, also: Iterable[str] = ()) -> list[str]:
+    """The zones the masters are asked about: ``sample`` spread over ``zones`` (all with
+    None), plus ``also`` (zones the nameservers do not agree on)."""
+    if sample is None or sample >= len(zones):
+        return list(zones)
+    step = len(zones) / max(1, sample)
+    chosen = {zones[int(i * step)] for i in range(sample)}
+    chosen.update(also)
+    return [z for z in zones if z in chosen]
+
+
 def check(pools: PoolsFile, zones: list[str], *, timeout: float = 1.0, retries: int = 3,
           window: int = 256, max_time: float | None = None, masters: bool = True,
-          keyrings: Keyrings | None = None,
-          servers: list[tuple[Address, str]] | None = None) -> CheckReport:
-    """Ask every nameserver of ``pools`` (or ``servers``: address, region) and, with
-    ``masters``, every master for every zone's serial (see :func:`query_serials`)."""
+          master_sample: int | None = MASTER_SAMPLE, keyrings: Keyrings | None = None,
+          tsig_keys: list | None = None, servers: list[tuple[Address, str]] | None = None) -> CheckReport:
+    """Ask every nameserver of ``pools`` (or ``servers``: address, region) for every zone's
+    serial, then, with ``masters``, every master about ``master_sample`` zones and every
+    zone the nameservers do not agree on (a designate-mdns answers ~100 queries a second:
+    asking it about 10,000 zones each minute would keep it busy).  ``max_time`` bounds
+    each of the two rounds.  Zones a master refuses unsigned are asked again signed with
+    ``tsig_keys`` (:mod:`designate_dr.ops.tsig`)."""
     started = time.monotonic()
     if servers is None:
         servers = list(dict.fromkeys((ns.address, ns.region) for ns in pools.nameservers))
+    names = [z if z.endswith(".") else z + "." for z in zones]
+    patience = {"timeout": timeout, "retries": retries, "window": window, "max_time": max_time}
+    answers = query_serials([a for a, _ in servers], names, keyrings=keyrings, **patience)
     master_list = pools.masters() if masters else []
-    master_list = [(a, r) for a, r in master_list if a not in {s for s, _ in servers}]
-    answers = query_serials([a for a, _ in servers + master_list], zones, timeout=timeout, retries=retries,
-                            window=window, max_time=max_time, keyrings=keyrings)
-    return build_report(zones, servers, answers, time.monotonic() - started, master_list)
+    master_list = [(a, r) for a, r in master_list if a not in answers]
+    if master_list:
+        first = build_report(names, servers, answers, 0.0)
+        unsure = {p.zone for p in first.problems}
+        asked = master_zones(names, master_sample, unsure)
+        answers.update(query_serials([a for a, _ in master_list], asked, keyrings=keyrings, **patience))
+        if tsig_keys:
+            from designate_dr.ops.tsig import ask_refused_signed
+            ask_refused_signed(answers, [a for a, _ in master_list], tsig_keys, **patience)
+    return build_report(names, servers, answers, time.monotonic() - started, master_list)
 
 
 def _status(address: Address, region: str, answers: ServerAnswers, counts: list[int], role: str) -> ServerStatus:
@@ -275,6 +303,8 @@ def build_report(zones: list[str], servers: list[tuple[Address, str]],
             got = answers[address]
             serial = got.serials.get(zone)
             count = counts[address]
+            if serial is None and zone not in got.missing and zone not in got.unanswered:
+                continue  # not asked (a master asked about a sample)
             if serial is None:
                 zone_ok = False
                 if zone in got.unanswered:

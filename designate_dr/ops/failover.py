@@ -33,6 +33,7 @@ from typing import Any
 
 from designate_dist import atomic
 from designate_dist.errors import DistError
+from designate_dr.ops.check import MASTER_SAMPLE, master_zones
 from designate_dr.ops.designate_api import DesignateAPI
 from designate_dr.ops.errors import DRFailed, PoolsError, UnknownRegion, Unreachable
 from designate_dr.ops.pools import (
@@ -47,6 +48,7 @@ from designate_dr.ops.pools import (
     without_region,
 )
 from designate_dr.ops.soa import Keyrings, Patience, query_serials
+from designate_dr.ops.tsig import ask_refused_signed
 from designate_dr.serial import highest_serial, serial_lag
 
 #: Which DR backend module re-points a target of a pools.yaml ``type``.
@@ -327,12 +329,45 @@ def _nameservers(plan: Plan, new_only: bool = False) -> list[Address]:
     return list(dict.fromkeys(servers))
 
 
+def _spread(zones: list[str], masters: list[Address], regions: dict[Address, str]) -> dict[Address, list[str]]:
+    """Which zones to ask each master about: every zone of one master per region (round
+    robin: k masters of a region share its zones), and a sample of every master for the
+    "behind the others" warning."""
+    by_region: dict[str, list[Address]] = {}
+    for master in masters:
+        by_region.setdefault(regions.get(master, "?"), []).append(master)
+    out: dict[Address, list[str]] = {m: [] for m in masters}
+    for group in by_region.values():
+        for index, zone in enumerate(zones):
+            out[group[index % len(group)]].append(zone)
+    sample = set(master_zones(zones, MASTER_SAMPLE))
+    for master in masters:
+        mine = set(out[master])
+        out[master] += [z for z in zones if z in sample and z not in mine]
+    return out
+
+
 def _ask_masters(zones: list[str], masters: list[Address], nameservers: list[Address],
                  patience: Patience, last_served: dict[str, int], keyrings: Keyrings | None,
-                 ) -> MasterSerials:
+                 regions: dict[Address, str] | None = None, tsig_keys: list | None = None) -> MasterSerials:
     """The masters' serials, zones served above them, and warnings about masters behind the others."""
+    only = _spread(zones, masters, regions or {})
+    started = time.monotonic()
     answers = query_serials(masters + [n for n in nameservers if n not in masters], zones,
-                            keyrings=keyrings, **patience.kwargs())
+                            keyrings=keyrings, only=only, **patience.kwargs())
+    # a zone whose master did not answer (dead, or out of time) is asked of the other masters
+    live = [m for m in masters if answers[m].reachable]
+    again = [z for z in zones if not any(z in answers[m].serials or z in answers[m].missing for m in live)]
+    if again and live:
+        left = None if patience.max_time is None else max(1.0, patience.max_time - (time.monotonic() - started))
+        more = query_serials(live, again, keyrings=keyrings, **patience.kwargs(left))
+        for master in live:
+            got, extra = answers[master], more[master]
+            got.serials.update(extra.serials)
+            got.missing.update(extra.missing)
+            got.unanswered = (got.unanswered | extra.unanswered) - set(got.serials) - set(got.missing)
+    if tsig_keys:
+        ask_refused_signed(answers, live, tsig_keys, **patience.kwargs())
     if not any(answers[m].reachable for m in masters):
         errors = "; ".join(f"{m}: {answers[m].error}" for m in masters)
         raise Unreachable(f"no master of the remaining regions answers ({errors})")
@@ -352,8 +387,9 @@ def _ask_masters(zones: list[str], masters: list[Address], nameservers: list[Add
         if top_master is None or (served is not None and serial_lag(served, top_master) > 0):
             problems.append(SerialProblem(zone, served, top_master))
         for master in masters:
-            serial = answers[master].serials.get(zone)
-            if answers[master].reachable and top_master is not None and zone not in answers[master].unanswered \
+            got = answers[master]
+            serial = got.serials.get(zone)
+            if got.reachable and top_master is not None and (serial is not None or zone in got.missing) \
                     and (serial is None or serial_lag(top_master, serial) > 0):
                 behind[master] += 1
     warnings = [f"master {m} does not answer ({answers[m].error})" for m in masters if not answers[m].reachable]
@@ -443,14 +479,16 @@ def _wait_converged(expected: dict[str, int], nameservers: list[Address], wait: 
 
 def execute(plan: Plan, *, dry_run: bool = False, api: DesignateAPI | None = None, concurrency: int = 8,
             wait: float = 30.0, patience: Patience | None = None, last_served: dict[str, int] | None = None,
-            keyrings: Keyrings | None = None, out: Progress = lambda line: None) -> Outcome:
+            keyrings: Keyrings | None = None, tsig_keys: list | None = None,
+            out: Progress = lambda line: None) -> Outcome:
     """Carry out ``plan`` (see the module docstring), saying what happens through ``out``.
 
     Before pools.yaml is written any failure raises and nothing is changed; after it,
     only a whole target failing to re-point raises, other problems are in the
     returned :class:`Outcome` (and :meth:`Outcome.error`).  ``last_served`` (zone ->
     serial, from ``dr check --state``) counts as served too: it covers servers that are gone.
-    ``patience`` bounds every DNS check; ``keyrings`` signs the queries to a server (TSIG).
+    ``patience`` bounds every DNS check; ``keyrings`` signs the queries to a server (TSIG);
+    zones a master refuses unsigned are asked again signed with ``tsig_keys``.
     """
     patience = patience or Patience()
     started = time.monotonic()
@@ -465,7 +503,9 @@ def execute(plan: Plan, *, dry_run: bool = False, api: DesignateAPI | None = Non
     zones = sorted({z for zs in zones_by_target.values() for z in zs})
     outcome.zones = len(zones)
     masters = _masters(plan)
-    asked = (_ask_masters(zones, masters, _nameservers(plan), patience, last_served or {}, keyrings)
+    regions = {a: r for a, r in plan.new.masters()}
+    asked = (_ask_masters(zones, masters, _nameservers(plan), patience, last_served or {}, keyrings, regions,
+                          tsig_keys)
              if zones else MasterSerials({}, [], [], []))
     problems, warnings = asked.problems, asked.warnings
     outcome.serial_problems = problems

@@ -150,11 +150,12 @@ class _Channel:
     """One UDP socket to one server, for one slice of at most 65,536 zones."""
 
     def __init__(self, flow: _Flow, family: int, sockaddr: tuple, zones: list[str],
-                 wires: list[bytes], first: int, keyring: dns.tsig.Key | None) -> None:
+                 wires: list[bytes], qlens: list[int], first: int, keyring: dns.tsig.Key | None) -> None:
         self.flow = flow
         self.answers = flow.answers
         self.zones = zones
         self.wires = wires
+        self.qlens = qlens
         self.keyring = keyring
         self.first = first  # index of this slice's zone 0 in the whole list
         self.count = min(_IDS, len(zones) - first)
@@ -230,8 +231,9 @@ class Patience:
 
 def query_serials(servers: list[Address], zones: list[str], *, timeout: float = 1.0, retries: int = 3,
                   window: int = 256, max_time: float | None = None, keyrings: Keyrings | None = None,
-                  ) -> dict[Address, ServerAnswers]:
-    """Ask every server in ``servers`` for the SOA serial of every zone in ``zones``.
+                  only: Mapping[Address, list[str]] | None = None) -> dict[Address, ServerAnswers]:
+    """Ask every server in ``servers`` for the SOA serial of every zone in ``zones``
+    (a server in ``only``: of its zones there instead).
 
     :param timeout: seconds to wait for a first answer before asking again; later
         waits follow each server's round-trip times (see the module docstring).
@@ -245,9 +247,17 @@ def query_serials(servers: list[Address], zones: list[str], *, timeout: float = 
     out on every try) is given up: every zone is absent with reason ``unreachable``.
     """
     started = time.monotonic()
-    names = [zone if zone.endswith(".") else zone + "." for zone in zones]
-    wires = [soa_query_wire(zone) for zone in names]
-    question_lengths = [len(w) - 12 for w in wires]
+    wire_of: dict[str, bytes] = {}
+
+    def batch(zone_list: list[str]) -> tuple[list[str], list[bytes], list[int]]:
+        names = [zone if zone.endswith(".") else zone + "." for zone in zone_list]
+        for name in names:
+            if name not in wire_of:
+                wire_of[name] = soa_query_wire(name)
+        wires = [wire_of[name] for name in names]
+        return names, wires, [len(w) - 12 for w in wires]
+
+    everything = batch(zones)
     results: dict[Address, ServerAnswers] = {}
     channels: list[_Channel] = []
     selector = selectors.DefaultSelector()
@@ -256,6 +266,7 @@ def query_serials(servers: list[Address], zones: list[str], *, timeout: float = 
             if address in results:
                 continue
             answers = results[address] = ServerAnswers(address)
+            names, wires, qlens = batch(only[address]) if only and address in only else everything
             try:
                 family, _, _, _, sockaddr = socket.getaddrinfo(address.host, address.port,
                                                                type=socket.SOCK_DGRAM)[0]
@@ -266,11 +277,11 @@ def query_serials(servers: list[Address], zones: list[str], *, timeout: float = 
             flow = _Flow(answers, timeout, window)
             keyring = (keyrings or {}).get(address)
             for first in range(0, len(names), _IDS):
-                channel = _Channel(flow, family, sockaddr, names, wires, first, keyring)
+                channel = _Channel(flow, family, sockaddr, names, wires, qlens, first, keyring)
                 channels.append(channel)
                 selector.register(channel.sock, selectors.EVENT_READ, channel)
         deadline = None if max_time is None else started + max_time
-        _run(selector, channels, question_lengths, retries, deadline)
+        _run(selector, channels, retries, deadline)
     finally:
         for channel in channels:
             selector.unregister(channel.sock)
@@ -281,8 +292,8 @@ def query_serials(servers: list[Address], zones: list[str], *, timeout: float = 
     return results
 
 
-def _run(selector: selectors.BaseSelector, channels: list[_Channel], question_lengths: list[int],
-         retries: int, deadline: float | None) -> None:
+def _run(selector: selectors.BaseSelector, channels: list[_Channel], retries: int,
+         deadline: float | None) -> None:
     active = [c for c in channels if not c.finished]
     while active:
         now = time.monotonic()
@@ -296,7 +307,7 @@ def _run(selector: selectors.BaseSelector, channels: list[_Channel], question_le
         if deadline is not None:
             wait = min(wait, deadline - now)
         for key, _ in selector.select(max(0.0, min(wait, 0.2))):
-            _receive(key.data, question_lengths)
+            _receive(key.data)
         now = time.monotonic()
         for channel in active:
             _expire(channel, now, retries)
@@ -343,7 +354,7 @@ def _refused(channel: _Channel) -> None:
         channel.give_up("unreachable")
 
 
-def _receive(channel: _Channel, question_lengths: list[int]) -> None:
+def _receive(channel: _Channel) -> None:
     answers = channel.answers
     while True:
         try:
@@ -364,7 +375,8 @@ def _receive(channel: _Channel, question_lengths: list[int]) -> None:
             continue  # a duplicate answer, or a stranger
         index = channel.first + qid
         sent = channel.wires[index]
-        if wire[12:12 + question_lengths[index]].lower() != sent[12:].lower():
+        qlen = channel.qlens[index]
+        if wire[12:12 + qlen].lower() != sent[12:].lower():
             continue
         if qid in channel.inflight and channel.tries[qid] == 1:  # Karn: no RTT from retried queries
             channel.flow.sample(time.monotonic() - channel.sent_at[qid])
@@ -372,7 +384,7 @@ def _receive(channel: _Channel, question_lengths: list[int]) -> None:
         answers.answered += 1
         zone = channel.zone(qid)
         try:
-            serial, reason = parse_soa_answer(wire, question_lengths[index])
+            serial, reason = parse_soa_answer(wire, qlen)
         except (struct.error, IndexError):
             serial, reason = None, "malformed answer"
         if serial is None:

@@ -299,8 +299,8 @@ class TestBind9DR(_Scenarios, testtools.TestCase):
         self.assertIn("wrong rndc key", self.assertOneLineWithout(error, wrong))
 
     def test_missing_key_file_is_a_backend_error(self) -> None:
-        error = self.assertRaises(exceptions.Backend, self.backend,
-                                  rndc_key_file="/nonexistent/rndc.key")
+        backend = self.backend(rndc_key_file="/nonexistent/rndc.key")  # the worker can still build the pool
+        error = self.assertRaises(exceptions.Backend, backend.create_zone, None, zone_object("k.example."))
         self.assertIn("/nonexistent/rndc.key", self.assertOneLineWithout(error))
 
 
@@ -353,3 +353,40 @@ class TestPdns4DRCreateDuringOutage(_Base, testtools.TestCase):
 
     def test_create_with_the_other_region_down(self) -> None:
         self.create_with_one_region_down(1)
+
+
+class TestMisconfiguredTarget(testtools.TestCase):
+    """One target with a bad option fails alone: the worker builds the pool, the others work."""
+
+    def setUp(self) -> None:
+        super().setUp()
+        designate_ready()
+        self.regions = self.useFixture(dns.Regions(2, secondaries=("pdns", "bind")))
+
+    def test_a_bad_target_fails_its_own_zone_actions_only(self) -> None:
+        from designate import objects
+        from designate.worker import service as worker_service
+        masters = {**self.regions.masters_options(), "region": "region1"}
+        good = pool_target("pdns4_dr", {**self.regions.pdns.target_options(), **masters})
+        bad = [pool_target("bind9_dr", {**self.regions.bind.target_options(), **masters, "rndc_port": "95x3"}),
+               pool_target("bind9_dr", {**self.regions.bind.target_options(), **masters,
+                                        "rndc_key_file": "/nonexistent/rndc.key"}),
+               pool_target("pdns4_dr", {**self.regions.pdns.target_options(), **masters,
+                                        "api_endpoint": "http://127.0.0.1:80xx"}),
+               pool_target("pdns4_dr", {**self.regions.pdns.target_options(), "region": "region1",
+                                        "masters_region1": "not-an-address"})]
+        pool = objects.Pool(targets=objects.PoolTargetList(objects=bad + [good]))
+        with self.assertLogs("designate_dr.backend.common", "ERROR") as logs:
+            worker_service.Service._setup_target_backends(pool)  # as the worker does: must not raise
+        self.assertEqual(len(bad), len(logs.records))
+        zone = zone_object(f"g{uuid.uuid4().hex[:8]}.example.", 5)
+        self.regions.add_zone(zone.name, 5)
+        good.backend.create_zone(None, zone)
+        self.assertEqual(5, dns.wait_for_serial(zone.name, self.regions.pdns, 5))
+        reasons = ["rndc_port is not a number", "/nonexistent/rndc.key", "is not an http(s)://host[:port] URL",
+                   "bad masters option"]
+        for target, reason in zip(bad, reasons):
+            error = self.assertRaises(exceptions.Backend, target.backend.create_zone, None, zone)
+            self.assertIn(reason, str(error))
+            self.assertIn("misconfigured target", str(error))
+            self.assertNotIn("\n", str(error))

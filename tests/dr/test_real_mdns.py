@@ -167,3 +167,51 @@ class TestFailoverWithRealMdns(testtools.TestCase):
         again = self.dr("failback", "--restore", "region1")
         self.assertEqual(0, again.code, again.stdout + again.stderr)
         self.assertIn("nothing to do", again.stdout)
+
+
+class TestZonesOfAnotherPool(testtools.TestCase):
+    """mdns answers unsigned queries for the default pool only: the DR tools sign with the pool's key."""
+
+    def setUp(self) -> None:
+        super().setUp()
+        tmp = Path(self.useFixture(fixtures.TempDir()).path)
+        self.mdns = DesignateMdns(tmp / "mdns", "127.0.0.2", "region1")
+        pool_id = self.mdns.create_pool("pool2")
+        self.key = dns.TsigKey.new("pool2-transfer")
+        self.mdns.add_tsig_key(self.key, pool_id)
+        self.zones = ["p2a.example.", "p2b.example."]
+        self.serials = self.mdns.create_zones(self.zones, pool_id=pool_id)
+        self.useFixture(self.mdns)
+        self.nameserver = self.useFixture(dns.PdnsSecondary(tmp / "ns", "127.0.0.1"))
+        self.pools = tmp / "pools.yaml"
+        self.pools.write_text(f"""- name: pool2
+  nameservers:
+  - {{host: 127.0.0.1, port: {self.nameserver.port}}}
+  targets:
+  - type: pdns4_dr
+    masters: [{{host: 127.0.0.2, port: {self.mdns.port}}}]
+    options: {{host: 127.0.0.1, port: '{self.nameserver.port}', region: region1,
+               tsigkey_name: {self.key.name}, api_endpoint: '{self.nameserver.api_endpoint}'}}
+""")
+        self.keys = tmp / "tsig.keys"
+        self.keys.write_text(dns.TsigKey.new("other").named_conf() + self.key.named_conf())
+        self.keys.chmod(0o600)
+        self.zone_file = tmp / "zones.txt"
+        self.zone_file.write_text("\n".join(self.zones) + "\n")
+
+    def master_view(self, *extra: str) -> dict:
+        outcome = run_cli("dr", "check", "--pools", str(self.pools), "--zones", str(self.zone_file),
+                          "--format", "json", *extra)
+        self.assertNotIn(self.key.secret, outcome.stdout + outcome.stderr)
+        (master,) = json.loads(outcome.stdout)["masters"]
+        return master
+
+    def test_queries_are_signed_with_the_pools_key(self) -> None:
+        unsigned = self.master_view()
+        self.assertEqual((0, 2), (unsigned["in_sync"], unsigned["missing"]))  # REFUSED: not the default pool
+        signed = self.master_view("--tsig-keys", str(self.keys))
+        self.assertEqual((2, 0), (signed["in_sync"], signed["missing"]))
+        bad = run_cli("dr", "check", "--pools", str(self.pools), "--zones", str(self.zone_file),
+                      "--tsig-keys", str(self.zone_file))
+        self.assertEqual([f'error: {self.zone_file}: no key statement (key "name" {{ algorithm ...; '
+                          'secret "..."; };)'], bad.error_lines)
