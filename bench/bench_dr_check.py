@@ -117,12 +117,16 @@ def bench_failover(count: int, tmp: Path, mdns_workers: int = 1) -> list[tuple[s
         r1.stop()
         p1.stop()
         rows = []
-        for label in ("dr failover --lost region1", "dr failover again (nothing to do)"):
+        db = ["--designate-conf", str(r2.config_path)]
+        for label, extra in (("dr failover --lost region1 --designate-conf (serials from region 2's DB)", db),
+                             ("dr failover again --designate-conf (nothing to do)", db),
+                             ("dr failover again, serials from mdns (nothing to do)", [])):
             out = io.StringIO()
             cpu = _cpu_seconds(r2)
             started = time.perf_counter()
             with contextlib.redirect_stdout(out):
-                code = main(["dr", "failover", "--lost", "region1", "--pools", str(pools), "--wait", "300"])
+                code = main(["dr", "failover", "--lost", "region1", "--pools", str(pools), "--wait", "300",
+                             *extra])
             seconds = time.perf_counter() - started
             text = out.getvalue().strip().splitlines()
             print(f"  {label}: exit {code}, {seconds:.1f}s, region 2 mdns CPU {_cpu_seconds(r2) - cpu:.1f}s; "
@@ -130,7 +134,10 @@ def bench_failover(count: int, tmp: Path, mdns_workers: int = 1) -> list[tuple[s
             if code != 0:
                 print("\n".join(text[-30:]), file=sys.stderr)
                 raise SystemExit(f"error: {label} failed (exit {code})")
-            rows.append((f"{label} ({count} zones, real mdns, 1 PowerDNS target)", count, seconds, seconds))
+            for line in text:
+                if line.startswith(("target ", "plan:", "  serials", "  warning")):
+                    print(f"    {line.strip()}", file=sys.stderr)
+            rows.append((f"{label}", count, seconds, seconds))
         return rows
     finally:
         for server in servers:
@@ -285,10 +292,12 @@ def main_bench() -> int:
         print(f"\nours: {total / ours_s:,.0f} queries/s; {'PASS' if ours_s < 10 else 'FAIL'} (< 10 s)")
         if args.failover_zones:
             fo_rows = bench_failover(args.failover_zones, tmp, args.mdns_workers)
-            print(f"\n| {'failover':<68} | {'seconds':>8} | {'zones/s':>8} |")
-            print(f"|{'-' * 70}|{'-' * 10}|{'-' * 10}|")
+            print(f"\nfailover of {args.failover_zones} zones against real designate-mdns, 1 PowerDNS target "
+                  "(target < 60 s, exit 0)\n")
+            print(f"| {'failover':<76} | {'seconds':>8} | {'zones/s':>8} |")
+            print(f"|{'-' * 78}|{'-' * 10}|{'-' * 10}|")
             for label, count, seconds, _ in fo_rows:
-                print(f"| {label:<68} | {seconds:>8.1f} | {count / seconds:>8.0f} |")
+                print(f"| {label:<76} | {seconds:>8.1f} | {count / seconds:>8.0f} |")
         return 0 if ours_s < 10 else 1
     finally:
         for server in servers:

@@ -73,13 +73,17 @@ def _run(args: argparse.Namespace, plan) -> int:
             raise UsageError("--fix-serials needs --api URL (the Designate API of a remaining region)")
         from designate_dr.ops.designate_api import DesignateAPI
         api = DesignateAPI(args.api)
+    db_serials = None
+    if args.designate_conf:
+        from designate_dr.ops.database import zone_serials
+        db_serials = zone_serials(args.designate_conf)
     last_served = None
     if args.state:
         from designate_dr.ops.check import load_state
         last_served = load_state(args.state)
     outcome = failover.execute(plan, dry_run=args.dry_run, api=api, concurrency=args.concurrency,
                                wait=args.wait, last_served=last_served, patience=_patience(args),
-                               tsig_keys=_tsig_keys(args, plan.new),
+                               tsig_keys=_tsig_keys(args, plan.new), db_serials=db_serials,
                                out=lambda line: print(line, flush=True))
     error = outcome.error()
     if error is not None:
@@ -180,6 +184,10 @@ def register(add: Add) -> None:
         parser.add_argument("--state", metavar="FILE",
                             help="serials last served, recorded by `dr check --state FILE`: counts what "
                                  "servers that are gone served")
+        parser.add_argument("--designate-conf", metavar="FILE",
+                            help="designate.conf of a remaining region: its database gives every zone's "
+                                 "serial at once, and the masters (mdns, ~100 queries a second) are asked "
+                                 "about a sample only")
         parser.add_argument("--wait", type=_positive_float, default=30.0, metavar="S",
                             help="how long to wait for the nameservers to serve the masters' serials "
                                  "(default 30)")

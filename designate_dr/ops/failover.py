@@ -349,15 +349,27 @@ def _spread(zones: list[str], masters: list[Address], regions: dict[Address, str
 
 def _ask_masters(zones: list[str], masters: list[Address], nameservers: list[Address],
                  patience: Patience, last_served: dict[str, int], keyrings: Keyrings | None,
-                 regions: dict[Address, str] | None = None, tsig_keys: list | None = None) -> MasterSerials:
-    """The masters' serials, zones served above them, and warnings about masters behind the others."""
-    only = _spread(zones, masters, regions or {})
+                 regions: dict[Address, str] | None = None, tsig_keys: list | None = None,
+                 db_serials: dict[str, int] | None = None) -> MasterSerials:
+    """The masters' serials, zones served above them, and warnings about masters behind the others.
+
+    Each zone is asked of one master per region (:func:`_spread`).  With ``db_serials``
+    (from the remaining region's database) those are the masters' serials and the
+    masters are asked only about a sample, to check that they serve them.
+    """
+    if db_serials is None:
+        only = _spread(zones, masters, regions or {})
+    else:
+        sample = master_zones(zones, MASTER_SAMPLE)
+        only = dict.fromkeys(masters, sample)
     started = time.monotonic()
     answers = query_serials(masters + [n for n in nameservers if n not in masters], zones,
                             keyrings=keyrings, only=only, **patience.kwargs())
     # a zone whose master did not answer (dead, or out of time) is asked of the other masters
     live = [m for m in masters if answers[m].reachable]
-    again = [z for z in zones if not any(z in answers[m].serials or z in answers[m].missing for m in live)]
+    asked = {z for zs in only.values() for z in zs}
+    again = [z for z in zones if z in asked
+             and not any(z in answers[m].serials or z in answers[m].missing for m in live)]
     if again and live:
         left = None if patience.max_time is None else max(1.0, patience.max_time - (time.monotonic() - started))
         more = query_serials(live, again, keyrings=keyrings, **patience.kwargs(left))
@@ -368,7 +380,7 @@ def _ask_masters(zones: list[str], masters: list[Address], nameservers: list[Add
             got.unanswered = (got.unanswered | extra.unanswered) - set(got.serials) - set(got.missing)
     if tsig_keys:
         ask_refused_signed(answers, live, tsig_keys, **patience.kwargs())
-    if not any(answers[m].reachable for m in masters):
+    if not live:
         errors = "; ".join(f"{m}: {answers[m].error}" for m in masters)
         raise Unreachable(f"no master of the remaining regions answers ({errors})")
     problems = []
@@ -376,12 +388,17 @@ def _ask_masters(zones: list[str], masters: list[Address], nameservers: list[Add
     behind = dict.fromkeys(masters, 0)
     master_serials: dict[str, int] = {}
     for zone in zones:
-        top_master = highest_serial(answers[m].serials[zone] for m in masters if zone in answers[m].serials)
+        served_by_masters = highest_serial(answers[m].serials[zone] for m in masters
+                                           if zone in answers[m].serials)
         served = highest_serial([answers[n].serials[zone] for n in nameservers if zone in answers[n].serials]
                                 + ([last_served[zone]] if zone in last_served else []))
-        if top_master is None and any(zone in answers[m].unanswered for m in masters):
-            unanswered.append(zone)  # not "absent": a master may serve it, we do not know yet
-            continue
+        if db_serials is not None:
+            top_master = db_serials.get(zone)
+        else:
+            top_master = served_by_masters
+            if top_master is None and any(zone in answers[m].unanswered for m in masters):
+                unanswered.append(zone)  # not "absent": a master may serve it, we do not know yet
+                continue
         if top_master is not None:
             master_serials[zone] = top_master
         if top_master is None or (served is not None and serial_lag(served, top_master) > 0):
@@ -392,8 +409,9 @@ def _ask_masters(zones: list[str], masters: list[Address], nameservers: list[Add
             if got.reachable and top_master is not None and (serial is not None or zone in got.missing) \
                     and (serial is None or serial_lag(top_master, serial) > 0):
                 behind[master] += 1
+    other = "the other masters'" if db_serials is None else "its database's"
     warnings = [f"master {m} does not answer ({answers[m].error})" for m in masters if not answers[m].reachable]
-    warnings += [f"master {m} serves {count} zone(s) below (or without) the other masters' serial: is its "
+    warnings += [f"master {m} serves {count} zone(s) below (or without) {other} serial: is its "
                  "Designate database up to date?" for m, count in behind.items() if count]
     for master in masters:
         got = answers[master]
@@ -480,7 +498,7 @@ def _wait_converged(expected: dict[str, int], nameservers: list[Address], wait: 
 def execute(plan: Plan, *, dry_run: bool = False, api: DesignateAPI | None = None, concurrency: int = 8,
             wait: float = 30.0, patience: Patience | None = None, last_served: dict[str, int] | None = None,
             keyrings: Keyrings | None = None, tsig_keys: list | None = None,
-            out: Progress = lambda line: None) -> Outcome:
+            db_serials: dict[str, int] | None = None, out: Progress = lambda line: None) -> Outcome:
     """Carry out ``plan`` (see the module docstring), saying what happens through ``out``.
 
     Before pools.yaml is written any failure raises and nothing is changed; after it,
@@ -488,7 +506,9 @@ def execute(plan: Plan, *, dry_run: bool = False, api: DesignateAPI | None = Non
     returned :class:`Outcome` (and :meth:`Outcome.error`).  ``last_served`` (zone ->
     serial, from ``dr check --state``) counts as served too: it covers servers that are gone.
     ``patience`` bounds every DNS check; ``keyrings`` signs the queries to a server (TSIG);
-    zones a master refuses unsigned are asked again signed with ``tsig_keys``.
+    zones a master refuses unsigned are asked again signed with ``tsig_keys``.  With
+    ``db_serials`` (zone -> serial, from the remaining region's Designate database) the
+    masters are asked only about a sample (:func:`_ask_masters`).
     """
     patience = patience or Patience()
     started = time.monotonic()
@@ -505,7 +525,7 @@ def execute(plan: Plan, *, dry_run: bool = False, api: DesignateAPI | None = Non
     masters = _masters(plan)
     regions = {a: r for a, r in plan.new.masters()}
     asked = (_ask_masters(zones, masters, _nameservers(plan), patience, last_served or {}, keyrings, regions,
-                          tsig_keys)
+                          tsig_keys, db_serials)
              if zones else MasterSerials({}, [], [], []))
     problems, warnings = asked.problems, asked.warnings
     outcome.serial_problems = problems

@@ -139,10 +139,11 @@ class TestFailoverWithRealMdns(testtools.TestCase):
         reg = self.regions
         for server in (reg.r1, reg.p1, reg.b1):
             server.stop()
-        fail = self.dr("failover", "--lost", "region1")
+        # the serials from region 2's database; mdns is asked about a sample
+        fail = self.dr("failover", "--lost", "region1", "--designate-conf", str(reg.r2.config_path))
         self.assertEqual(0, fail.code, fail.stdout + fail.stderr)
         self.assertIn(f"{N_ZONES}/{N_ZONES} zones served with the masters' serial", fail.stdout)
-        again = self.dr("failover", "--lost", "region1")
+        again = self.dr("failover", "--lost", "region1")  # every serial from mdns this time
         self.assertEqual(0, again.code, again.stdout + again.stderr)
         self.assertIn("nothing to do", again.stdout)
 
@@ -215,3 +216,44 @@ class TestZonesOfAnotherPool(testtools.TestCase):
                       "--tsig-keys", str(self.zone_file))
         self.assertEqual([f'error: {self.zone_file}: no key statement (key "name" {{ algorithm ...; '
                           'secret "..."; };)'], bad.error_lines)
+
+
+class TestSerialsFromTheDatabase(testtools.TestCase):
+    """``--designate-conf``: serials read from the database mdns serves from; bad input is one line."""
+
+    def setUp(self) -> None:
+        super().setUp()
+        self.tmp = Path(self.useFixture(fixtures.TempDir()).path)
+
+    def test_zone_serials_are_those_mdns_serves(self) -> None:
+        from designate_dr.ops.database import zone_serials
+        mdns = self.useFixture(DesignateMdns(self.tmp / "m", "127.0.0.2"))
+        made = mdns.create_zones(["db1.example.", "db2.example."])
+        mdns.set_serial("db2.example.", 12345)
+        self.assertEqual({"db1.example.": made["db1.example."], "db2.example.": 12345},
+                         zone_serials(mdns.config_path))
+        self.assertEqual(12345, dns.soa_serial("db2.example.", mdns))
+
+    def test_bad_config_is_one_line_without_the_password(self) -> None:
+        pools = self.tmp / "pools.yaml"
+        pools.write_text("- name: default\n  nameservers: [{host: 127.0.0.1, port: 53}, "
+                         "{host: 127.0.0.4, port: 53}]\n  targets:\n"
+                         "  - type: pdns4_dr\n    options: {host: 127.0.0.1, port: '53', region: region1,\n"
+                         "               masters_region2: '127.0.0.3:5354', api_endpoint: 'http://127.0.0.1:1'}\n"
+                         "  - type: pdns4_dr\n    options: {host: 127.0.0.4, port: '53', region: region2,\n"
+                         "               masters_region2: '127.0.0.3:5354', api_endpoint: 'http://127.0.0.4:1'}\n")
+        conf = self.tmp / "designate.conf"
+        cases = [("[database]\nconnection = sqlite:////nonexistent/s3cret-pw/designate.sqlite\n",
+                  "cannot be read (OperationalError)"),
+                 ("[storage:sqlalchemy]\nconnection = nosuchdb+nodriver://designate:s3cret-pw@127.0.0.9:1/d\n",
+                  "cannot use its database connection"),
+                 ("[DEFAULT]\ndebug = True\n", "no [storage:sqlalchemy] or [database] connection"),
+                 ("connection = x\n", "not an INI file")]
+        for text, expected in cases:
+            conf.write_text(text)
+            outcome = run_cli("dr", "failover", "--lost", "region1", "--pools", str(pools),
+                              "--designate-conf", str(conf))
+            self.assertEqual(1, outcome.code, outcome.stdout + outcome.stderr)
+            self.assertEqual(1, len(outcome.error_lines), outcome.stderr)
+            self.assertIn(expected, outcome.error_lines[0])
+            self.assertNotIn("s3cret-pw", outcome.stdout + outcome.stderr)
