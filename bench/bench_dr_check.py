@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Bench: ``designate-dist dr check`` of 10,000 zones x 3 nameservers on real servers.
+"""Bench: ``designate-dr check`` of 10,000 zones x 3 nameservers on real servers.
 
 Servers: BIND (127.0.0.1) and two PowerDNS on sqlite3 (127.0.0.21, 127.0.0.22), each
 serving the same 10,000 zones (zone files / rows inserted directly: loading through
@@ -48,7 +48,7 @@ import dns.rdatatype
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from designate_dist.cli import main  # noqa: E402
+from designate_dr.cli import main  # noqa: E402
 from tests.dr.servers import BindPrimary, PdnsServer  # noqa: E402
 from tests.dr.test_check import pools_yaml  # noqa: E402
 
@@ -125,7 +125,7 @@ def bench_failover(count: int, tmp: Path, mdns_workers: int = 1) -> list[tuple[s
             cpu = _cpu_seconds(r2)
             started = time.perf_counter()
             with contextlib.redirect_stdout(out):
-                code = main(["dr", "failover", "--lost", "region1", "--pools", str(pools), "--wait", "300",
+                code = main(["failover", "--lost", "region1", "--pools", str(pools), "--wait", "300",
                              *extra])
             seconds = time.perf_counter() - started
             text = out.getvalue().strip().splitlines()
@@ -204,7 +204,7 @@ def main_bench() -> int:
             out = io.StringIO()
             started = time.perf_counter()
             with contextlib.redirect_stdout(out):
-                code = main(["dr", "check", "--pools", str(pools), "--zones", str(zone_file),
+                code = main(["check", "--pools", str(pools), "--zones", str(zone_file),
                              "--format", "json", "-q"])
             seconds = time.perf_counter() - started
             report = json.loads(out.getvalue())
@@ -221,7 +221,7 @@ def main_bench() -> int:
         cpu = _cpu_seconds(mdns)
         started = time.perf_counter()
         with contextlib.redirect_stdout(out):
-            all_code = main(["dr", "check", "--pools", str(pools), "--zones", str(zone_file),
+            all_code = main(["check", "--pools", str(pools), "--zones", str(zone_file),
                              "--format", "json", "-q", "--master-sample", "all"])
         all_s = time.perf_counter() - started
         all_report = json.loads(out.getvalue())
@@ -242,7 +242,7 @@ def main_bench() -> int:
         out = io.StringIO()
         started = time.perf_counter()
         with contextlib.redirect_stdout(out):
-            lost_code = main(["dr", "check", "--pools", str(lost_pools), "--zones", str(zone_file),
+            lost_code = main(["check", "--pools", str(lost_pools), "--zones", str(zone_file),
                               "--format", "json", "-q"])
         lost_s = time.perf_counter() - started
         sink.close()

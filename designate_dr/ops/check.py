@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from designate_dr.ops import atomic
 from designate_dr.ops.errors import PoolsError
 from designate_dr.ops.pools import Address, PoolsFile
 from designate_dr.ops.soa import Keyrings, ServerAnswers, query_serials
@@ -226,7 +227,6 @@ def save_state(path: Path | str, report: CheckReport) -> None:
 
     A failover reads it (``--state``) to know what servers that are gone last served.
     """
-    from designate_dist import atomic
     zones = load_state(path)
     for zone, serial in report.highest.items():
         if serial is not None:

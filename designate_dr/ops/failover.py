@@ -31,11 +31,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from designate_dist import atomic
-from designate_dist.errors import DistError
+from designate_dr.ops import atomic
 from designate_dr.ops.check import MASTER_SAMPLE, master_zones
 from designate_dr.ops.designate_api import DesignateAPI
-from designate_dr.ops.errors import DRFailed, PoolsError, UnknownRegion, Unreachable
+from designate_dr.ops.errors import DRError, DRFailed, PoolsError, UnknownRegion, Unreachable
 from designate_dr.ops.pools import (
     MASTERS_OPTION,
     Address,
@@ -134,7 +133,7 @@ class Outcome:
         return (self.pools_written or self.repointed > 0 or self.refreshed > 0
                 or any(p.fixed_serial for p in self.serial_problems))
 
-    def error(self) -> DistError | None:
+    def error(self) -> DRError | None:
         """The one error line of an incomplete run (after everything possible was done)."""
         if self.failed:
             first = next(iter(self.failed.items()))
@@ -154,7 +153,7 @@ class Outcome:
                             "--max-time if the masters are slow")
         if self.not_converged and not self.dry_run:
             return DRFailed(f"{len(self.not_converged)} zone(s) not yet served with the masters' serial "
-                            f"(first: {self.not_converged[0]}); check with `designate-dist dr check`")
+                            f"(first: {self.not_converged[0]}); check with `designate-dr check`")
         return None
 
 
@@ -207,8 +206,8 @@ def _import(name: str) -> Any:
     try:
         return importlib.import_module(name)
     except ImportError as exc:
-        raise DistError(f"re-pointing needs the DR backends and Designate installed: {exc}",
-                        hint="install designate-dist into Designate's environment") from None
+        raise DRError(f"re-pointing needs the DR backends and Designate installed: {exc}",
+                      hint="run designate-dr from Designate's virtualenv") from None
 
 
 def _make_plan(action: str, region: str, old: PoolsFile, new_data: list[dict[str, Any]] | None,
@@ -279,7 +278,7 @@ def plan_failback(path: Path | str, region: str, backup: Path | str | None = Non
 def _backend_call(target: Target, what: str, func: Callable[[], Any]) -> Any:
     try:
         return func()
-    except DistError:
+    except DRError:
         raise
     except Exception as exc:  # the backends raise designate.exceptions.Backend
         message = " ".join(str(exc).split()) or type(exc).__name__
@@ -426,10 +425,9 @@ def _write_pools(plan: Plan, outcome: Outcome, progress: Progress) -> None:
     original = plan.path.read_bytes()
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
     backup = plan.path.with_name(f"{plan.path.name}.{stamp}.bak")
-    mode = plan.path.stat().st_mode & 0o7777
-    atomic.write_bytes(backup, original, mode=mode)
+    atomic.write_bytes(backup, original, like=plan.path)  # mode, owner and group of pools.yaml
     data = plan.restore_bytes if plan.restore_bytes is not None else plan.new_text.encode("utf-8")
-    atomic.write_bytes(plan.path, data, mode=mode)
+    atomic.write_bytes(plan.path, data)
     outcome.pools_written, outcome.backup = True, backup
     progress(f"wrote {plan.path} (backup: {backup.name})")
 

@@ -101,8 +101,11 @@ class TestManPages(base.BaseTestCase):
         self.assertEqual([], stale, "regenerate with: .venv/bin/python -m designate_dist.manpages")
 
     def test_every_command_has_a_page_that_groff_renders_cleanly(self) -> None:
+        from designate_dr.cli import build_parser as dr_parser
         names = {"-".join(("designate-dist", *path)) for path, _, _ in walk(build_parser())}
+        names |= {"-".join(("designate-dr", *path)) for path, _, _ in walk(dr_parser())}
         self.assertEqual(names, {page.name for page in manpages.all_pages()})
+        self.assertIn("designate-dr-failover", names)
         self.assertIn("designate-dist-dr-check", names)
         groff = shutil.which("groff")
         self.assertIsNotNone(groff, "groff (Debian's groff-base) renders the man pages")

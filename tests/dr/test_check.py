@@ -1,4 +1,4 @@
-"""``designate-dist dr check`` against real BIND and PowerDNS servers: exit codes 0/1/2 and formats."""
+"""``designate-dr check`` against real BIND and PowerDNS servers: exit codes 0/1/2 and formats."""
 from __future__ import annotations
 
 import http.server
@@ -16,7 +16,7 @@ from urllib.parse import parse_qs, urlparse
 from designate_dr.ops.soa import parse_soa_answer, soa_query_wire
 from designate_dr.serial import highest_serial, serial_lag
 from tests.dr.servers import BindPrimary, PdnsServer, free_port, have_servers
-from tests.fixtures.cli import run_cli
+from tests.fixtures.cli import run_dr
 
 ZONES = {f"zone{i}.example.": 2026010100 + i for i in range(30)}
 SAMPLE_LINE = re.compile(r'^[a-zA-Z_:][a-zA-Z0-9_:]*(\{([a-z_]+="[^"]*",?)*\})? -?[0-9.e+]+$')
@@ -56,7 +56,7 @@ class TestCheck(unittest.TestCase):
         self.zones.write_text("# every zone of the pool\n" + "\n".join(z.rstrip(".") for z in ZONES) + "\n")
 
     def check(self, *extra: str):
-        return run_cli("dr", "check", "--pools", str(self.pools), "--zones", str(self.zones),
+        return run_dr("check", "--pools", str(self.pools), "--zones", str(self.zones),
                        "--timeout", "0.5", *extra)
 
     def test_all_in_sync_exit_0(self) -> None:
@@ -154,7 +154,7 @@ class TestCheck(unittest.TestCase):
         self.assertEqual(1, outcome.code)
         self.assertEqual([f"error: {self.pools}: not valid YAML at line 3, column 1: expected the node "
                           "content, but found '<stream end>'"], outcome.stderr.splitlines())
-        missing = run_cli("dr", "check", "--pools", str(self.pools), "--zones", "/nonexistent/zones")
+        missing = run_dr("check", "--pools", str(self.pools), "--zones", "/nonexistent/zones")
         self.assertEqual(1, missing.code)
         self.zones.write_text("# nothing yet\n")
         self.pools.write_text(pools_yaml([("region1", self.bind)], (self.master.host, self.master.port)))
@@ -177,13 +177,13 @@ class TestCheck(unittest.TestCase):
         self.addCleanup(api.server_close)
         self.addCleanup(api.shutdown)
         with mock.patch.dict(os.environ, {"OS_AUTH_TOKEN": "monitor-token"}):
-            outcome = run_cli("dr", "check", "--pools", str(self.pools), "--from-api", api.url + "/v2",
+            outcome = run_dr("check", "--pools", str(self.pools), "--from-api", api.url + "/v2",
                               "--format", "json")
         self.assertEqual(0, outcome.code, outcome.stderr)
         self.assertEqual(30, json.loads(outcome.stdout)["zones"])
         self.assertEqual(3, api.pages)  # 30 zones, 12 a page: followed the next links
         with mock.patch.dict(os.environ, {"OS_AUTH_TOKEN": "stale-token"}):
-            refused = run_cli("dr", "check", "--pools", str(self.pools), "--from-api", api.url)
+            refused = run_dr("check", "--pools", str(self.pools), "--from-api", api.url)
         self.assertEqual(1, refused.code)
         self.assertEqual(["error: Designate API refused listing zones: HTTP 401 (set OS_AUTH_TOKEN to an "
                           "admin token)"], refused.stderr.splitlines())

@@ -17,7 +17,7 @@ import testtools
 from designate.backend import base
 
 from tests.fixtures import dns
-from tests.fixtures.cli import run_cli
+from tests.fixtures.cli import run_dr
 from tests.fixtures.designate_mdns import DesignateMdns
 from tests.fixtures.designate_objects import designate_ready, pool_target, zone_object
 
@@ -90,7 +90,7 @@ class TestCheckWithRealMdns(testtools.TestCase):
         super().tearDownClass()
 
     def check(self, *extra: str):
-        return run_cli("dr", "check", "--pools", str(self.regions.pools), "--zones", str(self.regions.zone_file),
+        return run_dr("check", "--pools", str(self.regions.pools), "--zones", str(self.regions.zone_file),
                        "--format", "json", *extra)
 
     def test_every_zone_in_sync_on_the_nameservers_and_the_masters(self) -> None:
@@ -118,7 +118,7 @@ class TestCheckWithRealMdns(testtools.TestCase):
     def test_a_zone_mdns_does_not_have_is_missing_there(self) -> None:
         zones = self.regions.zone_file.with_name("more.txt")
         zones.write_text("\n".join(self.regions.zones[:5] + ["nowhere.example."]) + "\n")
-        outcome = run_cli("dr", "check", "--pools", str(self.regions.pools), "--zones", str(zones),
+        outcome = run_dr("check", "--pools", str(self.regions.pools), "--zones", str(zones),
                           "--format", "json")
         self.assertEqual(1, outcome.code, outcome.stdout + outcome.stderr)
         report = json.loads(outcome.stdout)
@@ -133,7 +133,7 @@ class TestFailoverWithRealMdns(testtools.TestCase):
         self.regions = self.useFixture(_Regions())
 
     def dr(self, *argv: str):
-        return run_cli("dr", *argv, "--pools", str(self.regions.pools), "--wait", "60")
+        return run_dr(*argv, "--pools", str(self.regions.pools), "--wait", "60")
 
     def test_failover_and_failback_exit_0_and_converge(self) -> None:
         reg = self.regions
@@ -163,7 +163,7 @@ class TestFailoverWithRealMdns(testtools.TestCase):
         for zone in changed:
             for secondary in reg.secondaries:
                 self.assertEqual(new[zone], dns.soa_serial(zone, secondary), f"{zone} on {secondary.address}")
-        check = run_cli("dr", "check", "--pools", str(reg.pools), "--zones", str(reg.zone_file))
+        check = run_dr("check", "--pools", str(reg.pools), "--zones", str(reg.zone_file))
         self.assertEqual(0, check.code, check.stdout + check.stderr)
         again = self.dr("failback", "--restore", "region1")
         self.assertEqual(0, again.code, again.stdout + again.stderr)
@@ -201,7 +201,7 @@ class TestZonesOfAnotherPool(testtools.TestCase):
         self.zone_file.write_text("\n".join(self.zones) + "\n")
 
     def master_view(self, *extra: str) -> dict:
-        outcome = run_cli("dr", "check", "--pools", str(self.pools), "--zones", str(self.zone_file),
+        outcome = run_dr("check", "--pools", str(self.pools), "--zones", str(self.zone_file),
                           "--format", "json", *extra)
         self.assertNotIn(self.key.secret, outcome.stdout + outcome.stderr)
         (master,) = json.loads(outcome.stdout)["masters"]
@@ -212,7 +212,7 @@ class TestZonesOfAnotherPool(testtools.TestCase):
         self.assertEqual((0, 2), (unsigned["in_sync"], unsigned["missing"]))  # REFUSED: not the default pool
         signed = self.master_view("--tsig-keys", str(self.keys))
         self.assertEqual((2, 0), (signed["in_sync"], signed["missing"]))
-        bad = run_cli("dr", "check", "--pools", str(self.pools), "--zones", str(self.zone_file),
+        bad = run_dr("check", "--pools", str(self.pools), "--zones", str(self.zone_file),
                       "--tsig-keys", str(self.zone_file))
         self.assertEqual([f'error: {self.zone_file}: no key statement (key "name" {{ algorithm ...; '
                           'secret "..."; };)'], bad.error_lines)
@@ -251,7 +251,7 @@ class TestSerialsFromTheDatabase(testtools.TestCase):
                  ("connection = x\n", "not an INI file")]
         for text, expected in cases:
             conf.write_text(text)
-            outcome = run_cli("dr", "failover", "--lost", "region1", "--pools", str(pools),
+            outcome = run_dr("failover", "--lost", "region1", "--pools", str(pools),
                               "--designate-conf", str(conf))
             self.assertEqual(1, outcome.code, outcome.stdout + outcome.stderr)
             self.assertEqual(1, len(outcome.error_lines), outcome.stderr)

@@ -15,7 +15,7 @@ import testtools
 from designate.backend import base
 
 from tests.fixtures import dns
-from tests.fixtures.cli import run_cli
+from tests.fixtures.cli import run_dr
 from tests.fixtures.designate_objects import designate_ready, pool_target, zone_object
 
 SERIAL = 1_700_000_000
@@ -67,7 +67,7 @@ class TestFailbackRefreshesStaleZones(testtools.TestCase):
         self.pools.write_text("\n".join(lines) + "\n")
 
     def run_dr(self, *argv: str):
-        outcome = run_cli("dr", *argv, "--pools", str(self.pools), "--wait", "20")
+        outcome = run_dr(*argv, "--pools", str(self.pools), "--wait", "20")
         self.assertEqual(0, outcome.code, outcome.stdout + outcome.stderr)
         return outcome
 
@@ -94,7 +94,7 @@ class TestFailbackRefreshesStaleZones(testtools.TestCase):
         for zone in changed:
             for secondary in self.secondaries:
                 self.assertEqual(SERIAL + 100, dns.soa_serial(zone, secondary), f"{zone} on {secondary.address}")
-        check = run_cli("dr", "check", "--pools", str(self.pools))
+        check = run_dr("check", "--pools", str(self.pools))
         self.assertEqual(0, check.code, check.stdout + check.stderr)
 
         again = self.run_dr("failback", "--restore", "region1")
