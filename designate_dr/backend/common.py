@@ -389,9 +389,17 @@ class RegionBackend(base.Backend):
             _LOG.info("%s: %s now transfers from %s", self.__plugin_name__, name,
                       ", ".join(map(str, self.zone_masters)))
 
+    def _update(self, name: str, zone: Any) -> bool:
+        """Converge an existing zone (the common case of ``update_zone``); default: :meth:`_converge`."""
+        return self._converge(name, zone)
+
     def update_zone(self, context: Any, zone: Any) -> None:
-        """Converge the zone's masters (creating it when missing)."""
-        self.create_zone(context, zone)
+        """Converge the zone's masters (creating it when missing), changing nothing when they are right."""
+        self._check_configured()
+        name = zone_name(zone["name"])
+        if self._update(name, zone):
+            _LOG.info("%s: %s now transfers from %s", self.__plugin_name__, name,
+                      ", ".join(map(str, self.zone_masters)))
 
     def delete_zone(self, context: Any, zone: Any, zone_params: Any = None) -> None:
         """Delete the zone; a zone that is not there counts as deleted."""

@@ -205,7 +205,7 @@ class PdnsApi:
         return resp is not None
 
     def converge(self, name: str, masters: list[Master], current: Iterable[str] | None = None,
-                 serial: int | None = None, target: int | None = None) -> bool:
+                 serial: int | None = None, target: int | None = None, read_first: bool = False) -> bool:
         """Make ``name`` a secondary of ``masters``; True when something changed.
 
         ``current`` (the zone's masters) and ``serial`` (the serial it holds)
@@ -215,12 +215,15 @@ class PdnsApi:
         when the caller knows it, else a SOA query to the masters.
         """
         if current is None:
-            # create first: one call in the common case, and no window in which
-            # the zone is missing when it exists (HTTP 409 -> converge in place)
-            if self.create_secondary(name, masters):
-                self.transfer_now(name, masters)
-                return True
-            zone = self.get_zone(name)
+            # create: POST first, one call in the common case and no window in which the
+            # zone is missing when it exists (HTTP 409 -> converge in place); update (the
+            # zone usually exists and is right): GET first, and nothing more when it is
+            zone = self.get_zone(name) if read_first else None
+            if zone is None:
+                if self.create_secondary(name, masters):
+                    self.transfer_now(name, masters)
+                    return True
+                zone = self.get_zone(name)
             if zone is None:
                 raise exceptions.Backend(f"pdns4_dr: zone {name} on {self.endpoint} conflicts "
                                          "on create but cannot be read")
@@ -282,6 +285,11 @@ class PDNS4DRBackend(RegionBackend):
 
     def _converge(self, name: str, zone: Any) -> bool:
         return self.api.converge(name, self.zone_masters)
+
+    def _update(self, name: str, zone: Any) -> bool:
+        # called on every change of the zone's records: one GET, a PUT only when the masters
+        # or the key differ (stock pdns4 does nothing here; mdns NOTIFYs the change)
+        return self.api.converge(name, self.zone_masters, read_first=True)
 
     def _delete(self, name: str, hard: bool) -> bool:
         return self.api.delete(name)

@@ -269,6 +269,19 @@ class TestPdns4DR(_Scenarios, testtools.TestCase):
         self.assertIn("rejected the API key", self.assertOneLineWithout(error, wrong))
 
 
+    def test_update_of_a_zone_that_is_right_is_one_read(self) -> None:
+        zone = self.new_zone(35)
+        backend = self.backend()
+        backend.create_zone(None, zone)
+        self.assertArrives(zone.name, 35)
+        log = self.regions.pdns.log_path
+        before = len(log.read_text(errors="replace").splitlines())
+        backend.update_zone(None, zone)  # what the worker calls on every record change
+        calls = [line for line in log.read_text(errors="replace").splitlines()[before:] if "[webserver]" in line]
+        self.assertEqual(1, len(calls), calls)
+        self.assertIn(f'"GET /api/v1/servers/localhost/zones/{zone.name} HTTP', calls[0])
+
+
 class TestBind9DR(_Scenarios, testtools.TestCase):
     kind = "bind9_dr"
     module = bind9_dr
