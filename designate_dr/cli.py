@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from designate_dr.ops import atomic
+from designate_dr.ops.apply import DEFAULT_POOL_SHOW, DEFAULT_POOL_UPDATE, DEFAULT_SERVICE_COMMAND
 from designate_dr.ops.errors import EXIT_ERROR, EXIT_OK, DRError, PoolsError, UsageError
 
 PROG = "designate-dr"
@@ -79,6 +80,14 @@ def _tsig_keys(args: argparse.Namespace, pools) -> list | None:
     return load_keys(args.tsig_keys, pools)
 
 
+def _apply_settings(args: argparse.Namespace):
+    if not args.apply_pools:
+        return None
+    from designate_dr.ops.apply import ApplySettings
+    return ApplySettings.from_options(args.pool_update_command, args.pool_show_command, args.service_command,
+                                      args.services)
+
+
 def _patience(args: argparse.Namespace):
     from designate_dr.ops.soa import Patience
     return Patience(timeout=args.timeout, retries=args.retries, window=args.window, max_time=args.max_time)
@@ -103,6 +112,7 @@ def _run(args: argparse.Namespace, plan) -> int:
     outcome = failover.execute(plan, dry_run=args.dry_run, api=api, concurrency=args.concurrency,
                                wait=args.wait, last_served=last_served, patience=_patience(args),
                                tsig_keys=_tsig_keys(args, plan.new), db_serials=db_serials,
+                               apply=_apply_settings(args),
                                out=lambda line: print(line, flush=True))
     error = outcome.error()
     if error is not None:
@@ -199,6 +209,21 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
                             help="designate.conf of a remaining region: its database gives every zone's "
                                  "serial at once, and the masters (mdns, ~100 queries a second) are asked "
                                  "about a sample only")
+        apply = parser.add_argument_group(
+            "applying the pools", "--apply-pools loads the new pools.yaml into Designate: stop the services, "
+                                  "pool update, read back and verify, start the services; then re-point")
+        apply.add_argument("--apply-pools", action="store_true",
+                           help="load the new pools into this region's Designate (see the group description)")
+        apply.add_argument("--pool-update-command", metavar="CMD", default=DEFAULT_POOL_UPDATE,
+                           help=f"how to load pools.yaml ({{pools}}: its path; default: {DEFAULT_POOL_UPDATE})")
+        apply.add_argument("--pool-show-command", metavar="CMD", default=DEFAULT_POOL_SHOW,
+                           help="how to write Designate's pools into a file ({output}: its path; default: "
+                                f"{DEFAULT_POOL_SHOW})")
+        apply.add_argument("--service-command", metavar="CMD", default=DEFAULT_SERVICE_COMMAND,
+                           help="how to stop and start a service ({action}: stop or start, {service}); "
+                                f"'none': the caller does it on every host (default: {DEFAULT_SERVICE_COMMAND})")
+        apply.add_argument("--services", metavar="LIST", default="designate-worker,designate-producer",
+                           help="the services that cache the pools (default: designate-worker,designate-producer)")
         parser.add_argument("--wait", type=_positive_float, default=30.0, metavar="S",
                             help="how long to wait for the nameservers to serve the masters' serials "
                                  "(default 30)")

@@ -17,7 +17,9 @@ every target's zones must have):
    never transfer again; it is reported with its fix, or fixed through the Designate
    API with ``--fix-serials`` (an update makes Designate take a new, higher serial);
 6. wait until the nameservers serve the masters' serials (asking the nameservers only);
-7. tell which Designate services to restart: the worker caches pools and backends.
+7. with ``--apply-pools``, before the re-point: stop the workers and producers, load the
+   pools into Designate, read them back and verify them, start the services
+   (:mod:`designate_dr.ops.apply`); without, tell how.
 
 Running it again changes nothing and says so.
 """
@@ -32,6 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from designate_dr.ops import atomic
+from designate_dr.ops.apply import ApplySettings, apply_pools
 from designate_dr.ops.check import MASTER_SAMPLE, master_zones
 from designate_dr.ops.designate_api import DesignateAPI
 from designate_dr.ops.errors import DRError, DRFailed, PoolsError, UnknownRegion, Unreachable
@@ -118,6 +121,7 @@ class Outcome:
     lines: list[str] = field(default_factory=list)
     zones: int = 0
     pools_written: bool = False
+    pools_applied: bool = False
     backup: Path | None = None
     repointed: int = 0
     refreshed: int = 0
@@ -130,7 +134,7 @@ class Outcome:
 
     @property
     def changed_anything(self) -> bool:
-        return (self.pools_written or self.repointed > 0 or self.refreshed > 0
+        return (self.pools_written or self.pools_applied or self.repointed > 0 or self.refreshed > 0
                 or any(p.fixed_serial for p in self.serial_problems))
 
     def error(self) -> DRError | None:
@@ -496,7 +500,8 @@ def _wait_converged(expected: dict[str, int], nameservers: list[Address], wait: 
 def execute(plan: Plan, *, dry_run: bool = False, api: DesignateAPI | None = None, concurrency: int = 8,
             wait: float = 30.0, patience: Patience | None = None, last_served: dict[str, int] | None = None,
             keyrings: Keyrings | None = None, tsig_keys: list | None = None,
-            db_serials: dict[str, int] | None = None, out: Progress = lambda line: None) -> Outcome:
+            db_serials: dict[str, int] | None = None, apply: ApplySettings | None = None,
+            out: Progress = lambda line: None) -> Outcome:
     """Carry out ``plan`` (see the module docstring), saying what happens through ``out``.
 
     Before pools.yaml is written any failure raises and nothing is changed; after it,
@@ -506,7 +511,8 @@ def execute(plan: Plan, *, dry_run: bool = False, api: DesignateAPI | None = Non
     ``patience`` bounds every DNS check; ``keyrings`` signs the queries to a server (TSIG);
     zones a master refuses unsigned are asked again signed with ``tsig_keys``.  With
     ``db_serials`` (zone -> serial, from the remaining region's Designate database) the
-    masters are asked only about a sample (:func:`_ask_masters`).
+    masters are asked only about a sample (:func:`_ask_masters`).  With ``apply``, the
+    new pools are loaded into Designate before the re-point (:mod:`designate_dr.ops.apply`).
     """
     patience = patience or Patience()
     started = time.monotonic()
@@ -556,12 +562,18 @@ def execute(plan: Plan, *, dry_run: bool = False, api: DesignateAPI | None = Non
     for warning in warnings:
         say(f"  warning: {warning}")
     if dry_run:
+        if apply is not None:
+            apply_pools(plan.new, apply, say, dry_run=True)
         say("dry run: nothing changed")
         outcome.seconds = time.monotonic() - started
         return outcome
 
     if plan.new_text is not None:
         _write_pools(plan, outcome, progress)
+    if apply is not None:
+        # the workers stop before the pool update and start with the new pools, before the
+        # re-point: none of them puts the old masters back
+        outcome.pools_applied = apply_pools(plan.new, apply, progress)
     _repoint(plan, outcome, concurrency, asked.serials, progress)
     expected = dict(asked.serials)
     if problems and api is not None:
@@ -579,10 +591,14 @@ def execute(plan: Plan, *, dry_run: bool = False, api: DesignateAPI | None = Non
             f"transferred again, {outcome.already} already right, {len(outcome.failed)} failed; "
             f"{outcome.zones - len(outcome.not_converged)}/{outcome.zones} "
             "zones served with the masters' serial")
-        say("next: load the new pools into Designate and restart what caches them, in every region "
-            f"that runs Designate ({regions}):")
-        say(f"  designate-manage pool update --file {plan.path}")
-        say(f"  systemctl restart {' '.join(RESTART)}   # the worker caches pools and backends until restarted")
+        if apply is None:
+            say("next: load the new pools into Designate and restart what caches them, in every region "
+                f"that runs Designate ({regions}), or run again with --apply-pools:")
+            say(f"  systemctl stop {' '.join(RESTART)}   # no worker may put the old masters back")
+            say(f"  designate-manage pool update --file {plan.path}")
+            say(f"  systemctl start {' '.join(RESTART)}")
+        elif apply.service_command is None and outcome.pools_applied:
+            say(f"next: start {', '.join(apply.services)} on every host of the region(s) ({regions})")
     else:
         say(f"nothing to do: pools.yaml unchanged, all {outcome.already} zones already on their masters "
             f"({outcome.seconds:.1f}s)")
