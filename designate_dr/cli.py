@@ -18,7 +18,7 @@ from typing import Any
 
 from designate_dr.ops import atomic
 from designate_dr.ops.apply import DEFAULT_POOL_SHOW, DEFAULT_POOL_UPDATE, DEFAULT_SERVICE_COMMAND
-from designate_dr.ops.errors import EXIT_ERROR, EXIT_OK, DRError, PoolsError, UsageError
+from designate_dr.ops.errors import EXIT_ERROR, EXIT_OK, EXIT_PENDING, DRError, PoolsError, UsageError
 
 PROG = "designate-dr"
 
@@ -117,6 +117,8 @@ def _run(args: argparse.Namespace, plan) -> int:
     error = outcome.error()
     if error is not None:
         raise error
+    if args.dry_run and args.detailed_exitcode and outcome.pending:
+        return EXIT_PENDING
     return EXIT_OK
 
 
@@ -195,6 +197,9 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     def change_args(parser: argparse.ArgumentParser) -> None:
         pools_arg(parser)
         parser.add_argument("--dry-run", action="store_true", help="print the plan and the checks; change nothing")
+        parser.add_argument("--detailed-exitcode", action="store_true",
+                            help=f"with --dry-run: exit {EXIT_PENDING} when a real run would change something "
+                                 "(pools.yaml, Designate's pools, a zone's masters or data), 0 when not")
         parser.add_argument("--fix-serials", action="store_true",
                             help="bump, through the Designate API, the serial of zones served above "
                                  "their masters' serial")

@@ -183,7 +183,8 @@ def _services(settings: ApplySettings, action: str, progress: Progress) -> None:
 
 def apply_pools(wanted: PoolsFile, settings: ApplySettings, progress: Progress, *, dry_run: bool = False,
                 ) -> bool:
-    """Load ``wanted`` (pools.yaml as written) into Designate (module docstring); True if it did."""
+    """Load ``wanted`` (pools.yaml as written) into Designate (module docstring); True if it did
+    (with ``dry_run``: True if it would)."""
     pending = differences(wanted, read_back(settings))
     if not pending:
         progress("Designate's pools already match pools.yaml")
@@ -194,7 +195,7 @@ def apply_pools(wanted: PoolsFile, settings: ApplySettings, progress: Progress, 
     if dry_run:
         progress(f"dry run: would {stop}run {shlex.join(_fill(settings.pool_update, pools=str(wanted.path)))}; "
                  f"read the pools back and verify them{start}")
-        return False
+        return True
     _services(settings, "stop", progress)
     resume = ("; the services stay stopped (zone changes wait): fix it and run the same command again"
               if settings.service_command else "; fix it and run the same command again")

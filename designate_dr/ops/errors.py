@@ -10,6 +10,7 @@ from __future__ import annotations
 EXIT_OK = 0
 EXIT_ERROR = 1
 EXIT_USAGE = 2
+EXIT_PENDING = 3  # --dry-run --detailed-exitcode: a real run would change something
 
 
 class DRError(Exception):

@@ -96,6 +96,7 @@ class MasterSerials:
     unanswered: list[str]  # zones no master answered for (neither a serial nor "absent")
     problems: list[SerialProblem]
     warnings: list[str]
+    lagging: list[str] = field(default_factory=list)  # zones some nameserver serves below the masters'
 
 
 @dataclass
@@ -131,6 +132,7 @@ class Outcome:
     unanswered: list[str] = field(default_factory=list)
     not_converged: list[str] = field(default_factory=list)
     seconds: float = 0.0
+    pending: bool = False  # dry run: a real run would change something
 
     @property
     def changed_anything(self) -> bool:
@@ -387,7 +389,8 @@ def _ask_masters(zones: list[str], masters: list[Address], nameservers: list[Add
         errors = "; ".join(f"{m}: {answers[m].error}" for m in masters)
         raise Unreachable(f"no master of the remaining regions answers ({errors})")
     problems = []
-    unanswered = []
+    unanswered: list[str] = []
+    lagging: list[str] = []
     behind = dict.fromkeys(masters, 0)
     master_serials: dict[str, int] = {}
     for zone in zones:
@@ -404,6 +407,10 @@ def _ask_masters(zones: list[str], masters: list[Address], nameservers: list[Add
                 continue
         if top_master is not None:
             master_serials[zone] = top_master
+            if any(answers[n].reachable and (zone not in answers[n].serials
+                                             or serial_lag(top_master, answers[n].serials[zone]))
+                   for n in nameservers if n not in masters):
+                lagging.append(zone)
         if top_master is None or (served is not None and serial_lag(served, top_master) > 0):
             problems.append(SerialProblem(zone, served, top_master))
         for master in masters:
@@ -422,7 +429,7 @@ def _ask_masters(zones: list[str], masters: list[Address], nameservers: list[Add
             warnings.append(f"master {master} gave no answer for {len(got.unanswered)} zone(s) within "
                             f"{patience.retries + 1} tries" + (f" or {patience.max_time:g}s"
                                                                 if patience.max_time else ""))
-    return MasterSerials(master_serials, unanswered, problems, warnings)
+    return MasterSerials(master_serials, unanswered, problems, warnings, lagging)
 
 
 def _write_pools(plan: Plan, outcome: Outcome, progress: Progress) -> None:
@@ -543,9 +550,11 @@ def execute(plan: Plan, *, dry_run: bool = False, api: DesignateAPI | None = Non
     else:
         say(f"  pools.yaml: {plan.path} (a timestamped backup is kept next to it)")
         say("".join(f"    - {line}\n" for line in plan.changes).rstrip("\n"))
+    outcome.pending = plan.new_text is not None or bool(asked.lagging)
     for index, tp in enumerate(plan.targets):
         current = zones_by_target[index]
         todo = sum(1 for masters_now in current.values() if tuple(masters_now) != tp.masters)
+        outcome.pending = outcome.pending or todo > 0
         say(f"  target {tp.target.label}: {todo} of {len(current)} zones to re-point to "
             f"{', '.join(tp.masters)}")
     if problems:
@@ -561,10 +570,12 @@ def execute(plan: Plan, *, dry_run: bool = False, api: DesignateAPI | None = Non
             f"(first: {asked.unanswered[0]}); they are re-pointed, their serials are not checked")
     for warning in warnings:
         say(f"  warning: {warning}")
+    if asked.lagging:
+        say(f"  {len(asked.lagging)} zone(s) served below their masters' serial somewhere: transferred again")
     if dry_run:
-        if apply is not None:
-            apply_pools(plan.new, apply, say, dry_run=True)
-        say("dry run: nothing changed")
+        if apply is not None and apply_pools(plan.new, apply, say, dry_run=True):
+            outcome.pending = True
+        say("dry run: nothing changed" + ("" if outcome.pending else "; nothing to do either"))
         outcome.seconds = time.monotonic() - started
         return outcome
 
