@@ -58,6 +58,7 @@ class RepointResult:
     unchanged: list[str] = field(default_factory=list)
     failed: dict[str, str] = field(default_factory=dict)
     refreshed: list[str] = field(default_factory=list)
+    by_catalog: list[str] = field(default_factory=list)  # changed by re-pointing their catalog zone
     seconds: float = 0.0
 
     @property

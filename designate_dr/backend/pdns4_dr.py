@@ -21,7 +21,21 @@ Pool target options: ``api_endpoint`` (``http://host:port``), ``api_token``
 (CA bundle for https; empty = verify with the system CAs), ``tsigkey_name``
 (a TSIG key known to PowerDNS, used for transfers from the masters: the
 zone's ``slave_tsig_key_ids``, PowerDNS's ``AXFR-MASTER-TSIG``, as in stock
-``pdns4``), and the region options of :mod:`designate_dr.backend.common`.
+``pdns4``), ``catalog_zone`` (the pool's catalog zone, Designate's
+``catalog_zone_fqdn``: see below), and the region options of
+:mod:`designate_dr.backend.common`.
+
+Catalog zones (RFC 9432), measured with Designate 22.0.1 mdns and PowerDNS
+4.7.3: mdns serves a pool's catalog zone; a PowerDNS *consumer* zone of it
+creates every member zone as a secondary of the consumer's masters, and when
+the consumer's masters change (and it is transferred) PowerDNS changes the
+masters of every member in one transaction ("Catalog-Zone update primaries"),
+then transfers each member from them.  A zone PowerDNS did not create from the
+catalog is not adopted: it keeps its own masters.  With ``catalog_zone`` set,
+``create_zone`` makes sure the consumer exists and transfers it (the new zone
+appears as a member) and converges per zone only what the catalog did not do;
+``repoint_zones`` changes the consumer's masters first (two API calls for all
+members), waits for the members to follow, then handles the rest per zone.
 
 :func:`repoint_zones` and :func:`list_zones` are the bulk calls used by DR
 operations.
@@ -78,6 +92,8 @@ class PdnsApi:
         self._key = str(option(options, "api_token", "") or option(options, "api_key", "") or "")
         self.timeout = float_option(options, "api_timeout", 10.0)
         self.tsigkey_name = option(options, "tsigkey_name") or None
+        catalog = option(options, "catalog_zone") or None
+        self.catalog = zone_name(catalog) if catalog else None
         self.probe = MasterProbe(timeout=min(self.timeout, 1.0))
         ca_cert = option(options, "api_ca_cert") or None
         self.session = requests.Session()
@@ -198,6 +214,87 @@ class PdnsApi:
         finally:
             self.set_masters(name, masters)
 
+    # catalog zones ----------------------------------------------------------
+    def consumer(self) -> dict | None:
+        """The consumer zone of ``catalog_zone`` (None without the option, or when it is missing)."""
+        if not self.catalog:
+            return None
+        return self.get_zone(self.catalog)
+
+    def ensure_consumer(self, masters: list[Master]) -> bool:
+        """Create the consumer zone of ``catalog_zone`` when missing; True if it was created."""
+        if not self.catalog or self.consumer() is not None:
+            return False
+        data: dict[str, Any] = {"name": f"{self.catalog}.", "kind": "Consumer",
+                                "masters": [str(m) for m in masters]}
+        if self.tsigkey_name:
+            data["slave_tsig_key_ids"] = [self.tsigkey_name]
+        try:
+            self.request("POST", "/zones", f"creating catalog zone {self.catalog}", json=data)
+        except exceptions.Backend as exc:
+            if "HTTP 409" not in str(exc):
+                raise
+            return False
+        return True
+
+    def catalog_members(self) -> set[str]:
+        """The member zones the consumer holds (from its PTR records under ``zones.``)."""
+        if not self.catalog:
+            return set()
+        resp = self.request("GET", self._zone_path(self.catalog), f"reading catalog zone {self.catalog}",
+                            missing_ok=True)
+        if resp is None:
+            return set()
+        suffix = f".zones.{self.catalog}."
+        members = set()
+        for rrset in resp.json().get("rrsets") or []:
+            if rrset.get("type") == "PTR" and str(rrset.get("name", "")).lower().endswith(suffix):
+                members.update(str(r.get("content", "")).lower().rstrip(".") for r in rrset.get("records") or [])
+        return members
+
+    def repoint_catalog(self, masters: list[Master], wait: float) -> set[str]:
+        """Point the consumer at ``masters`` and wait until its members follow; the members.
+
+        Members not following within ``wait`` seconds are left to the per-zone path.
+        """
+        zone = self.consumer()
+        if zone is None:
+            return set()
+        if not _same_masters(zone.get("masters") or [], masters):
+            self.set_masters(self.catalog, masters)
+        self.retrieve(self.catalog)
+        asked = time.monotonic()
+        members = self.catalog_members()
+        deadline = asked + wait
+        moved_before, stable = -1, 0
+        while members and time.monotonic() < deadline:
+            listed = {z["name"].rstrip(".").lower(): z for z in self.list_zones()}
+            present = [m for m in members if m in listed]
+            moved = sum(_same_masters(listed[m].get("masters") or [], masters) for m in present)
+            if moved == len(present):
+                break
+            # members PowerDNS did not create from the catalog never move: stop once the
+            # count holds still; they are re-pointed per zone
+            stable = stable + 1 if moved and moved == moved_before else 0
+            if stable >= 3:
+                break
+            moved_before = moved
+            if not moved and time.monotonic() - asked > 2:
+                # a transfer of the consumer already running swallows a new request
+                self.retrieve(self.catalog)
+                asked = time.monotonic()
+            time.sleep(0.3)
+        return members
+
+    def wait_member(self, name: str, wait: float) -> bool:
+        """Whether ``name`` appears (from the catalog) within ``wait`` seconds."""
+        deadline = time.monotonic() + wait
+        while time.monotonic() < deadline:
+            if self.get_zone(name) is not None:
+                return True
+            time.sleep(0.1)
+        return False
+
     def delete(self, name: str) -> bool:
         """Delete ``name``; False when it was not there."""
         resp = self.request("DELETE", self._zone_path(name), f"deleting zone {name}",
@@ -284,6 +381,13 @@ class PDNS4DRBackend(RegionBackend):
         self.api = PdnsApi(self.options)
 
     def _converge(self, name: str, zone: Any) -> bool:
+        if self.api.catalog:
+            # the zone should come from the catalog (it then follows the consumer's masters):
+            # transfer the consumer now rather than wait for its refresh
+            created = self.api.ensure_consumer(self.zone_masters)
+            self.api.retrieve(self.api.catalog)
+            if self.api.wait_member(name, min(self.api.timeout, 5.0)):
+                return self.api.converge(name, self.zone_masters, read_first=True) or created
         return self.api.converge(name, self.zone_masters)
 
     def _update(self, name: str, zone: Any) -> bool:
@@ -328,8 +432,16 @@ def repoint_zones(options: Any, masters: list[str], *, zones: list[str] | None =
     result = RepointResult()
     api = PdnsApi(options, pool_size=concurrency)
     try:
-        current = {z["name"].rstrip(".").lower(): z for z in api.list_zones()
-                   if str(z.get("kind", "")).lower() in ("slave", "secondary")}
+        before = {z["name"].rstrip(".").lower(): z for z in api.list_zones()
+                  if str(z.get("kind", "")).lower() in ("slave", "secondary")}
+        # catalog zone: one change of the consumer's masters moves every member
+        members = api.repoint_catalog(wanted, wait=max(30.0, api.timeout)) if api.catalog else set()
+        current = before if not members else {
+            z["name"].rstrip(".").lower(): z for z in api.list_zones()
+            if str(z.get("kind", "")).lower() in ("slave", "secondary")}
+        result.by_catalog = [designate_name(m) for m in sorted(members) if m in before
+                             and not _same_masters(before[m].get("masters") or [], wanted)
+                             and _same_masters(current.get(m, {}).get("masters") or [], wanted)]
         if zones is None:
             todo = sorted(current)
         else:
@@ -346,8 +458,12 @@ def repoint_zones(options: Any, masters: list[str], *, zones: list[str] | None =
                     result.failed[designate_name(name)] = "not a secondary zone on this server"
         targets = wanted_serials(serials)
 
+        moved = set(result.by_catalog)
+
         def one(name: str) -> str:
             held = _int_or_none(current[name].get("serial"))
+            if designate_name(name) in moved:
+                return CHANGED  # the catalog did it (PowerDNS transfers the member itself)
             if api.converge(name, wanted, current[name].get("masters") or [], held, targets.get(name)):
                 return CHANGED
             if lags(held, targets.get(name)):

@@ -455,8 +455,10 @@ def _repoint(plan: Plan, outcome: Outcome, concurrency: int, serials: dict[str, 
         outcome.already += len(result.unchanged)
         for zone, reason in result.failed.items():
             outcome.failed[f"{zone} on {tp.target.label}"] = reason
+        by_catalog = getattr(result, "by_catalog", [])
+        via = f" ({len(by_catalog)} through the catalog zone)" if by_catalog else ""
         progress(f"target {tp.target.label}: {len(result.changed)} zones re-pointed to "
-                 f"{', '.join(tp.masters)}, {len(result.refreshed)} behind and transferred again, "
+                 f"{', '.join(tp.masters)}{via}, {len(result.refreshed)} behind and transferred again, "
                  f"{len(result.unchanged)} already right, {len(result.failed)} failed "
                  f"({result.seconds:.1f}s)")
 
