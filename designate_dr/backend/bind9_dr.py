@@ -45,6 +45,7 @@ from designate_dr.backend.common import (
     bounded_map,
     designate_name,
     float_option,
+    masters_for,
     option,
     record_repoint,
     repoint_masters,
@@ -256,7 +257,7 @@ class Bind9DRBackend(RegionBackend):
         return f"slave.{name}.{zone_id}" if zone_id else f"slave.{name}.db"
 
     def _converge(self, name: str, zone: Any) -> bool:
-        return self.control.converge(name, self.zone_masters, self._file(zone, name))
+        return self.control.converge(name, self.masters_for(name), self._file(zone, name))
 
     def _delete(self, name: str, hard: bool) -> bool:
         return self.control.delete(name, clean=hard)
@@ -297,7 +298,7 @@ def repoint_zones(options: Any, masters: list[str], *, zones: list[str] | None =
     :class:`designate.exceptions.Backend`.
     """
     started = time.monotonic()
-    wanted = repoint_masters("bind9_dr", masters)
+    groups = repoint_masters("bind9_dr", masters)
     result = RepointResult()
     control = BindControl(options)
     try:
@@ -322,7 +323,8 @@ def repoint_zones(options: Any, masters: list[str], *, zones: list[str] | None =
 
         def one(name: str) -> str:
             held = held_serials.get(name)
-            if control.converge(name, wanted, create=False, serial=held, target=targets.get(name)):
+            if control.converge(name, masters_for(name, groups), create=False, serial=held,
+                                target=targets.get(name)):
                 return CHANGED
             if name in targets and name not in held_serials:
                 held = control.held_serial(name)  # no statistics channel: ask named

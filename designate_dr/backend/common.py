@@ -23,7 +23,8 @@ import logging
 import re
 import threading
 import time
-from collections.abc import Callable, Iterable, Mapping
+import zlib
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
@@ -162,8 +163,8 @@ def _target_master(master: Any) -> Master:
     return Master.parse(str(host), int(port or DEFAULT_MASTER_PORT))
 
 
-def region_masters(options: Any, target_masters: Iterable[Any] = ()) -> list[Master]:
-    """Masters of every region, most preferred region first (see the module docstring)."""
+def region_groups(options: Any, target_masters: Iterable[Any] = ()) -> list[list[Master]]:
+    """Each region's masters, most preferred region first (see the module docstring)."""
     items = option_items(options)
     own = str(items.get("region") or "").strip()
     by_region: dict[str, list[Master]] = {}
@@ -182,7 +183,37 @@ def region_masters(options: Any, target_masters: Iterable[Any] = ()) -> list[Mas
         preference = [own]
     order = [r for r in preference if r in by_region]
     order += sorted(r for r in by_region if r not in order)
-    return parse_masters(m for region in order for m in by_region[region])
+    seen: set[Master] = set()
+    groups = []
+    for region in order:
+        group = [m for m in by_region[region] if m not in seen]
+        seen.update(group)
+        if group:
+            groups.append(group)
+    return groups
+
+
+def region_masters(options: Any, target_masters: Iterable[Any] = ()) -> list[Master]:
+    """Masters of every region, most preferred region first (see the module docstring)."""
+    return [m for group in region_groups(options, target_masters) for m in group]
+
+
+def masters_for(zone: str, groups: Sequence[Sequence[Master]]) -> list[Master]:
+    """The masters of ``zone``: regions in preference order, each region's masters rotated
+    by a stable hash of the zone name.
+
+    Stock bind9 shuffles a region's mdns at random to spread the transfers; a random
+    order would make every update of a zone look like a change of its masters.  The
+    rotation spreads the zones over a region's mdns the same way, and a zone keeps its
+    order from one call to the next.
+    """
+    key = zlib.crc32(str(zone).strip().lower().rstrip(".").encode())
+    out: list[Master] = []
+    for group in groups:
+        if group:
+            turn = key % len(group)
+            out += [m for m in list(group[turn:]) + list(group[:turn]) if m not in out]
+    return out
 
 
 def zone_name(name: str) -> str:
@@ -289,15 +320,21 @@ class MasterProbe:
         return None
 
 
-def repoint_masters(plugin: str, masters: str | Iterable[str]) -> list[Master]:
-    """The masters a ``repoint_zones`` call asks for, parsed; a Backend error when none or bad."""
+def repoint_masters(plugin: str, masters: str | Iterable[str] | Iterable[Iterable[str]]) -> list[list[Master]]:
+    """The masters a ``repoint_zones`` call asks for, as region groups (a flat list is one
+    group, kept in its order); a Backend error when none or bad."""
+    items = [masters] if isinstance(masters, str) else list(masters)
+    nested = bool(items) and all(not isinstance(i, (str, Master)) for i in items)
     try:
-        wanted = parse_masters(masters)
+        groups = [parse_masters(list(g)) for g in items] if nested else [parse_masters(items)]
     except ValueError as exc:
         raise exceptions.Backend(f"{plugin}: {exc}") from None
-    if not wanted:
+    groups = [g for g in groups if g]
+    if not groups:
         raise exceptions.Backend(f"{plugin}: repoint_zones needs at least one master")
-    return wanted
+    if not nested:
+        return [[m] for m in groups[0]]  # a flat list: exactly that order for every zone
+    return groups
 
 
 def record_repoint(result: RepointResult, outcomes: Iterable[tuple[str, Any, BaseException | None]],
@@ -343,9 +380,11 @@ class RegionBackend(base.Backend):
     def __init__(self, target: Any) -> None:
         super().__init__(target)
         self.zone_masters: list[Master] = []
+        self.master_groups: list[list[Master]] = []
         self.misconfigured: str | None = None
         try:
-            self.zone_masters = region_masters(self.options, self.masters)
+            self.master_groups = region_groups(self.options, self.masters)
+            self.zone_masters = [m for group in self.master_groups for m in group]
             if not self.zone_masters:
                 raise exceptions.Backend(f"{self.__plugin_name__}: no masters: set "
                                          "masters_<region> options or the target's masters")
@@ -366,6 +405,10 @@ class RegionBackend(base.Backend):
 
     def _connect(self) -> None:
         """Set up the connection objects from the options (raise exceptions.Backend when bad)."""
+
+    def masters_for(self, name: str) -> list[Master]:
+        """The masters of zone ``name`` (:func:`masters_for`)."""
+        return masters_for(name, self.master_groups)
 
     def _check_configured(self) -> None:
         if self.misconfigured is not None:

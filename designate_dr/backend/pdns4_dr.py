@@ -62,6 +62,7 @@ from designate_dr.backend.common import (
     bounded_map,
     designate_name,
     float_option,
+    masters_for,
     option,
     parse_masters,
     record_repoint,
@@ -382,18 +383,20 @@ class PDNS4DRBackend(RegionBackend):
 
     def _converge(self, name: str, zone: Any) -> bool:
         if self.api.catalog:
+            # catalog members all have the consumer's masters: no per-zone order
             # the zone should come from the catalog (it then follows the consumer's masters):
             # transfer the consumer now rather than wait for its refresh
             created = self.api.ensure_consumer(self.zone_masters)
             self.api.retrieve(self.api.catalog)
             if self.api.wait_member(name, min(self.api.timeout, 5.0)):
                 return self.api.converge(name, self.zone_masters, read_first=True) or created
-        return self.api.converge(name, self.zone_masters)
+        return self.api.converge(name, self.masters_for(name))
 
     def _update(self, name: str, zone: Any) -> bool:
         # called on every change of the zone's records: one GET, a PUT only when the masters
         # or the key differ (stock pdns4 does nothing here; mdns NOTIFYs the change)
-        return self.api.converge(name, self.zone_masters, read_first=True)
+        masters = self.zone_masters if self.api.catalog else self.masters_for(name)
+        return self.api.converge(name, masters, read_first=True)
 
     def _delete(self, name: str, hard: bool) -> bool:
         return self.api.delete(name)
@@ -428,7 +431,8 @@ def repoint_zones(options: Any, masters: list[str], *, zones: list[str] | None =
     key) raises :class:`designate.exceptions.Backend`.
     """
     started = time.monotonic()
-    wanted = repoint_masters("pdns4_dr", masters)
+    groups = repoint_masters("pdns4_dr", masters)
+    wanted = [m for group in groups for m in group]  # the consumer's (catalog members share it)
     result = RepointResult()
     api = PdnsApi(options, pool_size=concurrency)
     try:
@@ -464,10 +468,11 @@ def repoint_zones(options: Any, masters: list[str], *, zones: list[str] | None =
             held = _int_or_none(current[name].get("serial"))
             if designate_name(name) in moved:
                 return CHANGED  # the catalog did it (PowerDNS transfers the member itself)
-            if api.converge(name, wanted, current[name].get("masters") or [], held, targets.get(name)):
+            mine = wanted if name in members else masters_for(name, groups)
+            if api.converge(name, mine, current[name].get("masters") or [], held, targets.get(name)):
                 return CHANGED
             if lags(held, targets.get(name)):
-                api.transfer_now(name, wanted)
+                api.transfer_now(name, mine)
                 return REFRESHED
             return UNCHANGED
 

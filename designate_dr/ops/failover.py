@@ -69,6 +69,14 @@ Progress = Callable[[str], None]
 class TargetPlan:
     target: Target
     masters: tuple[str, ...]  # host:port, most preferred first
+    groups: tuple[tuple[str, ...], ...] = ()  # the same by region (a zone gets each rotated)
+
+    def masters_of(self, zone: str) -> tuple[str, ...]:
+        """The masters ``zone`` gets (the DR backends' order: region order, rotated within a region)."""
+        common = _import("designate_dr.backend.common")
+        groups = [[common.Master.parse(m) for m in g] for g in self.groups] or \
+                 [[common.Master.parse(m)] for m in self.masters]
+        return tuple(str(m) for m in common.masters_for(zone, groups))
 
 
 @dataclass(frozen=True)
@@ -201,11 +209,12 @@ def _describe_changes(old: PoolsFile, new: PoolsFile) -> list[str]:
     return lines
 
 
-def _target_masters(target: Target) -> tuple[str, ...]:
+def _target_plan(target: Target) -> TargetPlan:
     """The masters the DR backends give this target's zones (all regions, preferred first)."""
     common = _import("designate_dr.backend.common")
-    masters = common.region_masters(target.options, list(target.masters))
-    return tuple(str(m) for m in masters)
+    groups = common.region_groups(target.options, list(target.masters))
+    return TargetPlan(target, tuple(str(m) for g in groups for m in g),
+                      tuple(tuple(str(m) for m in g) for g in groups))
 
 
 def _import(name: str) -> Any:
@@ -225,7 +234,7 @@ def _make_plan(action: str, region: str, old: PoolsFile, new_data: list[dict[str
         new = parse_pools(text, old.path)
         if new.data == old.data:
             new, text = old, None
-    targets = tuple(TargetPlan(t, _target_masters(t)) for t in new.targets)
+    targets = tuple(_target_plan(t) for t in new.targets)
     for plan in targets:
         if plan.target.type not in BACKEND_MODULES:
             raise PoolsError(f"{old.path}: target {plan.target.label} has type {plan.target.type}; "
@@ -449,7 +458,7 @@ def _repoint(plan: Plan, outcome: Outcome, concurrency: int, serials: dict[str, 
     for tp in plan.targets:
         module = _import(BACKEND_MODULES[tp.target.type])
         result = _backend_call(tp.target, "re-pointing", lambda m=module, t=tp: m.repoint_zones(
-            dict(t.target.options), list(t.masters), concurrency=concurrency, serials=serials))
+            dict(t.target.options), [list(g) for g in t.groups], concurrency=concurrency, serials=serials))
         outcome.repointed += len(result.changed)
         outcome.refreshed += len(result.refreshed)
         outcome.already += len(result.unchanged)
@@ -555,7 +564,7 @@ def execute(plan: Plan, *, dry_run: bool = False, api: DesignateAPI | None = Non
     outcome.pending = plan.new_text is not None or bool(asked.lagging)
     for index, tp in enumerate(plan.targets):
         current = zones_by_target[index]
-        todo = sum(1 for masters_now in current.values() if tuple(masters_now) != tp.masters)
+        todo = sum(1 for zone, masters_now in current.items() if tuple(masters_now) != tp.masters_of(zone))
         outcome.pending = outcome.pending or todo > 0
         say(f"  target {tp.target.label}: {todo} of {len(current)} zones to re-point to "
             f"{', '.join(tp.masters)}")

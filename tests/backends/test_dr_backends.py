@@ -220,6 +220,26 @@ class _Scenarios(_Base):
         self.assertEqual(65, dns.wait_for_serial_below(name, self.secondary, 70),
                          f"log:\n{self.secondary.log_tail()}")
 
+    def test_a_regions_masters_are_rotated_per_zone_and_stay_put(self) -> None:
+        r1, r2 = self.regions.primaries
+        # both primaries in region 1 (two mdns of one region), no other region
+        options = {**self.secondary.target_options(), "region": "region1",
+                   "masters_region1": f"{r1.master}, {r2.master}"}
+        backend = base.Backend.get_driver(self.kind)(pool_target(self.kind, options))
+        zones = [zone_object(f"rot{i}.example.", 90) for i in range(8)]  # names that go both ways
+        self.regions.add_zones([z.name for z in zones], 90)
+        for zone in zones:
+            backend.create_zone(None, zone)
+        listed = self.module.list_zones(options)
+        orders = {tuple(listed[z.name]) for z in zones}
+        self.assertEqual({(r1.master, r2.master), (r2.master, r1.master)}, orders)  # both mdns lead some
+        for zone in zones:
+            self.assertArrives(zone.name, 90)
+            backend.update_zone(None, zone)  # the same order again: nothing to change
+        self.assertEqual(listed, self.module.list_zones(options))
+        result = self.module.repoint_zones(options, [[r1.master, r2.master]], zones=[z.name for z in zones])
+        self.assertEqual(([], 8), (result.changed, len(result.unchanged)))
+
     def test_delete_and_delete_again(self) -> None:
         zone = self.new_zone(60)
         backend = self.backend()
