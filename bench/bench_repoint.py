@@ -141,7 +141,9 @@ def main() -> int:
               f"{time.perf_counter() - started:.1f}s (load {load()})", file=sys.stderr, flush=True)
 
         per_zone = fx.PdnsSecondary(tmp / "pdns-zones", "127.0.0.1", xfr_cycle_interval=3600)
-        by_catalog = fx.PdnsSecondary(tmp / "pdns-catalog", "127.0.0.4", xfr_cycle_interval=3600)
+        # the catalog's AXFR (10,000 PTRs rendered by mdns) outlasts PowerDNS's default 10 s
+        by_catalog = fx.PdnsSecondary(tmp / "pdns-catalog", "127.0.0.4", xfr_cycle_interval=3600,
+                                      extra_config="axfr-fetch-timeout=300")
         load_pdns(per_zone, zones, r1.master, serial)
         load_pdns(by_catalog, zones, r1.master, serial, members)
         for server in (per_zone, by_catalog):
@@ -151,8 +153,9 @@ def main() -> int:
         for label, server, extra in (("PowerDNS, per zone", per_zone, {}),
                                      ("PowerDNS, catalog zone", by_catalog, {"catalog_zone": CATALOG})):
             started = time.perf_counter()
+            # the masters' serials are known (a failover has them from its preflight)
             result = pdns4_dr.repoint_zones({**server.target_options(), **options, **extra}, [r2.master],
-                                            concurrency=args.concurrency)
+                                            concurrency=args.concurrency, serials=dict.fromkeys(zones, serial))
             seconds = time.perf_counter() - started
             listed = pdns4_dr.list_zones(server.target_options())
             on_r2 = sum(1 for z in zones if listed.get(z) == [r2.master])
@@ -173,7 +176,8 @@ def main() -> int:
         print(f"  BIND: {len(zones)} zones added over rndc in {time.perf_counter() - started:.1f}s",
               file=sys.stderr, flush=True)
         started = time.perf_counter()
-        result = bind9_dr.repoint_zones(bind.target_options(), [r2.master], concurrency=args.concurrency)
+        result = bind9_dr.repoint_zones(bind.target_options(), [r2.master], concurrency=args.concurrency,
+                                        serials=dict.fromkeys(zones, serial))
         seconds = time.perf_counter() - started
         note = f"{len(result.changed)} changed, {len(result.failed)} failed"
         print(f"  BIND, per zone: {seconds:.2f}s; {note} (load {load()})", file=sys.stderr, flush=True)

@@ -22,7 +22,8 @@ Pool target options: ``api_endpoint`` (``http://host:port``), ``api_token``
 (a TSIG key known to PowerDNS, used for transfers from the masters: the
 zone's ``slave_tsig_key_ids``, PowerDNS's ``AXFR-MASTER-TSIG``, as in stock
 ``pdns4``), ``catalog_zone`` (the pool's catalog zone, Designate's
-``catalog_zone_fqdn``: see below), and the region options of
+``catalog_zone_fqdn``: see below), ``catalog_wait`` (seconds to wait for the
+members to follow a re-pointed consumer, default 120), and the region options of
 :mod:`designate_dr.backend.common`.
 
 Catalog zones (RFC 9432), measured with Designate 22.0.1 mdns and PowerDNS
@@ -36,6 +37,8 @@ catalog is not adopted: it keeps its own masters.  With ``catalog_zone`` set,
 appears as a member) and converges per zone only what the catalog did not do;
 ``repoint_zones`` changes the consumer's masters first (two API calls for all
 members), waits for the members to follow, then handles the rest per zone.
+At 10,000 zones the catalog's AXFR from mdns takes longer than PowerDNS's
+default ``axfr-fetch-timeout`` (10 s) on a loaded machine: raise it.
 
 :func:`repoint_zones` and :func:`list_zones` are the bulk calls used by DR
 operations.
@@ -95,6 +98,7 @@ class PdnsApi:
         self.tsigkey_name = option(options, "tsigkey_name") or None
         catalog = option(options, "catalog_zone") or None
         self.catalog = zone_name(catalog) if catalog else None
+        self.catalog_wait = float_option(options, "catalog_wait", 120.0)
         self.probe = MasterProbe(timeout=min(self.timeout, 1.0))
         ca_cert = option(options, "api_ca_cert") or None
         self.session = requests.Session()
@@ -439,7 +443,7 @@ def repoint_zones(options: Any, masters: list[str], *, zones: list[str] | None =
         before = {z["name"].rstrip(".").lower(): z for z in api.list_zones()
                   if str(z.get("kind", "")).lower() in ("slave", "secondary")}
         # catalog zone: one change of the consumer's masters moves every member
-        members = api.repoint_catalog(wanted, wait=max(30.0, api.timeout)) if api.catalog else set()
+        members = api.repoint_catalog(wanted, wait=api.catalog_wait) if api.catalog else set()
         current = before if not members else {
             z["name"].rstrip(".").lower(): z for z in api.list_zones()
             if str(z.get("kind", "")).lower() in ("slave", "secondary")}
