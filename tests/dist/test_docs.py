@@ -64,6 +64,17 @@ class TestDocs(base.BaseTestCase):
         pages = {page.resolve() for page in (ROOT / "docs").rglob("*.md") if page.name != "index.md"}
         self.assertEqual(set(), {str(p.relative_to(ROOT)) for p in pages - linked})
 
+    def test_designate_dr_commands_named_in_the_docs_exist(self) -> None:
+        from designate_dr.cli import build_parser as dr_parser
+        known = set(subcommands(dr_parser()))
+        unknown = []
+        for doc in doc_files():
+            code = "\n".join(CODE.findall(doc.read_text(encoding="utf-8")))
+            for match in re.finditer(r"designate-dr[ \t]+([a-z][a-z0-9-]*)", code):
+                if match.group(1) not in known:
+                    unknown.append(f"{doc.relative_to(ROOT)}: designate-dr {match.group(1)}")
+        self.assertEqual([], unknown)
+
     def test_commands_named_in_the_docs_exist(self) -> None:
         unknown, seen = [], set()
         for doc in doc_files():
