@@ -97,8 +97,10 @@ class CatalogBind(fx.BindSecondary):
     primary: DesignateMdns
 
     def _options(self) -> str:
+        # the catalog's AXFR from mdns takes ~18 s at 10,000 members: more than the TCP timeouts
         return super()._options() + (f'\n    catalog-zones {{ zone "{CATALOG}" default-primaries {{ '
-                                     f'{self.primary.address} port {self.primary.port}; }} in-memory yes; }};')
+                                     f'{self.primary.address} port {self.primary.port}; }} in-memory yes; }};'
+                                     '\n    tcp-initial-timeout 1200;\n    tcp-idle-timeout 1200;')
 
     def _zones_include(self) -> str:
         return super()._zones_include() + (f'zone "{CATALOG}" {{ type secondary; primaries {{ '
