@@ -151,6 +151,13 @@ def main() -> int:
         for server in (per_zone, by_catalog):
             servers.append(server)
             server.start()
+        # the consumer's first transfer (from region 1, at start) must be over: its members' masters
+        # are written when it ends
+        consumer = pdns4_dr.PdnsApi({**by_catalog.target_options(), "catalog_zone": CATALOG})
+        deadline = time.monotonic() + 900
+        while len(consumer.catalog_members()) < len(zones) and time.monotonic() < deadline:
+            time.sleep(1)
+        consumer.close()
         options = {"region": "region2"}
         for label, server, extra in (("PowerDNS, per zone", per_zone, {}),
                                      ("PowerDNS, catalog zone", by_catalog, {"catalog_zone": CATALOG})):

@@ -76,24 +76,39 @@ def source_date_epoch(distro: Distro) -> int | None:
 
 @contextmanager
 def build_lock(distro: Distro) -> Iterator[None]:
-    """Refuse a second concurrent build in the same distribution repository."""
+    """Refuse a second concurrent build in the same distribution repository.
+
+    The lock file is removed on the way out, still locked, so that nothing is
+    left behind; a process that opened it just before then finds, once it has
+    the lock, that the file it locked is no longer the one at the path, and
+    tries again on the new one.
+    """
     distro.work_root.mkdir(parents=True, exist_ok=True)
     path = distro.work_root / "build.lock"
-    handle = open(path, "a+")
-    try:
+    while True:
+        handle = open(path, "a+")
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             handle.seek(0)
             holder = handle.read().strip() or "another process"
+            handle.close()
             raise BuildLocked(f"another designate-dist build is running in {distro.root} ({holder})",
                               hint="wait for it to finish") from None
+        try:
+            if os.stat(path).st_ino == os.fstat(handle.fileno()).st_ino:
+                break
+        except FileNotFoundError:
+            pass
+        handle.close()
+    try:
         handle.seek(0)
         handle.truncate()
         handle.write(f"pid {os.getpid()}")
         handle.flush()
         yield
     finally:
+        path.unlink(missing_ok=True)
         handle.close()
 
 

@@ -3,7 +3,9 @@
 Operators upgrade and roll back with Ansible from one directory::
 
     DIR/
-      Packages, Packages.gz, Release   flat apt repository: deb [trusted=yes] file:DIR ./
+      Packages, Packages.gz, Release   flat apt repository: deb [signed-by=KEYRING] URL ./
+      InRelease, Release.gpg           with --sign-key: Release clear-signed and signed (GnuPG)
+      signing-key.asc                  with --sign-key: the public key, for signed-by=
       pool/<name>_<ver>_<arch>.deb     every published .deb
       wheels/<file>.whl                our wheels and every locked dependency wheel
       simple/index.html                PEP 503 root, simple/<project>/index.html per project
@@ -17,9 +19,16 @@ nothing: the build is verified against its manifest, the wheelhouse against
 its SHA256SUMS, and every file that would be written is compared with the
 repository's before anything is written; a file of the same name with other
 bytes is refused.  Artifacts are written first (temp file + rename), then the
-indexes, ``Release`` last; an index whose bytes do not change is not rewritten,
+indexes, ``Release`` and its signatures last (``InRelease``, which apt reads
+first, at the very end); an index whose bytes do not change is not rewritten,
 so publishing the same build again changes nothing.  The indexes depend only
-on the repository's content: the same releases give byte-identical indexes.
+on the repository's content: the same releases give byte-identical indexes
+(the signatures carry their signing time: a valid one is kept, not remade).
+
+The indexes are ours, not apt-ftparchive's or dpkg-scanpackages': a stanza is
+byte-for-byte what ``dpkg-scanpackages -m`` writes, but both standard tools
+list the versions of a package in directory order, which differs between two
+copies of the same repository; ours are in Debian version order.
 """
 from __future__ import annotations
 
@@ -59,10 +68,20 @@ from designate_dist.errors import (
 from designate_dist.fetch import cache_root, sha256_of
 from designate_dist.manifest import MANIFEST, artifact_problem
 from designate_dist.runner import run
+from designate_dist.signing import (
+    SigningKey,
+    export_public_key,
+    find_key,
+    sign_release,
+    signatures_valid,
+)
 
 Progress = Callable[[str], None]
 RELEASES_FORMAT = 1
 ORIGIN = "designate-dist"
+#: The repository's public key (armored), written by a signed publish.
+KEY_FILE = "signing-key.asc"
+SIGNATURES = ("Release.gpg", "InRelease")  # written after Release, in this order
 #: Fields an index adds to a .deb's control fields, and the fields they go before
 #: (dpkg-scanpackages' order, so that both tools write the same stanza).
 _INDEX_FIELDS = ("Filename", "Size", "MD5sum", "SHA1", "SHA256")
@@ -82,6 +101,10 @@ class PublishRequest:
     wheelhouse: Path | None = None  # default: <cache>/wheelhouse/<inputs.lock>
     #: Seconds to wait for another publisher's lock; None waits as long as it takes.
     lock_timeout: float | None = None
+    #: The GnuPG secret key that signs Release (fingerprint, key id or user id); None: unsigned.
+    sign_key: str | None = None
+    #: The GnuPG home holding it (default: GNUPGHOME, else ~/.gnupg).
+    gnupg_home: Path | None = None
 
 
 @dataclass(frozen=True)
@@ -92,16 +115,18 @@ class PublishResult:
     added: tuple[str, ...]          # artifacts written (relative to repo)
     present: tuple[str, ...]        # artifacts already there with the same bytes
     indexes: tuple[str, ...]        # indexes written (unchanged ones are not)
+    signed_by: str | None = None    # the signing key's fingerprint
 
     @property
     def already_published(self) -> bool:
         return not self.added
 
     def summary(self) -> str:
+        signed = f"; signed by {self.signed_by}" if self.signed_by else ""
         if self.already_published:
             line = f"{self.pep440} ({self.debian}) already published in {self.repo}"
             return line + (f"; rewrote {', '.join(self.indexes)}" if self.indexes else
-                           "; nothing changed")
+                           "; nothing changed") + signed
 
         def count(prefix: str) -> int:
             return sum(path.startswith(prefix) for path in self.added)
@@ -111,7 +136,7 @@ class PublishResult:
             ([f"{wheels} wheel{'s' * (wheels != 1)}"] if wheels else []) + \
             (["constraints"] if count("constraints/") else []) + (["manifest"] if count("manifests/") else [])
         return (f"published {self.pep440} ({self.debian}) into {self.repo}: added {', '.join(parts)}; "
-                f"{len(self.present)} file(s) already present")
+                f"{len(self.present)} file(s) already present{signed}")
 
 
 # --- Debian versions -------------------------------------------------------------------------
@@ -640,8 +665,42 @@ def indexes(repo: Path, plan_: _Plan) -> dict[str, bytes]:
     return out
 
 
+def _signed_indexes(repo: Path, wanted: dict[str, bytes], key: SigningKey | None,
+                    public_key: bytes | None) -> dict[str, bytes]:
+    """Add ``InRelease``, ``Release.gpg`` and the public key; keep signatures that still hold."""
+    if key is None:
+        signed = [name for name in SIGNATURES if (repo / name).exists()]
+        if signed:
+            raise ConfigError(f"{repo} is a signed repository ({signed[0]}): an unsigned publish "
+                              "would leave a signature that no longer matches Release; nothing "
+                              "was written", hint="publish with --sign-key KEY")
+        return wanted
+    out = dict(wanted, **{KEY_FILE: public_key})
+    current = [repo / name for name in SIGNATURES]
+    if all(p.is_file() for p in current) and signatures_valid(
+            wanted["Release"], (repo / "InRelease").read_bytes(), (repo / "Release.gpg").read_bytes(),
+            key):
+        out.update({name: (repo / name).read_bytes() for name in SIGNATURES})
+    else:
+        inrelease, detached = sign_release(wanted["Release"], key)
+        out.update({"InRelease": inrelease, "Release.gpg": detached})
+    return out
+
+
+def _write_order(name: str) -> tuple[int, str]:
+    """Indexes first, then Release, Release.gpg, InRelease (apt reads InRelease first)."""
+    last = ("Release", *SIGNATURES)
+    return (last.index(name) + 1 if name in last else 0, name)
+
+
 def publish(request: PublishRequest, *, progress: Progress = _quiet) -> PublishResult:
     """Publish the build of ``request.build_dir`` into ``request.repo`` (see the module doc)."""
+    key = public_key = None
+    if request.sign_key is not None:
+        key = find_key(request.sign_key, request.gnupg_home)
+        public_key = export_public_key(key)
+        sign_release(b"designate-dist: can this key sign?\n", key)  # fail before the repository is touched
+        progress(f"publish: signing with {key.describe()}")
     progress(f"publish: verifying {request.build_dir}")
     planned = plan(request)
     repo = request.repo.resolve()
@@ -651,13 +710,14 @@ def publish(request: PublishRequest, *, progress: Progress = _quiet) -> PublishR
             more = f" (and {len(conflicts) - 1} more)" if len(conflicts) > 1 else ""
             raise PublishConflict(f"refusing to overwrite {conflicts[0]}{more}: nothing was written",
                                   hint="a published file never changes; bump the distro revision")
-        # The indexes are made before anything is written: a failure there writes nothing.
-        wanted = indexes(repo, planned)
+        # The indexes and signatures are made before anything is written: a failure there
+        # writes nothing.
+        wanted = _signed_indexes(repo, indexes(repo, planned), key, public_key)
         progress(f"publish: {len(new)} new file(s), {len(present)} already present")
         for item in new:
             install_file(repo, item)
         written = []
-        for name in sorted(wanted, key=lambda n: (n == "Release", n)):  # Release last
+        for name in sorted(wanted, key=_write_order):
             path = repo / name
             if path.is_file() and path.read_bytes() == wanted[name]:
                 continue
@@ -666,4 +726,4 @@ def publish(request: PublishRequest, *, progress: Progress = _quiet) -> PublishR
     version = planned.manifest["distro_version"]
     return PublishResult(repo, version["pep440"], version["debian"],
                          tuple(sorted(f.dest for f in new)), tuple(sorted(f.dest for f in present)),
-                         tuple(written))
+                         tuple(written), key.fingerprint if key else None)

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from email.utils import parseaddr
 from pathlib import Path, PurePosixPath
 
+from designate_dist import tree_cache
 from designate_dist.distro import Distro, Pin
 from designate_dist.errors import ConfigError, DirtyWorkTree, GitError, VerificationError
 from designate_dist.fetch import FetchResult
@@ -42,6 +43,7 @@ class ImportResult:
     upstream_commit: str
     import_time: int  # newest mtime in the archive: the upstream release's own date
     reused: bool
+    checked_out: bool = True  # False: the branch is at the commit, the index and files are not (yet)
 
 
 def read_state(tree: WorkTree) -> dict:
@@ -107,8 +109,13 @@ def check_clean(tree: WorkTree, *, force: bool) -> None:
 
 
 def import_upstream(distro: Distro, fetched: FetchResult, *, force: bool = False,
-                    path: Path | None = None, pin: Pin | None = None) -> ImportResult:
-    """Make ``path`` (default: the distro's work tree) hold the pristine upstream release."""
+                    path: Path | None = None, pin: Pin | None = None,
+                    checkout: bool = True) -> ImportResult:
+    """Make ``path`` (default: the distro's work tree) hold the pristine upstream release.
+
+    ``checkout=False`` may leave the files out (when the tree cache has the
+    release): for a caller that writes commits first and checks out once.
+    """
     pin = pin or distro.pin
     target = path or distro.work_tree
     tag = upstream_tag(pin.version)
@@ -125,17 +132,29 @@ def import_upstream(distro: Distro, fetched: FetchResult, *, force: bool = False
             return ImportResult(target, commit, int(state["upstream"]["import_time"]), reused=True)
     target.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=target.parent, prefix=f".{target.name}.import-") as tmp:
-        top, newest = unpack(fetched.archive, Path(tmp) / "unpack")
-        for name in _METADATA:
-            (top / name).unlink(missing_ok=True)
-        for info in top.glob("*.egg-info"):
-            shutil.rmtree(info)
-        tree = WorkTree.init(top, BRANCH)
-        who = maintainer_identity(pin, newest)
-        message = (f"Import upstream {pin.name} {pin.version}\n\n"
-                   f"Source: {fetched.source}\nSHA256: {fetched.sha256}\n")
-        commit = tree.commit_all(message, who, who)
-        tree.tag(tag, f"{pin.name} {pin.version}\nsha256 {fetched.sha256}\n", who)
+        cached = tree_cache.lookup(pin, fetched)
+        if cached is not None:  # the same objects a fresh import writes, from the cache
+            top, newest = Path(tmp) / "cached", cached.import_time
+            tree = WorkTree.init(top, BRANCH)
+            tree_cache.load(tree, cached)
+            commit = cached.commit
+            if checkout:
+                tree.reset_hard(commit, BRANCH)
+            else:
+                tree.set_ref(f"refs/heads/{BRANCH}", commit)
+        else:
+            top, newest = unpack(fetched.archive, Path(tmp) / "unpack")
+            for name in _METADATA:
+                (top / name).unlink(missing_ok=True)
+            for info in top.glob("*.egg-info"):
+                shutil.rmtree(info)
+            tree = WorkTree.init(top, BRANCH)
+            who = maintainer_identity(pin, newest)
+            message = (f"Import upstream {pin.name} {pin.version}\n\n"
+                       f"Source: {fetched.source}\nSHA256: {fetched.sha256}\n")
+            commit = tree.commit_all(message, who, who)
+            tree.tag(tag, f"{pin.name} {pin.version}\nsha256 {fetched.sha256}\n", who)
+            tree_cache.store(tree, pin, fetched, tag, newest)
         write_state(tree, {"upstream": {"name": pin.name, "version": pin.version,
                                         "sha256": fetched.sha256, "commit": commit,
                                         "import_time": newest}})
@@ -149,4 +168,4 @@ def import_upstream(distro: Distro, fetched: FetchResult, *, force: bool = False
             if old is not None:
                 old.rename(target)
             raise GitError(f"cannot move the new work tree into {target}: {exc}") from exc
-    return ImportResult(target, commit, newest, reused=False)
+    return ImportResult(target, commit, newest, reused=False, checked_out=checkout or cached is None)

@@ -43,7 +43,7 @@ def _zones(args: argparse.Namespace, pools) -> list[str]:
         return check.read_zone_file(args.zones)
     if args.from_api:
         from designate_dr.ops.designate_api import DesignateAPI
-        api = DesignateAPI(args.from_api)
+        api = DesignateAPI(args.from_api, insecure_http=args.insecure_http)
         try:
             return sorted({z["name"] for z in api.list_zones()})
         finally:
@@ -100,7 +100,7 @@ def _run(args: argparse.Namespace, plan) -> int:
         if not args.api:
             raise UsageError("--fix-serials needs --api URL (the Designate API of a remaining region)")
         from designate_dr.ops.designate_api import DesignateAPI
-        api = DesignateAPI(args.api)
+        api = DesignateAPI(args.api, insecure_http=args.insecure_http)
     db_serials = None
     if args.designate_conf:
         from designate_dr.ops.database import zone_serials
@@ -144,6 +144,10 @@ def _sample(text: str) -> int | None:
 def add_commands(sub: argparse._SubParsersAction) -> None:
     """Add check, failover and failback to ``sub`` (``designate-dr``'s, or ``designate-dist dr``'s)."""
 
+    def insecure_http_arg(parser: argparse.ArgumentParser) -> None:
+        parser.add_argument("--insecure-http", action="store_true",
+                            help="allow sending the token to an http:// API URL (it is refused otherwise)")
+
     def pools_arg(parser: argparse.ArgumentParser) -> None:
         parser.add_argument("--pools", metavar="FILE", default="/etc/designate/pools.yaml",
                             help="Designate's pools.yaml with regions in the target options "
@@ -183,6 +187,7 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     source.add_argument("--zones", metavar="FILE", help="zone names, one a line (# comments)")
     source.add_argument("--from-api", metavar="URL",
                         help="list the zones from the Designate API at URL (token in OS_AUTH_TOKEN)")
+    insecure_http_arg(chk)
     chk.add_argument("--format", choices=("table", "json", "prometheus"), default="table")
     chk.add_argument("--output", metavar="FILE",
                      help="write the report to FILE atomically (e.g. a node-exporter textfile .prom)")
@@ -205,6 +210,7 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
                                  "their masters' serial")
         parser.add_argument("--api", metavar="URL",
                             help="Designate API of a remaining region (token in OS_AUTH_TOKEN)")
+        insecure_http_arg(parser)
         parser.add_argument("--concurrency", type=_positive_int, default=8, metavar="N",
                             help="re-point requests in flight per target (default 8)")
         parser.add_argument("--state", metavar="FILE",
