@@ -108,10 +108,15 @@ class CatalogBind(fx.BindSecondary):
                                            'file "catalog.db"; };\n')
 
 
+class _SkipPdns(Exception):
+    """--only: the other server type is skipped."""
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--zones", type=int, default=10000)
     parser.add_argument("--concurrency", type=int, default=8)
+    parser.add_argument("--only", choices=("pdns", "bind"), help="one server type only")
     parser.add_argument("--skip-bind-catalog", action="store_true",
                         help="skip BIND's catalog (its setup transfers every zone from mdns)")
     args = parser.parse_args()
@@ -142,6 +147,8 @@ def main() -> int:
         print(f"2 designate-mdns with {len(zones)} zones, catalog of {len(members)} members: "
               f"{time.perf_counter() - started:.1f}s (load {load()})", file=sys.stderr, flush=True)
 
+        if args.only == "bind":
+            raise _SkipPdns
         per_zone = fx.PdnsSecondary(tmp / "pdns-zones", "127.0.0.1", xfr_cycle_interval=3600)
         # the catalog's AXFR (10,000 PTRs rendered by mdns) outlasts PowerDNS's default 10 s
         by_catalog = fx.PdnsSecondary(tmp / "pdns-catalog", "127.0.0.4", xfr_cycle_interval=3600,
@@ -172,7 +179,17 @@ def main() -> int:
                     f"{len(result.failed)} failed; {on_r2}/{len(zones)} on region 2")
             print(f"  {label}: {seconds:.2f}s; {note} (load {load()})", file=sys.stderr, flush=True)
             rows.append((label, len(zones), seconds, note))
-
+        for server in (per_zone, by_catalog):
+            server.stop()
+    except _SkipPdns:
+        pass
+    except BaseException:
+        for server in reversed(servers):
+            server.stop()
+        raise
+    try:
+        if args.only == "pdns":
+            raise _SkipPdns
         bind = fx.BindSecondary(tmp / "bind-zones", "127.0.0.1")
         servers.append(bind)
         bind.start()
@@ -217,6 +234,8 @@ def main() -> int:
             note = f"named.conf + rndc reconfig; {modified} members modified"
             print(f"  BIND, catalog zone: {seconds:.2f}s; {note} (load {load()})", file=sys.stderr, flush=True)
             rows.append(("BIND, catalog zone (named.conf + reconfig)", len(zones), seconds, note))
+    except _SkipPdns:
+        pass
     finally:
         for server in reversed(servers):
             server.stop()
