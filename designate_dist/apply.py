@@ -4,8 +4,9 @@
 message verbatim; plain diffs are committed as the distro maintainer with
 their DEP-3 description as message.  Committer identity and date are fixed
 (the maintainer, at the author date) so the same inputs always give the same
-commit ids.  A patch that does not apply stops the stage with exit code 3; the
-work tree is left clean at the last good commit.
+commit ids.  A patch that does not apply, or that makes a symbolic link leading
+out of the tree, stops the stage with exit code 3; the work tree is left clean
+at the last good commit.
 """
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from pathlib import Path
 from designate_dist.distro import Distro
 from designate_dist.errors import PatchApplyError
 from designate_dist.gitrepo import ApplyFailure, Identity, WorkTree, explain_apply_failure
+from designate_dist.links import leaving, leaving_in_tree, may_change_links
 from designate_dist.series import PatchFile, PatchSeries
 from designate_dist.tree_apply import HunkFailed, TreePatcher, Unsupported
 from designate_dist.upstream_import import ImportResult, maintainer_identity, read_state, write_state
@@ -122,20 +124,47 @@ def apply_series(distro: Distro, imported: ImportResult, series: PatchSeries, *,
     write_state(tree, state)
     built = commit_series(tree, imported.upstream_commit, series,
                           lambda patch: patch_identities(distro, patch, imported.import_time))
+    unsafe = _first_leaving_link(tree, series, built)
+    if unsafe is not None:  # the series stops before the patch that made it
+        index, path, target = unsafe
+        commits = built.commits[:index]
+        built = SeriesCommits(commits, commits[-1] if commits else imported.upstream_commit, series.patches[index])
     tree.reset_hard(built.head, BRANCH)
     applied = tuple(AppliedPatch(p, c) for p, c in zip(series, built.commits))
     state.update({"commits": list(built.commits), "head": built.head})
     if built.failed is not None:
-        assert built.failure is not None
         state["failed"] = built.failed.ref
         write_state(tree, state)
         last = applied[-1].patch.ref if applied else f"upstream/{distro.pin.version}"
-        raise PatchApplyError(
-            f"{built.failed.series}/series: {built.failed.name} does not apply: {built.failure.describe()}",
-            patch=built.failed.ref, files=[built.failure.file],
-            hint=f"work tree {tree.path} left at {built.head[:12]} ({last})")
+        if built.failure is not None:
+            problem, files = f"does not apply: {built.failure.describe()}", [built.failure.file]
+        else:
+            assert unsafe is not None
+            problem, files = _leaving_link_problem(path, target), [path]
+        raise PatchApplyError(f"{built.failed.series}/series: {built.failed.name} {problem}",
+                              patch=built.failed.ref, files=files,
+                              hint=f"work tree {tree.path} left at {built.head[:12]} ({last})")
     write_state(tree, state)
     return ApplyResult(tree.path, imported.upstream_commit, applied, built.head, reused=False)
+
+
+def _leaving_link_problem(path: str, target: str) -> str:
+    return (f"makes {path} a symbolic link to {target!r}, outside the tree "
+            "(it would put a file of the build host into the packages)")
+
+
+def _first_leaving_link(tree: WorkTree, series: PatchSeries,
+                        built: SeriesCommits) -> tuple[int, str, str] | None:
+    """``(index of the patch, link, target)`` of the first patch whose tree has a link leading out of it.
+
+    Only a patch that can create, retarget, rename or copy a link is looked at.
+    """
+    for index, (patch, commit) in enumerate(zip(series, built.commits)):
+        if may_change_links(patch.diff):
+            escaping = leaving_in_tree(tree.read_object, tree.tree_of(commit))
+            if escaping:
+                return index, *escaping[0]
+    return None
 
 
 def _apply_series_with_git(distro: Distro, imported: ImportResult, series: PatchSeries, tree: WorkTree,
@@ -149,16 +178,23 @@ def _apply_series_with_git(distro: Distro, imported: ImportResult, series: Patch
     write_state(tree, state)
     for patch in series:
         error = tree.apply(patch.path)
+        problem, files = None, []
         if error is not None:
             failure = explain_apply_failure(error, patch.diff)
+            problem, files = f"does not apply: {failure.describe()}", [failure.file]
+        elif may_change_links(patch.diff):
+            escaping = leaving(tree.path, tree.tracked_symlinks())
+            if escaping:
+                tree.discard_merge()  # the patch applied: take it out again
+                problem, files = _leaving_link_problem(*escaping[0]), [escaping[0][0]]
+        if problem is not None:
             head = tree.head()
             state.update({"failed": patch.ref, "head": head})
             write_state(tree, state)
             last = applied[-1].patch.ref if applied else f"upstream/{distro.pin.version}"
-            raise PatchApplyError(
-                f"{patch.series}/series: {patch.name} does not apply: {failure.describe()}",
-                patch=patch.ref, files=[failure.file],
-                hint=f"work tree {tree.path} left at {head[:12]} ({last})")
+            raise PatchApplyError(f"{patch.series}/series: {patch.name} {problem}",
+                                  patch=patch.ref, files=files,
+                                  hint=f"work tree {tree.path} left at {head[:12]} ({last})")
         author, committer = patch_identities(distro, patch, imported.import_time)
         commit = tree.commit_index(patch.message, author, committer)
         applied.append(AppliedPatch(patch, commit))

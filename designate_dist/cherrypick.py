@@ -170,7 +170,7 @@ def _customs_apply(tree: WorkTree, customs: list[PatchFile], distro: Distro, whe
 def cherry_pick(distro: Distro, request: CherryPickRequest, *, progress: Progress = _quiet,
                 cache: Path | None = None) -> CherryPickResult:
     """Add ``request.commit`` at the end of ``cherry-pick/``; raise :class:`CherryPickConflict` when it stops."""
-    from designate_dist.pipeline import build_lock, prepare
+    from designate_dist.pipeline import build_lock, prepare_held
     cache = cache or cache_root()
     with build_lock(distro):
         _check_can_start(distro)
@@ -186,7 +186,7 @@ def cherry_pick(distro: Distro, request: CherryPickRequest, *, progress: Progres
             raise UsageError(f"{commit.short} is already in {distro.pin.version} (an ancestor of its tag)")
         where = where_from(repo, commit.sha)
         progress(f"cherry-pick: {commit.short} {commit.subject} ({where})")
-        prepared = prepare(distro, cache=cache, progress=progress)
+        prepared = prepare_held(distro, cache=cache, progress=progress)
         tree = WorkTree(prepared.work_tree)
         applied = prepared.applied.applied
         picks = [a for a in applied if a.patch.series == "cherry-pick"]

@@ -18,7 +18,7 @@ from typing import Any
 
 from designate_dist import tool_version
 from designate_dist.distro import Distro, load_distro
-from designate_dist.errors import EXIT_ERROR, EXIT_OK, DistError, UsageError
+from designate_dist.errors import EXIT_ERROR, EXIT_OK, DiskFull, DistError, UsageError, os_failure
 
 Handler = Callable[[argparse.Namespace], int]
 
@@ -49,11 +49,9 @@ def cmd_prepare(args: argparse.Namespace) -> int:
 
 
 def cmd_quilt(args: argparse.Namespace) -> int:
-    from designate_dist.pipeline import prepare
-    from designate_dist.quilt import export_quilt
-    distro = _distro(args)
-    prepared = prepare(distro, force=args.force, progress=progress_for(args))
-    result = export_quilt(prepared.applied, Path(args.output) if args.output else distro.root / "patches")
+    from designate_dist.pipeline import quilt
+    result = quilt(_distro(args), output=Path(args.output) if args.output else None, force=args.force,
+                   progress=progress_for(args))
     print(result.directory)
     return EXIT_OK
 
@@ -246,10 +244,19 @@ def _main(argv: Sequence[str] | None) -> int:
     except KeyboardInterrupt:
         print("error: interrupted", file=sys.stderr)
         return 130
+    except UnicodeDecodeError as exc:  # an input read without read_utf8(): still one line
+        if debug:
+            raise
+        print(f"error: an input file is not UTF-8 text ({exc.reason} at byte {exc.start})", file=sys.stderr)
+        return EXIT_ERROR
     except OSError as exc:
         if debug:
             raise
-        print(f"error: {exc.strerror or exc}: {exc.filename or ''}".rstrip(": "), file=sys.stderr)
+        error = os_failure(exc, "")
+        if isinstance(error, DiskFull):  # wherever it happened, a full disk says so
+            print(f"error: {error} ({error.hint})", file=sys.stderr)
+        else:
+            print(f"error: {exc.strerror or exc}: {exc.filename or ''}".rstrip(": "), file=sys.stderr)
         return EXIT_ERROR
 
 

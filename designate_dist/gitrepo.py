@@ -500,6 +500,10 @@ class WorkTree:
         out = self.repo.git.status("--porcelain", "--untracked-files=normal")
         return [line[3:] for line in out.splitlines() if line.strip()]
 
+    def tracked_symlinks(self) -> list[str]:
+        """The paths the index holds as symbolic links (mode 120000)."""
+        return _index_symlinks(self.repo)
+
     def is_rebasing(self) -> bool:
         return any((self.git_dir / name).exists() for name in ("rebase-apply", "rebase-merge",
                                                                "MERGE_HEAD", "CHERRY_PICK_HEAD"))
@@ -870,6 +874,31 @@ class WorkTree:
             raise _git_error(f"tag {name}", exc) from exc
 
 
+def _index_symlinks(repo: git.Repo) -> list[str]:
+    try:
+        out = repo.git.ls_files("--stage", "-z")
+    except git.GitCommandError as exc:
+        raise _git_error("ls-files", exc) from exc
+    links = []
+    for entry in out.split("\0"):
+        info, _, name = entry.partition("\t")
+        if info.startswith("120000 "):
+            links.append(name)
+    return links
+
+
+def tracked_symlinks(path: Path) -> list[str]:
+    """The symbolic links (mode 120000) in the index of the repository at ``path``; [] if it is none."""
+    try:
+        repo = git.Repo(path)
+    except (git.InvalidGitRepositoryError, git.NoSuchPathError):
+        return []
+    try:
+        return _index_symlinks(repo)
+    finally:
+        repo.close()
+
+
 def clone_at_tag(url: str, tag: str, dest: Path) -> str:
     """Clone ``url`` into ``dest`` (no checkout) and return the commit ``tag`` points to."""
     try:
@@ -877,6 +906,8 @@ def clone_at_tag(url: str, tag: str, dest: Path) -> str:
                                    env={"GIT_TERMINAL_PROMPT": "0", **os.environ})
     except git.GitCommandError as exc:
         raise _git_error(f"clone {url}", exc) from exc
+    except (git.exc.UnsafeProtocolError, git.exc.UnsafeOptionError) as exc:
+        raise GitError(f"git clone {url} refused: {exc}") from exc
     try:
         return repo.commit(f"refs/tags/{tag}^{{commit}}").hexsha
     except (git.BadName, ValueError) as exc:
@@ -951,6 +982,8 @@ class UpstreamRepo:
                 os.replace(tmp / "repo.git", dest)
             except git.GitCommandError as exc:
                 raise _git_error(f"clone {url}", exc) from exc
+            except (git.exc.UnsafeProtocolError, git.exc.UnsafeOptionError) as exc:
+                raise GitError(f"git clone {url} refused: {exc}") from exc
             finally:
                 import shutil
                 shutil.rmtree(tmp, ignore_errors=True)

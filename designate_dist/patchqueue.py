@@ -81,14 +81,15 @@ def _state_path(tree: WorkTree) -> Path:
 
 
 def import_queue(distro: Distro, *, force: bool = False, progress: Progress = _quiet) -> QueueImport:
-    """Prepare the work tree and put the applied series on the ``patch-queue`` branch."""
-    from designate_dist.pipeline import prepare
-    prepared = prepare(distro, force=force, progress=progress)
-    tree = WorkTree(prepared.work_tree)
-    tree.create_branch_here(BRANCH)
-    entries = [{"series": a.patch.series, "file": a.patch.name, "commit": a.commit,
-                "sha256": a.patch.sha256} for a in prepared.applied.applied]
-    write_json(_state_path(tree), {"base": prepared.applied.upstream_commit, "patches": entries})
+    """Prepare the work tree and put the applied series on the ``patch-queue`` branch (under the build lock)."""
+    from designate_dist.pipeline import build_lock, prepare_held
+    with build_lock(distro):
+        prepared = prepare_held(distro, force=force, progress=progress)
+        tree = WorkTree(prepared.work_tree)
+        tree.create_branch_here(BRANCH)
+        entries = [{"series": a.patch.series, "file": a.patch.name, "commit": a.commit,
+                    "sha256": a.patch.sha256} for a in prepared.applied.applied]
+        write_json(_state_path(tree), {"base": prepared.applied.upstream_commit, "patches": entries})
     return QueueImport(tree.path, BRANCH, tuple(e["commit"] for e in entries))
 
 
@@ -105,7 +106,13 @@ def _series_header(series_file: Path) -> str:
 
 def export_queue(distro: Distro, *, new_series: str = "customs",
                  progress: Progress = _quiet) -> QueueExport:
-    """Write the ``patch-queue`` commits back into the series files and patch files."""
+    """Write the ``patch-queue`` commits back into the series files and patch files (under the build lock)."""
+    from designate_dist.pipeline import build_lock
+    with build_lock(distro):
+        return _export_queue(distro, new_series=new_series, progress=progress)
+
+
+def _export_queue(distro: Distro, *, new_series: str, progress: Progress) -> QueueExport:
     from designate_dist.rebase import rewrite_patch, same_hunks
     if new_series not in SERIES_DIRS:
         raise SeriesError(f"unknown series {new_series!r} (one of {', '.join(SERIES_DIRS)})")
@@ -220,8 +227,15 @@ def add_commits(distro: Distro, revs: list[str] | tuple[str, ...] = (), *, serie
     ``NNNN-<subject>.patch`` in ``series`` with their series entries; the files and
     the series file are written only when every commit was checked.  The next
     ``prepare`` applies the series again from the files (the work tree's own
-    commits carry the developer's committer and date, not the build's).
+    commits carry the developer's committer and date, not the build's).  Under the build lock.
     """
+    from designate_dist.pipeline import build_lock
+    with build_lock(distro):
+        return _add_commits(distro, revs, series=series, progress=progress)
+
+
+def _add_commits(distro: Distro, revs: list[str] | tuple[str, ...], *, series: str,
+                 progress: Progress) -> tuple[AddedPatch, ...]:
     if series not in SERIES_DIRS:
         raise SeriesError(f"unknown series {series!r} (one of {', '.join(SERIES_DIRS)})")
     if not (distro.work_tree / ".git").exists():

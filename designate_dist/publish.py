@@ -42,7 +42,6 @@ import json
 import os
 import re
 import shutil
-import tempfile
 import time
 import zipfile
 from collections.abc import Callable, Iterable, Iterator
@@ -68,6 +67,7 @@ from designate_dist.errors import (
 from designate_dist.fetch import cache_root, sha256_of
 from designate_dist.manifest import MANIFEST, artifact_problem
 from designate_dist.runner import run
+from designate_dist.scratch import make_file, sweep_temp_files
 from designate_dist.signing import (
     SigningKey,
     export_public_key,
@@ -75,6 +75,7 @@ from designate_dist.signing import (
     sign_release,
     signatures_valid,
 )
+from designate_dist.versions import same_version
 
 Progress = Callable[[str], None]
 RELEASES_FORMAT = 1
@@ -258,7 +259,40 @@ def read_manifest(build_dir: Path) -> tuple[dict[str, Any], bytes]:
         data["artifacts"], data["source_date_epoch"]  # noqa: B018
     except (ValueError, KeyError, TypeError) as exc:
         raise ConfigError(f"{path}: not a designate-dist build manifest ({exc})") from None
+    _check_manifest(data, path)
     return data, raw
+
+
+_ARTIFACT_FILE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9._+~-]*(/[A-Za-z0-9_][A-Za-z0-9._+~-]*)?$")
+
+
+def _check_manifest(data: Any, path: Path) -> None:
+    """The fields publish turns into file names and index entries, checked before any is used."""
+    def bad(what: str) -> ConfigError:
+        return ConfigError(f"{path}: not a designate-dist build manifest ({what})")
+
+    if not isinstance(data, dict) or not isinstance(data.get("distro_version"), dict):
+        raise bad("no distro_version table")
+    pep440, debian = data["distro_version"]["pep440"], data["distro_version"]["debian"]
+    try:
+        if not isinstance(pep440, str) or not re.fullmatch(r"[A-Za-z0-9.!+_-]+", pep440):
+            raise InvalidVersion(pep440)
+        Version(pep440)
+    except InvalidVersion:
+        raise bad(f"distro_version.pep440 {pep440!r} is not a PEP 440 version") from None
+    if not isinstance(debian, str) or not _DEB_VERSION.match(debian):
+        raise bad(f"distro_version.debian {debian!r} is not a Debian version")
+    epoch = data["source_date_epoch"]
+    if not isinstance(epoch, int) or isinstance(epoch, bool) or epoch < 0:
+        raise bad(f"source_date_epoch {epoch!r} is not a UNIX time")
+    if not isinstance(data["artifacts"], list):
+        raise bad("artifacts is not a list")
+    for artifact in data["artifacts"]:
+        if not (isinstance(artifact, dict) and isinstance(artifact.get("file"), str)
+                and _ARTIFACT_FILE.match(artifact["file"])
+                and isinstance(artifact.get("size"), int) and isinstance(artifact.get("sha256"), str)
+                and re.fullmatch(r"[0-9a-f]{64}", artifact["sha256"])):
+            raise bad(f"artifact entry {artifact!r} is not a file name, size and sha256")
 
 
 def verify_build(build_dir: Path, manifest: dict[str, Any]) -> list[Path]:
@@ -396,7 +430,7 @@ def plan(request: PublishRequest) -> _Plan:
         result.wheels.append(wheel)
     for pin_name, pin_version in read_lock(request.lock_file):
         found = next((w for w in result.wheels if w.project == canonicalize_name(pin_name)
-                      and _same_version(w.version, pin_version)), None)
+                      and same_version(w.version, pin_version)), None)
         if found is None:
             raise VerificationError(f"wheelhouse {wheelhouse} has no wheel for {pin_name}=={pin_version} "
                                     f"of the lock")
@@ -429,13 +463,6 @@ def plan(request: PublishRequest) -> _Plan:
     return result
 
 
-def _same_version(a: str, b: str) -> bool:
-    try:
-        return Version(a) == Version(b)
-    except InvalidVersion:
-        return a == b
-
-
 # --- the repository --------------------------------------------------------------------------
 
 @contextmanager
@@ -466,7 +493,7 @@ def install_file(repo: Path, item: _File) -> None:
     if item.data is not None:
         write_bytes(dest, item.data, mode=0o644)
         return
-    fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".tmp")
+    fd, tmp = make_file(dest.parent, f".{dest.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as out, open(item.source, "rb") as src:
             shutil.copyfileobj(src, out, 1 << 20)
@@ -705,6 +732,7 @@ def publish(request: PublishRequest, *, progress: Progress = _quiet) -> PublishR
     planned = plan(request)
     repo = request.repo.resolve()
     with repo_lock(repo, request.lock_timeout):
+        sweep_temp_files(repo)  # what a killed publisher left half-copied
         new, present, conflicts = _conflicts(repo, planned.files)
         if conflicts:
             more = f" (and {len(conflicts) - 1} more)" if len(conflicts) > 1 else ""

@@ -2,8 +2,8 @@
 
 ``patches/`` (the quilt export) is made from the applied series; once the pin
 and the series moved, it is stale until regenerated.  It is regenerated here
-when the repository has one, with the build lock released (``prepare`` may
-take it itself); when that fails, the next steps say so and how to do it.
+when the repository has one, with the build lock released (``quilt`` takes it
+itself); when that fails, the next steps say so and how to do it.
 """
 from __future__ import annotations
 
@@ -27,12 +27,10 @@ def after_finish(distro: Distro, report: RebaseReport, progress: Callable[[str],
     steps: list[str] = []
     quilt_dir = root / QUILT_DIR
     if (quilt_dir / "series").is_file():
-        from designate_dist.pipeline import prepare
-        from designate_dist.quilt import export_quilt
+        from designate_dist.pipeline import quilt
         progress(f"rebase: regenerating {QUILT_DIR}/ on {report.onto}")
         try:
-            prepared = prepare(load_distro(root, distro.work_root), progress=progress)
-            written = export_quilt(prepared.applied, quilt_dir)
+            written = quilt(load_distro(root, distro.work_root), output=quilt_dir, progress=progress)
             steps.append(f"{QUILT_DIR}/ regenerated ({counted(len(written.files), 'patch')})")
         except DistError as exc:
             steps.append(f"{QUILT_DIR}/ is stale, it could not be regenerated ({exc}): "

@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from email.utils import parseaddr, parsedate_to_datetime
 from pathlib import Path
 
+from designate_dist.distro import read_utf8
 from designate_dist.errors import SeriesError
 
 SERIES_FILE = "series"
@@ -275,7 +276,7 @@ def read_series_entries(series_file: Path) -> list[tuple[int, str]]:
     entries = []
     seen: dict[str, int] = {}
     rel = f"{series_file.parent.name}/{series_file.name}"
-    for number, raw in enumerate(series_file.read_text(encoding="utf-8").splitlines(), 1):
+    for number, raw in enumerate(read_utf8(series_file, rel).splitlines(), 1):
         line = raw.split("#", 1)[0].strip()
         if not line:
             continue

@@ -20,13 +20,15 @@ from __future__ import annotations
 import os
 import shutil
 import sys
-import tempfile
 import time
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from designate_dist import scratch
 from designate_dist.errors import CommandFailed
+from designate_dist.gitrepo import tracked_symlinks
+from designate_dist.links import check_tree
 from designate_dist.runner import run
 
 # What setuptools leaves behind in a source tree; stale copies leak into wheels.
@@ -64,7 +66,7 @@ def _entry_order(info: zipfile.ZipInfo) -> tuple[bool, bool, str]:
 def normalize_wheel(path: Path, source_date_epoch: int) -> None:
     """Rewrite ``path`` with machine-independent zip metadata (see the module doc), atomically."""
     stamp = time.gmtime(max(source_date_epoch, 315532800))[:6]  # zip times start in 1980
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    fd, tmp = scratch.make_file(path.parent, f".{path.name}.", suffix=".tmp")
     os.close(fd)
     try:
         with zipfile.ZipFile(path) as source, \
@@ -89,9 +91,13 @@ def normalize_wheel(path: Path, source_date_epoch: int) -> None:
 
 def build_wheel(request: WheelRequest) -> Path:
     """Build the wheel into ``output_dir`` and return its path."""
+    # setuptools copies what a link points to: one leading out of the tree would ship a host file.
+    check_tree(request.source_dir, f"the wheel of {request.source_dir.name}",
+               tracked=tracked_symlinks(request.source_dir))
     clean_leftovers(request.source_dir)
     request.output_dir.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=request.output_dir, prefix=".wheel-") as tmp:
+    scratch.sweep(request.output_dir, ".wheel-")
+    with scratch.directory(request.output_dir, ".wheel-") as tmp:
         try:
             run([sys.executable, "-m", "build", "--wheel", "--no-isolation", "--outdir", tmp,
                  str(request.source_dir)], cwd=request.source_dir,

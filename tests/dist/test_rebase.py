@@ -317,7 +317,9 @@ class TestRebaseWithoutConflict(RebaseCase):
         wrong = run_cli("--distro", str(self.root), "rebase", "--onto", "1.2.0", "--source", "git",
                         "--tag", NEW_VERSION, "--commit", "0" * 40)
         self.assertEqual(5, wrong.code)
-        self.assertIn(f"tag {NEW_VERSION} points to {new_commit}, not the pinned commit", wrong.stderr)
+        # issue 13.1: the tag names another version than the one pinned; refused before any clone
+        self.assertIn(f"git tag '{NEW_VERSION}' is designate {NEW_VERSION}, not the pinned version 1.2.0",
+                      wrong.stderr)
 
     def test_rebase_of_a_patch_upstream_merged_in_a_modified_form(self) -> None:
         # a backport whose upstream version differs (a conflict) but the ChangeLog names it: dropped, warned
