@@ -108,6 +108,13 @@ class TestRealPinnedBuild(base.BaseTestCase):
         self.assertEqual(0, manage.returncode, manage.stderr[-2000:])
         self.assertEqual("", manage.stderr)
         self.assertIn("usage:", manage.stdout)
+        # the DR operations' command is on PATH and runs with the venv's libraries alone
+        link = root / "usr" / "bin" / "designate-dr"
+        self.assertEqual("/opt/venvs/designate/bin/designate-dr", os.readlink(link))
+        self.assertFalse((root / "opt" / "venvs" / "designate" / "bin" / "designate-dist").exists())
+        helped = subprocess.run([str(python), "-m", "designate_dr.cli", "failover", "--help"], check=True,
+                                text=True, stdout=subprocess.PIPE).stdout
+        self.assertIn("--apply-pools", helped)
 
         second = self.build("2", "--skip-tests")
         self.assertEqual(0, second.code, second.stderr[-3000:])
