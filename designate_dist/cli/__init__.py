@@ -5,9 +5,6 @@ commands share; one module per command group, listed in ``main.COMMAND_GROUPS``.
 """
 from __future__ import annotations
 
-# common first: designate_dist.cli_dr (registered from main) still imports number_arg from
-# this package while it is being initialised; it moves into the package with the DR operations.
-from designate_dist.cli.common import number_arg, progress_for  # noqa: I001
 from designate_dist.cli.main import build_parser, main
 
-__all__ = ["build_parser", "main", "number_arg", "progress_for"]
+__all__ = ["build_parser", "main"]

@@ -21,8 +21,8 @@ from designate_dist.cli import build, publish, rebase, release, upstream
 from designate_dist.errors import EXIT_ERROR, DiskFull, DistError, UsageError, os_failure
 
 Handler = Callable[[argparse.Namespace], int]
-#: The command groups, in the order ``--help`` lists their commands.  ``cli_dr`` moves into
-#: this package with the DR operations (issue 14, item 1).
+#: The command groups, in the order ``--help`` lists their commands (``cli_dr``, the ``dr``
+#: commands of designate-dr, joins this package when it moves).
 COMMAND_GROUPS = (build, rebase, release, publish, cli_dr, upstream)
 
 
