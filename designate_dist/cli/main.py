@@ -16,14 +16,13 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from designate_dist import cli_dr, tool_version
-from designate_dist.cli import build, publish, rebase, release, upstream
+from designate_dist import tool_version
+from designate_dist.cli import build, dr, publish, rebase, release, upstream
 from designate_dist.errors import EXIT_ERROR, DiskFull, DistError, UsageError, os_failure
 
 Handler = Callable[[argparse.Namespace], int]
-#: The command groups, in the order ``--help`` lists their commands (``cli_dr``, the ``dr``
-#: commands of designate-dr, joins this package when it moves).
-COMMAND_GROUPS = (build, rebase, release, publish, cli_dr, upstream)
+#: The command groups, in the order ``--help`` lists their commands.
+COMMAND_GROUPS = (build, rebase, release, publish, dr, upstream)
 
 
 class _Parser(argparse.ArgumentParser):
