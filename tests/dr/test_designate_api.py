@@ -21,8 +21,8 @@ from typing import Any
 from unittest import mock
 
 from designate_dr.ops.designate_api import DesignateAPI
-from tests.dr.servers import free_port
 from tests.fixtures.cli import run_cli
+from tests.fixtures.dns import free_port
 
 TOKEN = "s3cret-admin-token"
 Reply = tuple[int, dict[str, str], bytes]
