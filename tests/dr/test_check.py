@@ -1,16 +1,11 @@
 """``designate-dr check`` against real BIND and PowerDNS servers: exit codes 0/1/2 and formats."""
 from __future__ import annotations
 
-import http.server
 import json
-import os
 import re
 import socket
-import threading
 import types
 from pathlib import Path
-from unittest import mock
-from urllib.parse import parse_qs, urlparse
 
 import fixtures
 from oslotest import base
@@ -19,6 +14,7 @@ from designate_dr.ops.soa import parse_soa_answer, soa_query_wire
 from designate_dr.serial import highest_serial, serial_lag
 from tests.fixtures import dns
 from tests.fixtures.cli import run_dr
+from tests.fixtures.designate_api import FakeDesignateAPI
 from tests.fixtures.pools import nameserver_target, pools_yaml
 
 ZONES = {f"zone{i}.example.": 2026010100 + i for i in range(30)}
@@ -164,61 +160,20 @@ class TestCheck(base.BaseTestCase):
 
 
     def test_zones_from_the_designate_api(self) -> None:
-        api = ZoneListAPI(sorted(ZONES), token="monitor-token")
-        self.addCleanup(api.server_close)
-        self.addCleanup(api.shutdown)
-        with mock.patch.dict(os.environ, {"OS_AUTH_TOKEN": "monitor-token"}):
-            outcome = run_dr("check", "--pools", str(self.pools), "--from-api", api.url + "/v2",
-                              "--insecure-http", "--format", "json")
+        api = self.useFixture(FakeDesignateAPI(masters=[self.master], token="monitor-token"))
+        self.useFixture(fixtures.EnvironmentVariable("OS_AUTH_TOKEN", "monitor-token"))
+        outcome = run_dr("check", "--pools", str(self.pools), "--from-api", api.url + "/v2",
+                         "--insecure-http", "--format", "json")
         self.assertEqual(0, outcome.code, outcome.stderr)
         self.assertEqual(30, json.loads(outcome.stdout)["zones"])
-        self.assertEqual(3, api.pages)  # 30 zones, 12 a page: followed the next links
-        with mock.patch.dict(os.environ, {"OS_AUTH_TOKEN": "stale-token"}):
-            refused = run_dr("check", "--pools", str(self.pools), "--from-api", api.url,
-                              "--insecure-http")
+        # 30 zones, 12 a page: followed the next links
+        self.assertEqual([("GET", "/v2/zones")] * 3, [(r.method, r.path.split("?")[0]) for r in api.received])
+        self.useFixture(fixtures.EnvironmentVariable("OS_AUTH_TOKEN", "stale-token"))
+        refused = run_dr("check", "--pools", str(self.pools), "--from-api", api.url, "--insecure-http")
         self.assertEqual(1, refused.code)
         self.assertEqual(["error: Designate API refused listing zones: HTTP 401 (set OS_AUTH_TOKEN to an "
                           "admin token)"], refused.stderr.splitlines())
         self.assertNotIn("stale-token", refused.stdout + refused.stderr)
-
-
-class ZoneListAPI(http.server.ThreadingHTTPServer):
-    """GET /v2/zones of a Designate API, 12 zones a page with ``links.next``."""
-
-    def __init__(self, zones: list[str], token: str) -> None:
-        self.zones, self.token, self.pages = zones, token, 0
-        super().__init__(("127.0.0.1", 0), _ZoneListHandler)
-        self.url = f"http://127.0.0.1:{self.server_address[1]}"
-        threading.Thread(target=self.serve_forever, daemon=True).start()
-
-
-class _ZoneListHandler(http.server.BaseHTTPRequestHandler):
-    server: ZoneListAPI
-
-    def log_message(self, *args) -> None:
-        pass
-
-    def do_GET(self) -> None:
-        url = urlparse(self.path)
-        if self.headers.get("X-Auth-Token") != self.server.token:
-            status, body = 401, {"message": "unauthorized"}
-        elif url.path != "/v2/zones":
-            status, body = 404, {"message": "not found"}
-        else:
-            self.server.pages += 1
-            start = int(parse_qs(url.query).get("marker", ["0"])[0])
-            page = self.server.zones[start:start + 12]
-            links = {}
-            if start + 12 < len(self.server.zones):
-                links["next"] = f"{self.server.url}/v2/zones?limit=12&marker={start + 12}"
-            status, body = 200, {"zones": [{"id": str(i), "name": z} for i, z in enumerate(page)],
-                                 "links": links}
-        data = json.dumps(body).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
 
 
 class TestSerials(base.BaseTestCase):
