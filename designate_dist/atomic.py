@@ -8,11 +8,15 @@ from pathlib import Path
 from typing import Any
 
 
-def write_bytes(path: Path, data: bytes, *, mode: int | None = None, durable: bool = True) -> None:
+def write_bytes(path: Path, data: bytes, *, mode: int | None = None, durable: bool = True,
+                owner: tuple[int, int] | None = None) -> None:
     """Write ``data`` to ``path`` so that readers see the old or the new file, never half.
 
     ``durable=False`` skips the fsync: still atomic for readers, but after a crash
     the old content may come back.  Only for state that is checked before use.
+    ``owner=(uid, gid)`` gives the new file that owner and group before it replaces
+    ``path`` (root may give any; others only their own uid and one of their groups):
+    a file the service reads keeps being its file.
     """
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
@@ -22,6 +26,14 @@ def write_bytes(path: Path, data: bytes, *, mode: int | None = None, durable: bo
             handle.flush()
             if durable:
                 os.fsync(handle.fileno())
+        made = os.stat(tmp)
+        if owner is not None and (made.st_uid, made.st_gid) != owner:
+            try:
+                os.chown(tmp, *owner)
+            except PermissionError as exc:
+                raise PermissionError(exc.errno, f"cannot keep owner {owner[0]}:{owner[1]} "
+                                      "(run as root or as the file's owner)", str(path)) from None
+        # after chown, which clears set-id bits
         if mode is not None:
             os.chmod(tmp, mode)
         elif path.exists():

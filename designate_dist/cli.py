@@ -157,7 +157,8 @@ def build_parser() -> argparse.ArgumentParser:
 def _extend(sub, add) -> None:
     """Commands contributed by later modules (rebase, patches, release, dr)."""
     for module_name in ("designate_dist.cli_rebase", "designate_dist.cli_release",
-                        "designate_dist.cli_publish", "designate_dist.cli_dr"):
+                        "designate_dist.cli_publish", "designate_dist.cli_dr",
+                        "designate_dist.cli_upstream"):
         try:
             module = __import__(module_name, fromlist=["register"])
         except ModuleNotFoundError as exc:

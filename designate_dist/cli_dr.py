@@ -22,7 +22,7 @@ def _zones(args: argparse.Namespace, pools) -> list[str]:
         return check.read_zone_file(args.zones)
     if args.from_api:
         from designate_dr.ops.designate_api import DesignateAPI
-        api = DesignateAPI(args.from_api)
+        api = DesignateAPI(args.from_api, insecure_http=args.insecure_http)
         try:
             return sorted({z["name"] for z in api.list_zones()})
         finally:
@@ -59,7 +59,7 @@ def _run(args: argparse.Namespace, plan) -> int:
         if not args.api:
             raise UsageError("--fix-serials needs --api URL (the Designate API of a remaining region)")
         from designate_dr.ops.designate_api import DesignateAPI
-        api = DesignateAPI(args.api)
+        api = DesignateAPI(args.api, insecure_http=args.insecure_http)
     last_served = None
     if args.state:
         from designate_dr.ops.check import load_state
@@ -99,6 +99,10 @@ def register(add: Add) -> None:
     dr = add("dr", cmd_dr, "disaster recovery across regions: sync check, failover, failback")
     sub = dr.add_subparsers(dest="dr_command", metavar="SUBCOMMAND", parser_class=type(dr))
 
+    def insecure_http_arg(parser: argparse.ArgumentParser) -> None:
+        parser.add_argument("--insecure-http", action="store_true",
+                            help="allow sending the token to an http:// API URL (it is refused otherwise)")
+
     def pools_arg(parser: argparse.ArgumentParser) -> None:
         parser.add_argument("--pools", metavar="FILE", default="/etc/designate/pools.yaml",
                             help="Designate's pools.yaml with regions in the target options "
@@ -118,6 +122,7 @@ def register(add: Add) -> None:
     source.add_argument("--zones", metavar="FILE", help="zone names, one a line (# comments)")
     source.add_argument("--from-api", metavar="URL",
                         help="list the zones from the Designate API at URL (token in OS_AUTH_TOKEN)")
+    insecure_http_arg(chk)
     chk.add_argument("--format", choices=("table", "json", "prometheus"), default="table")
     chk.add_argument("--output", metavar="FILE",
                      help="write the report to FILE atomically (e.g. a node-exporter textfile .prom)")
@@ -136,6 +141,7 @@ def register(add: Add) -> None:
                                  "their masters' serial")
         parser.add_argument("--api", metavar="URL",
                             help="Designate API of a remaining region (token in OS_AUTH_TOKEN)")
+        insecure_http_arg(parser)
         parser.add_argument("--concurrency", type=_positive_int, default=8, metavar="N",
                             help="re-point requests in flight per target (default 8)")
         parser.add_argument("--state", metavar="FILE",

@@ -79,7 +79,7 @@ def fetch(distro: Distro, pin: Pin | None = None, cache: Path | None = None) -> 
     if pin.source == "file":
         return _fetch_file(distro, pin, root)
     if pin.source == "git":
-        return _fetch_git(pin, root)
+        return _fetch_git(distro, pin, root)
     raise ConfigError(f"unknown source kind {pin.source!r}")
 
 
@@ -149,7 +149,19 @@ def _fetch_file(distro: Distro, pin: Pin, root: Path) -> FetchResult:
     return FetchResult(final, digest, pin.describe_source(), cached=False)
 
 
-def _fetch_git(pin: Pin, root: Path) -> FetchResult:
+def git_source_url(distro: Distro, pin: Pin) -> str:
+    """The pin's git URL; a relative local path is taken from the distro repository, like a file source."""
+    assert pin.url
+    from designate_dist.history import is_url
+    if pin.url.startswith("-"):
+        raise ConfigError(f"{pin.url!r} is not a git URL or path")
+    if is_url(pin.url):
+        return pin.url
+    path = Path(pin.url).expanduser()
+    return str(path if path.is_absolute() else distro.root / path)
+
+
+def _fetch_git(distro: Distro, pin: Pin, root: Path) -> FetchResult:
     assert pin.url and pin.tag and pin.commit
     final = root / "archives" / "git" / pin.commit / f"{pin.name}-{pin.version}.tar"
     if final.is_file():
@@ -157,7 +169,7 @@ def _fetch_git(pin: Pin, root: Path) -> FetchResult:
     root.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=root, prefix=".clone-") as tmp:
         clone = Path(tmp) / "repo"
-        commit = gitrepo.clone_at_tag(pin.url, pin.tag, clone)
+        commit = gitrepo.clone_at_tag(git_source_url(distro, pin), pin.tag, clone)
         if commit != pin.commit:
             raise VerificationError(
                 f"{pin.url} tag {pin.tag} points to {commit}, not the pinned commit {pin.commit}; "

@@ -350,6 +350,29 @@ class WorkTree:
             raise _git_error(f"cherry-pick {commit[:12]}", exc) from exc
         return []
 
+    def staged_diff(self) -> str:
+        """The staged change against HEAD, as ``commit_diff`` writes a commit's."""
+        try:
+            return self.repo.git.diff("--cached", "--full-index", "-M", strip_newline_in_stdout=False)
+        except git.GitCommandError as exc:
+            raise _git_error("diff --cached", exc) from exc
+
+    def reset_soft(self, rev: str) -> None:
+        """Move the branch to ``rev``, keeping the index and the files."""
+        try:
+            self.repo.git.reset("--soft", "--quiet", rev)
+        except git.GitCommandError as exc:
+            raise _git_error(f"reset --soft {rev[:12]}", exc) from exc
+
+    def delete_ref(self, ref: str) -> None:
+        """Remove ``ref`` if it exists."""
+        if self.resolve(ref) is None:
+            return
+        try:
+            self.repo.git.update_ref("-d", ref)
+        except git.GitCommandError as exc:
+            raise _git_error(f"update-ref -d {ref}", exc) from exc
+
     def unmerged_paths(self) -> list[str]:
         out = self.repo.git.diff("--name-only", "--diff-filter=U")
         return sorted(set(out.splitlines()))
@@ -551,3 +574,246 @@ def archive(repo_path: Path, commit: str, prefix: str, out: Path) -> None:
             repo.archive(handle, treeish=commit, prefix=prefix, format="tar")
     except git.GitCommandError as exc:
         raise _git_error("archive", exc) from exc
+
+
+# -- an upstream repository with history (designate_dist.backports, cherrypick, history) ----
+_REF_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_./@{}^~+-]*$")
+
+
+def check_ref_name(name: str, what: str) -> str:
+    """Refuse a revision name that git could read as an option or that is not a name at all."""
+    if not name or not _REF_NAME.match(name) or ".." in name:
+        raise GitError(f"{what} {name!r} is not a commit, tag or branch name")
+    return name
+
+
+@dataclass(frozen=True)
+class UpstreamCommit:
+    """One upstream commit, as the backports report and cherry-pick need it."""
+
+    sha: str
+    parents: tuple[str, ...]
+    author: Identity
+    subject: str
+    message: str
+    files: tuple[str, ...]  # paths it touches (both names of a rename)
+
+    @property
+    def short(self) -> str:
+        return self.sha[:8]
+
+
+class UpstreamRepo:
+    """A git repository of upstream (a local copy, or a cached clone of a URL); read only."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        if not path.is_dir():
+            raise GitError(f"{path} is not a git repository (no such directory)")
+        # Commands run inside ``path``: git finds a bare copy there even without its
+        # config file, which GitPython's Repo would take for a work tree.
+        self.git = git.Git(str(path))
+        try:
+            top = self.git.rev_parse("--absolute-git-dir")
+        except git.GitCommandError:
+            raise GitError(f"{path} is not a git repository") from None
+        self.git_dir = Path(top)
+
+    @classmethod
+    def clone_cached(cls, url: str, cache_dir: Path) -> UpstreamRepo:
+        """A bare clone of ``url`` under ``cache_dir`` (made once, then fetched)."""
+        if url.startswith("-"):
+            raise GitError(f"{url!r} is not a repository URL")
+        dest = cache_dir / (hashlib.sha256(url.encode()).hexdigest()[:20] + ".git")
+        env = {"GIT_TERMINAL_PROMPT": "0", **os.environ}
+        if not dest.is_dir():
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            tmp = Path(tempfile.mkdtemp(dir=dest.parent, prefix=".clone-"))
+            try:
+                git.Repo.clone_from(url, tmp / "repo.git", bare=True, multi_options=["--quiet"], env=env)
+                os.replace(tmp / "repo.git", dest)
+            except git.GitCommandError as exc:
+                raise _git_error(f"clone {url}", exc) from exc
+            finally:
+                import shutil
+                shutil.rmtree(tmp, ignore_errors=True)
+        else:
+            try:
+                git.Git(str(dest)).fetch("--quiet", "--prune", "--tags", "--force", "--end-of-options",
+                                         url, "+refs/heads/*:refs/heads/*", env=env)
+            except git.GitCommandError as exc:
+                raise _git_error(f"fetch {url}", exc) from exc
+        return cls(dest)
+
+    @property
+    def objects_dir(self) -> Path:
+        common = self.git_dir / "commondir"
+        base = (self.git_dir / common.read_text().strip()) if common.is_file() else self.git_dir
+        return base.resolve() / "objects"
+
+    def resolve(self, name: str, what: str = "revision") -> str:
+        """The commit ``name`` names; :class:`GitError` when there is none."""
+        check_ref_name(name, what)
+        try:
+            return self.git.rev_parse("--verify", "--quiet", "--end-of-options", f"{name}^{{commit}}")
+        except git.GitCommandError:
+            raise GitError(f"{self.path}: no commit {name!r}") from None
+
+    def tag_commit(self, tag: str) -> str | None:
+        check_ref_name(tag, "tag")
+        try:
+            return self.git.rev_parse("--verify", "--quiet", f"refs/tags/{tag}^{{commit}}")
+        except git.GitCommandError:
+            return None
+
+    def branches_containing(self, commit: str, pattern: str) -> list[str]:
+        """Short names of local and remote-tracking branches matching ``pattern`` that hold ``commit``."""
+        out = self.git.for_each_ref("--contains", commit, "--format=%(refname)",
+                                         f"refs/heads/{pattern}", f"refs/remotes/*/{pattern}")
+        names: list[str] = []
+        for ref in out.split():
+            short = ref.removeprefix("refs/heads/")
+            if ref.startswith("refs/remotes/"):
+                short = ref.split("/", 3)[3]
+            if short not in names:
+                names.append(short)
+        return names
+
+    def is_ancestor(self, ancestor: str, descendant: str) -> bool:
+        try:
+            self.git.merge_base("--is-ancestor", ancestor, descendant)
+        except git.GitCommandError:
+            return False
+        return True
+
+    def merge_base(self, first: str, second: str) -> str | None:
+        try:
+            return self.git.merge_base(first, second)
+        except git.GitCommandError:
+            return None
+
+    def rev_list(self, tips: list[str], exclude: list[str], *, merges: bool = False) -> list[str]:
+        """Commits reachable from ``tips`` and not from ``exclude``, newest first (no merges)."""
+        args = ["--no-merges"] if not merges else ["--merges"]
+        try:
+            out = self.git.rev_list(*args, *tips, *(f"^{sha}" for sha in exclude), "--")
+        except git.GitCommandError as exc:
+            raise _git_error("rev-list", exc) from exc
+        return out.split()
+
+    def commits(self, shas: list[str]) -> dict[str, UpstreamCommit]:
+        """Author, message and touched files of every commit in ``shas``, in one ``git log``."""
+        if not shas:
+            return {}
+        sep, end = "\x1f", "\x1e"
+        try:
+            out = self.git.log("--no-walk=unsorted", "--name-only", "--no-renames",
+                                    f"--format={end}%H{sep}%P{sep}%an{sep}%ae{sep}%at{sep}%B{sep}",
+                                    *shas, "--", strip_newline_in_stdout=False)
+        except git.GitCommandError as exc:
+            raise _git_error("log", exc) from exc
+        found: dict[str, UpstreamCommit] = {}
+        for record in out.split(end)[1:]:
+            sha, parents, name, email, when, message, rest = record.split(sep, 6)
+            files = tuple(line for line in rest.strip().splitlines() if line)
+            message = message.rstrip("\n") + "\n"
+            found[sha] = UpstreamCommit(sha, tuple(parents.split()), Identity(name, email, int(when)),
+                                        message.split("\n", 1)[0], message, files)
+        return found
+
+    def diffs(self, shas: list[str]) -> dict[str, str]:
+        """The diff of every non-merge commit in ``shas`` against its parent, in one ``git log``."""
+        if not shas:
+            return {}
+        try:
+            log = self.git.log("--no-walk=unsorted", "-p", "--full-index", "--format=commit %H",
+                               *shas, "--", strip_newline_in_stdout=False)
+        except git.GitCommandError as exc:
+            raise _git_error("log -p", exc) from exc
+        found: dict[str, str] = {}
+        for chunk in ("\n" + log).split("\ncommit ")[1:]:
+            sha, _, diff = chunk.partition("\n")
+            diff = diff.strip("\n")  # git log separates the patches with at most a blank line
+            found[sha.strip()] = diff + "\n" if diff else ""
+        return found
+
+    def patch_ids(self, shas: list[str]) -> dict[str, str]:
+        """``git patch-id --stable`` of every commit in ``shas`` (commits with no diff left out)."""
+        return self.patch_ids_of_diffs(self.diffs(shas))
+
+    def patch_ids_of_diffs(self, diffs: dict[str, str]) -> dict[str, str]:
+        """``git patch-id --stable`` of each diff, keyed as ``diffs`` (40-hex keys)."""
+        stream = "".join(f"commit {key}\n\n{diff if diff.endswith(chr(10)) else diff + chr(10)}"
+                         for key, diff in diffs.items())
+        return patch_ids_of(self.git, stream) if stream else {}
+
+    def commit_diff(self, sha: str) -> str:
+        """The diff of a non-merge commit against its parent (full blob ids)."""
+        try:
+            return self.git.diff_tree("-p", "--full-index", "--root", "--no-commit-id", sha,
+                                           strip_newline_in_stdout=False)
+        except git.GitCommandError as exc:
+            raise _git_error(f"diff-tree {sha[:12]}", exc) from exc
+
+    def format_patch(self, sha: str) -> str:
+        """``git format-patch`` of one commit: its own author, date and message, full blob ids."""
+        try:
+            return self.git.format_patch("-1", "--stdout", "--no-signature", "--full-index",
+                                              "--end-of-options", sha, strip_newline_in_stdout=False)
+        except git.GitCommandError as exc:
+            raise _git_error(f"format-patch {sha[:12]}", exc) from exc
+
+
+def patch_ids_of(cmd: git.Git, text: str) -> dict[str, str]:
+    """``git patch-id --stable`` of a stream of patches, each introduced by ``commit <id>``.
+
+    Returns ``{id from the stream: patch-id}``.
+    """
+    try:
+        with subprocess_pipe(text) as handle:
+            out = cmd.patch_id("--stable", istream=handle)
+    except git.GitCommandError as exc:
+        raise _git_error("patch-id", exc) from exc
+    ids: dict[str, str] = {}
+    for line in out.splitlines():
+        parts = line.split()
+        if len(parts) == 2:
+            ids[parts[1]] = parts[0]
+    return ids
+
+
+def subprocess_pipe(text: str):
+    """A file object holding ``text`` for a GitPython ``istream``."""
+    handle = tempfile.TemporaryFile()
+    handle.write(text.encode("utf-8", "surrogateescape"))
+    handle.seek(0)
+    return handle
+
+
+class TreeIndex:
+    """A scratch index holding one tree of a repository: ``git apply --cached`` checks, no work tree.
+
+    Checking an upstream commit against our patched tree this way costs one
+    ``git apply`` process and writes nothing to the repository.
+    """
+
+    def __init__(self, repo_path: Path, tree: str, scratch: Path) -> None:
+        self.repo = git.Repo(repo_path)
+        self.index = scratch / f"index-{tree[:12]}"
+        self.env = {"GIT_INDEX_FILE": str(self.index)}
+        try:
+            self.repo.git.read_tree(tree, env={**os.environ, **self.env})
+            listed = self.repo.git.ls_files(env={**os.environ, **self.env})
+        except git.GitCommandError as exc:
+            raise _git_error(f"read-tree {tree[:12]}", exc) from exc
+        self.paths = frozenset(listed.splitlines())
+
+    def check(self, diff: str, *, reverse: bool = False) -> str | None:
+        """None when ``diff`` applies to the tree (reverse-applies with ``reverse``), else git's stderr."""
+        args = ["--cached", "--check", "--whitespace=nowarn"] + (["--reverse"] if reverse else [])
+        try:
+            with subprocess_pipe(diff) as handle:
+                self.repo.git.apply(*args, "-", istream=handle, env={**os.environ, **self.env})
+        except git.GitCommandError as exc:
+            return (exc.stderr or "").replace("\n  stderr: '", "\n").strip().strip("'") or str(exc)
+        return None

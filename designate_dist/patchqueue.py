@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,13 +23,12 @@ from designate_dist.atomic import write_json, write_text
 from designate_dist.distro import SERIES_DIRS, Distro
 from designate_dist.errors import DirtyWorkTree, DistError, SeriesError
 from designate_dist.gitrepo import WorkTree
-from designate_dist.series import SERIES_FILE, PatchFile, read_series
+from designate_dist.series import SERIES_FILE, PatchFile, next_patch_number, patch_slug, read_series
 from designate_dist.upstream_import import read_state, write_state
 
 Progress = Callable[[str], None]
 BRANCH = "patch-queue"
 STATE_FILE = "designate-dist-pq.json"
-_NUMBER = re.compile(r"^(\d{4})-")
 
 
 def _quiet(_: str) -> None:
@@ -81,17 +79,6 @@ def import_queue(distro: Distro, *, force: bool = False, progress: Progress = _q
                 "sha256": a.patch.sha256} for a in prepared.applied.applied]
     write_json(_state_path(tree), {"base": prepared.applied.upstream_commit, "patches": entries})
     return QueueImport(tree.path, BRANCH, tuple(e["commit"] for e in entries))
-
-
-def _slug(subject: str) -> str:
-    slug = re.sub(r"[^a-z0-9]+", "-", subject.lower()).strip("-")
-    return (slug[:48].rstrip("-") or "change")
-
-
-def _next_number(directory: Path, taken: set[str]) -> int:
-    numbers = [int(m.group(1)) for name in taken | {p.name for p in directory.iterdir()}
-               if (m := _NUMBER.match(name))] if directory.is_dir() else []
-    return max(numbers, default=0) + 1
 
 
 def _series_header(series_file: Path) -> str:
@@ -169,7 +156,7 @@ def export_queue(distro: Distro, *, new_series: str = "customs",
             results.append(ExportedPatch(patch.series, patch.name, status, commit))
             continue
         directory = distro.series_dir(new_series)
-        name = f"{_next_number(directory, new_names):04d}-{_slug(subject)}.patch"
+        name = f"{next_patch_number(directory, new_names):04d}-{patch_slug(subject)}.patch"
         new_names.add(name)
         order[new_series].append(name)
         writes[directory / name] = tree.format_patch(commit)

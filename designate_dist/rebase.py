@@ -43,7 +43,7 @@ from designate_dist.apply import apply_series, patch_identities
 from designate_dist.atomic import write_bytes, write_json, write_text
 from designate_dist.distro import PIN_FILE, SERIES_DIRS, Distro, Pin, load_distro
 from designate_dist.errors import DistError, PatchApplyError, UsageError
-from designate_dist.fetch import fetch
+from designate_dist.fetch import cache_root, fetch
 from designate_dist.gitrepo import WorkTree
 from designate_dist.lockfile import canonical
 from designate_dist.series import KIND_UPSTREAM, SERIES_FILE, PatchFile, PatchSeries, diff_files, read_series
@@ -468,6 +468,11 @@ class _Run:
 
     # evidence in the new release's ChangeLog: what was merged between the two releases
     def changelog_evidence(self, patch: PatchFile) -> str | None:
+        # A git source has history: commit ids, Change-Ids and patch-ids (designate_dist.history).
+        from designate_dist.history import release_evidence
+        found = release_evidence(self.distro.pin, self.new_pin, patch, root=self.distro.root, cache=cache_root())
+        if found:
+            return found
         new, old = self.changelog_new, self.changelog_old
         for change_id in patch.change_ids:
             if change_id in new and change_id not in old:

@@ -5,9 +5,11 @@ one patch file name per line, in order; blank lines and ``#`` comments are
 ignored.  Kinds, by directory and suffix:
 
 ``cherry-pick/*.upstream``  ``upstream``: an original upstream change, in mail
-                            format (``git format-patch``), applied verbatim.  Its
-                            message must carry an ``Upstream:`` line saying where
-                            it came from (release, commit, Change-Id).
+                            format (``git format-patch``), applied verbatim.  It
+                            must say where it came from in an ``Upstream:`` line:
+                            a mail header after ``Subject:`` (``Upstream: commit
+                            <id> (<branch or release>)``), so that upstream's
+                            message stays verbatim, or a line of the message.
 ``cherry-pick/*.patch``     ``backport``: an upstream change adapted to apply.
 ``customs/*.patch``         ``custom``: our requirements changes and fixes.
 
@@ -36,9 +38,12 @@ _KINDS_BY_DIR = {
     "customs": {".patch": KIND_CUSTOM},
 }
 _ENTRY = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]*$")
-_SUBJECT_PREFIX = re.compile(r"^\s*(\[[^\]]*\]\s*)+")
+# Only the "[PATCH ...]" groups format-patch adds (git mailinfo -b): upstream's own
+# "[trivial]" or "[docs]" is part of its subject.
+_SUBJECT_PREFIX = re.compile(r"^\s*(\[[^\]]*\bPATCH\b[^\]]*\]\s*)+")
 _DIFF_START = re.compile(r"^(diff --git |--- (a/|/dev/null)|Index: )", re.M)
-_PROVENANCE = re.compile(r"^Upstream:[ \t]*\S", re.M)
+_PROVENANCE = re.compile(r"^Upstream:[ \t]*(\S.*)$", re.M)
+_PROVENANCE_COMMIT = re.compile(r"\bcommit ([0-9a-f]{7,40})\b")
 _CHANGE_ID = re.compile(r"^Change-Id:\s*(I[0-9a-f]{40})\s*$", re.M)
 _CHERRY = re.compile(r"\(cherry picked from commit ([0-9a-f]{7,40})\)")
 _DEP3_KEYS = ("Description", "Subject", "Author", "From", "Origin", "Bug", "Forwarded",
@@ -69,6 +74,7 @@ class PatchFile:
     body: str
     diff: str
     sha256: str
+    upstream_header: str = ""  # the ``Upstream:`` mail header, if any
 
     @property
     def ref(self) -> str:
@@ -82,18 +88,39 @@ class PatchFile:
 
     @property
     def change_ids(self) -> tuple[str, ...]:
-        return tuple(_CHANGE_ID.findall(self.body))
+        return change_ids_in(self.body)
 
     @property
     def cherry_picked_from(self) -> tuple[str, ...]:
-        return tuple(_CHERRY.findall(self.body))
+        return cherry_picked_from_in(self.body)
+
+    @property
+    def provenance(self) -> tuple[str, ...]:
+        """The ``Upstream:`` values: the mail header first, then lines of the message."""
+        found = [self.upstream_header] if self.upstream_header else []
+        return tuple(found + [value.strip() for value in _PROVENANCE.findall(self.body)])
 
     @property
     def has_provenance(self) -> bool:
-        return bool(_PROVENANCE.search(self.body))
+        return bool(self.provenance)
+
+    @property
+    def upstream_commits(self) -> tuple[str, ...]:
+        """Upstream commit ids the ``Upstream:`` values name (``commit <id>``)."""
+        return tuple(sha for value in self.provenance for sha in _PROVENANCE_COMMIT.findall(value))
 
     def touched_files(self) -> list[str]:
         return diff_files(self.diff)
+
+
+def change_ids_in(message: str) -> tuple[str, ...]:
+    """The ``Change-Id:`` trailers of a commit message (Gerrit's)."""
+    return tuple(_CHANGE_ID.findall(message))
+
+
+def cherry_picked_from_in(message: str) -> tuple[str, ...]:
+    """The commits a ``(cherry picked from commit ...)`` line of a message names."""
+    return tuple(_CHERRY.findall(message))
 
 
 def diff_files(diff: str) -> list[str]:
@@ -141,16 +168,17 @@ def parse_patch(path: Path, series: str, kind: str) -> PatchFile:
                                          and bool(re.search(r"^Subject: ", head, re.M))
                                          and not re.search(r"^(Description|Author): ", head, re.M))
     digest = hashlib.sha256(raw).hexdigest()
+    upstream = ""
     if mail:
-        author, date, subject, body = _parse_mail_head(head, f"{series}/{path.name}")
+        author, date, subject, body, upstream = _parse_mail_head(head, f"{series}/{path.name}")
     else:
         author, date, subject, body = _parse_dep3_head(head, path.name)
     return PatchFile(series=series, name=path.name, path=path, kind=kind, mail=mail,
                      author=author, date=date, subject=subject, body=body, diff=diff,
-                     sha256=digest)
+                     sha256=digest, upstream_header=upstream)
 
 
-def _parse_mail_head(head: str, ref: str) -> tuple[Author | None, int | None, str, str]:
+def _parse_mail_head(head: str, ref: str) -> tuple[Author | None, int | None, str, str, str]:
     lines = head.split("\n")
     if lines and lines[0].startswith("From ") and not lines[0].startswith("From: "):
         lines = lines[1:]  # the mbox separator line
@@ -173,7 +201,8 @@ def _parse_mail_head(head: str, ref: str) -> tuple[Author | None, int | None, st
         if line.rstrip() == "---":
             break
         body_lines.append(line)
-    return author, date, subject, _clean_body(body_lines)
+    upstream = " ".join(str(message.get("Upstream", "")).split())
+    return author, date, subject, _clean_body(body_lines), upstream
 
 
 def _parse_dep3_head(head: str, name: str) -> tuple[Author | None, int | None, str, str]:
@@ -204,6 +233,34 @@ def _parse_dep3_head(head: str, name: str) -> tuple[Author | None, int | None, s
         n, addr = parseaddr(who)
         author = Author(n or addr, addr or "unknown@localhost")
     return author, None, subject, _clean_body(body_lines)
+
+
+_NUMBER = re.compile(r"^(\d{4})-")
+
+
+def patch_slug(subject: str) -> str:
+    """The file-name part of a subject: ``Fix RPC server`` -> ``fix-rpc-server``."""
+    slug = re.sub(r"[^a-z0-9]+", "-", subject.lower()).strip("-")
+    return slug[:48].rstrip("-") or "change"
+
+
+def next_patch_number(directory: Path, taken: set[str] | frozenset[str] = frozenset()) -> int:
+    """One more than the highest ``NNNN-`` of the files in ``directory`` and of ``taken``."""
+    names = set(taken) | ({p.name for p in directory.iterdir()} if directory.is_dir() else set())
+    return max((int(m.group(1)) for name in names if (m := _NUMBER.match(name))), default=0) + 1
+
+
+def next_patch_name(directory: Path, subject: str, suffix: str) -> str:
+    """``NNNN-<slug><suffix>``: the name of the next patch of the series in ``directory``."""
+    return f"{next_patch_number(directory):04d}-{patch_slug(subject)}{suffix}"
+
+
+def series_with_entry(series_file: Path, name: str) -> str:
+    """The text of ``series_file`` with ``name`` listed last (comments and order kept)."""
+    text = series_file.read_text(encoding="utf-8") if series_file.is_file() else ""
+    if text and not text.endswith("\n"):
+        text += "\n"
+    return text + name + "\n"
 
 
 def read_series_entries(series_file: Path) -> list[tuple[int, str]]:

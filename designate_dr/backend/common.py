@@ -34,10 +34,11 @@ import dns.rdatatype
 from designate import exceptions
 from designate.backend import base
 
+from designate_dr.names import bare_zone_name
+
 _LOG = logging.getLogger(__name__)
 DEFAULT_MASTER_PORT = 5354
 MASTERS_PREFIX = "masters_"
-_LABEL = re.compile(r"^(?!-)[a-z0-9_-]{1,63}(?<!-)$")
 
 
 @dataclass
@@ -178,14 +179,10 @@ def zone_name(name: str) -> str:
 
     Strict on purpose: the name ends up in an rndc zone statement and a URL.
     """
-    text = str(name or "").strip().lower()
-    bare = text[:-1] if text.endswith(".") else text
-    labels = bare.split(".")
-    if not bare or len(bare) > 253 or not all(_LABEL.match(label) for label in labels):
-        shown = str(name)[:80]
-        raise exceptions.Backend(f"invalid zone name {shown!r}: use letters, digits, '-' and "
-                                 "'_' in dot-separated labels of 1-63 characters")
-    return bare
+    try:
+        return bare_zone_name(name)
+    except ValueError as exc:
+        raise exceptions.Backend(str(exc)) from None
 
 
 def designate_name(name: str) -> str:

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from designate_dr.names import bare_zone_name
 from designate_dr.ops.errors import PoolsError
 from designate_dr.ops.pools import Address, PoolsFile
 from designate_dr.ops.soa import ServerAnswers, query_serials
@@ -182,16 +183,21 @@ def _number(value: float) -> str:
 
 
 def read_zone_file(path: Path | str) -> list[str]:
-    """Zone names, one a line; blank lines and ``#`` comments ignored; trailing dot added."""
+    """Zone names, one a line; blank lines and ``#`` comments ignored; lower-case, trailing dot added."""
     try:
         text = Path(path).read_text(encoding="utf-8")
     except OSError as exc:
         raise PoolsError(f"{path}: cannot read zone list: {exc.strerror or exc}") from None
+    except UnicodeDecodeError as exc:
+        raise PoolsError(f"{path}: zone list is not UTF-8 text (byte {exc.start})") from None
     zones = []
-    for line in text.splitlines():
+    for number, line in enumerate(text.splitlines(), 1):
         line = line.split("#", 1)[0].strip()
         if line:
-            zones.append(line if line.endswith(".") else line + ".")
+            try:
+                zones.append(bare_zone_name(line) + ".")
+            except ValueError as exc:
+                raise PoolsError(f"{path}: line {number}: {exc}") from None
     return list(dict.fromkeys(zones))
 
 
@@ -204,9 +210,10 @@ def load_state(path: Path | str) -> dict[str, int]:
     except (OSError, ValueError) as exc:
         raise PoolsError(f"{path}: not a dr check state file: {exc}") from None
     zones = data.get("zones") if isinstance(data, dict) else None
-    if not isinstance(zones, dict):
-        raise PoolsError(f"{path}: not a dr check state file: no zones")
-    return {str(z): int(s) for z, s in zones.items()}
+    if not isinstance(zones, dict) or not all(
+            isinstance(s, int) and not isinstance(s, bool) and 0 <= s < 2**32 for s in zones.values()):
+        raise PoolsError(f"{path}: not a dr check state file: no zones, or a serial that is not one")
+    return {str(z): s for z, s in zones.items()}
 
 
 def save_state(path: Path | str, report: CheckReport) -> None:

@@ -337,10 +337,13 @@ def _write_pools(plan: Plan, outcome: Outcome, progress: Progress) -> None:
     original = plan.path.read_bytes()
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
     backup = plan.path.with_name(f"{plan.path.name}.{stamp}.bak")
-    mode = plan.path.stat().st_mode & 0o7777
-    atomic.write_bytes(backup, original, mode=mode)
+    # Designate reads pools.yaml as its own user: the file and its backup keep
+    # owner, group and mode (the backup first: a refused chown writes nothing).
+    stat = plan.path.stat()
+    mode, owner = stat.st_mode & 0o7777, (stat.st_uid, stat.st_gid)
+    atomic.write_bytes(backup, original, mode=mode, owner=owner)
     data = plan.restore_bytes if plan.restore_bytes is not None else plan.new_text.encode("utf-8")
-    atomic.write_bytes(plan.path, data, mode=mode)
+    atomic.write_bytes(plan.path, data, mode=mode, owner=owner)
     outcome.pools_written, outcome.backup = True, backup
     progress(f"wrote {plan.path} (backup: {backup.name})")
 

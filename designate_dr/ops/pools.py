@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import ipaddress
 import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -118,17 +119,72 @@ def _fail(path: Path | str, message: str) -> PoolsError:
 
 def _address(entry: Any, path: Path | str, where: str, default_port: int) -> Address:
     if not isinstance(entry, dict) or "host" not in entry:
-        raise _fail(path, f"{where}: expected a mapping with host and port, got {entry!r}")
+        raise _fail(path, f"{where}: expected a mapping with host and port, got {_show(entry)}")
     extra = set(entry) - ADDRESS_KEYS
     if extra:
         raise _fail(path, f"{where}: unknown key(s) {', '.join(sorted(map(str, extra)))}")
+    host = entry["host"]
+    if not isinstance(host, str) or not host.strip():
+        raise _fail(path, f"{where}: host {_show(host)} is not a host name or address")
     try:
-        port = int(entry.get("port", default_port))
-    except (TypeError, ValueError):
-        raise _fail(path, f"{where}: port {entry.get('port')!r} is not a number") from None
-    if not 0 < port < 65536:
-        raise _fail(path, f"{where}: port {port} out of range")
-    return Address(str(entry["host"]), port)
+        port = _port_number(entry.get("port", default_port))
+    except ValueError as exc:
+        raise _fail(path, f"{where}: {exc}") from None
+    return Address(host, port)
+
+
+_REGION = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
+
+
+def _is_ip(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return True
+
+
+def _check_options(options: dict[Any, Any], path: Path | str, where: str) -> None:
+    """Every option a plain value, and the options of the DR backends of the right type and range."""
+    for key, value in options.items():
+        if not isinstance(key, str):
+            raise _fail(path, f"{where}: option name {_show(key)} is not a string")
+        if isinstance(value, (dict, list, set, bytes)):
+            raise _fail(path, f"{where}: option {key} must be a plain value "
+                              "(Designate stores options as strings)")
+        problem = None
+        try:
+            if key == "host":
+                if not isinstance(value, str) or not value.strip():
+                    problem = f"{_show(value)} is not a host name or address"
+            elif key == "port":
+                _port_number(value)
+            elif key == "region":
+                if not isinstance(value, str) or not _REGION.fullmatch(value):
+                    problem = f"{_show(value)} is not a region name (letters, digits, '_', '.', '-')"
+            elif key.startswith(MASTERS_OPTION):
+                if not _REGION.fullmatch(key[len(MASTERS_OPTION):]):
+                    problem = "does not end in a region name"
+                elif not isinstance(value, str):
+                    problem = f"{_show(value)} is not a list of host[:port]"
+                else:
+                    for host, _port in _split_addresses(value, MDNS_PORT):
+                        if not _is_ip(host):  # the DR backends take masters by address
+                            problem = f"{_show(host)} is not an IP address"
+                            break
+            elif key == "region_addresses":
+                if not isinstance(value, str):
+                    problem = f"{_show(value)} is not a list of host[:port]"
+                else:
+                    _split_addresses(value, None)
+            elif key == "region_preference":
+                if not isinstance(value, str) or not all(
+                        _REGION.fullmatch(r.strip()) for r in value.split(",") if r.strip()):
+                    problem = f"{_show(value)} is not a comma-separated list of regions"
+        except ValueError as exc:
+            problem = str(exc)
+        if problem:
+            raise _fail(path, f"{where}: option {key}: {problem}")
 
 
 def _list(value: Any, path: Path | str, where: str) -> list[Any]:
@@ -139,19 +195,49 @@ def _list(value: Any, path: Path | str, where: str) -> list[Any]:
     return value
 
 
+def _show(value: Any) -> str:
+    """A value from the file for an error line: repr, shortened."""
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+def _port_number(value: Any) -> int:
+    """A port, 1-65535, from an int or a string of digits (not a bool or a float)."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        port = value
+    elif isinstance(value, str) and re.fullmatch(r"[0-9]{1,5}", value.strip()):
+        port = int(value)
+    else:
+        raise ValueError(f"port {_show(value)} is not a number")
+    if not 0 < port < 65536:
+        raise ValueError(f"port {port} out of range 1-65535")
+    return port
+
+
 def _split_addresses(text: Any, default_port: int | None) -> list[tuple[str, int | None]]:
+    """``host``, ``host:port``, ``[v6]:port`` or a bare IPv6 address, separated by commas or spaces.
+
+    :raises ValueError: for an entry that is none of these, or a port out of range
+    """
     out: list[tuple[str, int | None]] = []
     for item in re.split(r"[,\s]+", str(text or "")):
         if not item:
             continue
+        port: int | None = default_port
         if item.startswith("["):  # [v6]:port
-            host, _, rest = item[1:].partition("]")
-            out.append((host, int(rest[1:]) if rest.startswith(":") else default_port))
+            host, closed, rest = item[1:].partition("]")
+            if not closed or (rest and not rest.startswith(":")):
+                raise ValueError(f"{_show(item)} is not host[:port]")
+            if rest:
+                port = _port_number(rest[1:])
         elif item.count(":") == 1:
-            host, port = item.split(":")
-            out.append((host, int(port)))
+            host, port_text = item.split(":")
+            port = _port_number(port_text)
         else:
-            out.append((item, default_port))
+            host = item
+        if not host or "[" in host or "]" in host:
+            raise ValueError(f"{_show(item)} is not host[:port]")
+        out.append((host, port))
     return out
 
 
@@ -211,6 +297,10 @@ def parse_pools(text: str, path: Path | str = "pools.yaml") -> PoolsFile:
     """Validate pools.yaml text and map every target, nameserver, also_notify and master to a region."""
     try:
         data = yaml.safe_load(text)
+    except RecursionError:
+        raise _fail(path, "not valid YAML: nested too deeply") from None
+    except yaml.reader.ReaderError as exc:
+        raise _fail(path, f"not valid YAML at character {exc.position + 1}: {exc.reason}") from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
@@ -226,6 +316,12 @@ def parse_pools(text: str, path: Path | str = "pools.yaml") -> PoolsFile:
         name = pool.get("name")
         if not name:
             raise _fail(path, f"pool #{number} has no name")
+        if not isinstance(name, str):
+            raise _fail(path, f"pool #{number}: name {_show(name)} is not a string")
+        for key, kind in (("description", str), ("id", str), ("attributes", dict),
+                          ("catalog_zone", dict)):
+            if pool.get(key) is not None and not isinstance(pool[key], kind):
+                raise _fail(path, f"pool {name}: {key} must be a {'mapping' if kind is dict else 'string'}")
         if name in names:
             raise _fail(path, f"pool {name!r} is listed twice")
         names.add(name)
@@ -240,16 +336,16 @@ def parse_pools(text: str, path: Path | str = "pools.yaml") -> PoolsFile:
             where = f"pool {name}: target #{index + 1}"
             if not isinstance(target, dict) or not target.get("type"):
                 raise _fail(path, f"{where} has no type")
+            for key in ("type", "description", "tsigkey_id"):
+                if target.get(key) is not None and not isinstance(target[key], str):
+                    raise _fail(path, f"{where}: {key} {_show(target[key])} is not a string")
             extra = set(target) - TARGET_KEYS
             if extra:
                 raise _fail(path, f"{where}: unknown key(s) {', '.join(sorted(map(str, extra)))}")
             options = target.get("options") or {}
             if not isinstance(options, dict):
                 raise _fail(path, f"{where}: options must be a mapping")
-            for key, value in options.items():
-                if isinstance(value, (dict, list)):
-                    raise _fail(path, f"{where}: option {key} must be a plain value "
-                                      "(Designate stores options as strings)")
+            _check_options(options, path, where)
             region = options.get("region")
             if not region:
                 raise _fail(path, f"{where} ({target['type']}) has no options region")
@@ -258,6 +354,11 @@ def parse_pools(text: str, path: Path | str = "pools.yaml") -> PoolsFile:
             targets.append(Target(name, index, str(target["type"]), str(region), options, masters))
         for key in ("nameservers", "also_notifies", "ns_records"):
             _list(pool.get(key), path, f"pool {name}: {key}")
+        for record in pool.get("ns_records") or []:
+            if not isinstance(record, dict) or not isinstance(record.get("hostname"), str) or \
+                    not isinstance(record.get("priority", 1), int) or isinstance(record.get("priority"), bool):
+                raise _fail(path, f"pool {name}: ns_records: {_show(record)} is not a mapping with a "
+                                  "hostname and an integer priority")
         if not pool.get("nameservers"):
             raise _fail(path, f"pool {name} has no nameservers")
 

@@ -158,12 +158,13 @@ class TestCheck(unittest.TestCase):
         self.addCleanup(api.shutdown)
         with mock.patch.dict(os.environ, {"OS_AUTH_TOKEN": "monitor-token"}):
             outcome = run_cli("dr", "check", "--pools", str(self.pools), "--from-api", api.url + "/v2",
-                              "--format", "json")
+                              "--insecure-http", "--format", "json")
         self.assertEqual(0, outcome.code, outcome.stderr)
         self.assertEqual(30, json.loads(outcome.stdout)["zones"])
         self.assertEqual(3, api.pages)  # 30 zones, 12 a page: followed the next links
         with mock.patch.dict(os.environ, {"OS_AUTH_TOKEN": "stale-token"}):
-            refused = run_cli("dr", "check", "--pools", str(self.pools), "--from-api", api.url)
+            refused = run_cli("dr", "check", "--pools", str(self.pools), "--from-api", api.url,
+                              "--insecure-http")
         self.assertEqual(1, refused.code)
         self.assertEqual(["error: Designate API refused listing zones: HTTP 401 (set OS_AUTH_TOKEN to an "
                           "admin token)"], refused.stderr.splitlines())

@@ -213,7 +213,7 @@ class TestFailoverDrill(testtools.TestCase):
         self.pools.chmod(0o600)  # it holds API keys
         started = time.monotonic()
         fail = run_cli("dr", "failover", "--lost", "region1", "--pools", str(self.pools), "--state", str(state),
-                       "--fix-serials", "--api", self.api.url, "--wait", "20")
+                       "--fix-serials", "--api", self.api.url, "--insecure-http", "--wait", "20")
         figures["failover_s"] = time.monotonic() - started
         self.assertEqual(0, fail.code, fail.stdout + fail.stderr)
         self.assertEqual([ahead], self.api.patched)
