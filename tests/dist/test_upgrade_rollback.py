@@ -145,7 +145,9 @@ class TestUpgradeAndRollback(base.BaseTestCase):
         lock = dict(read_lock(self.released.distro / "build" / "constraints.txt"))
         self.assertEqual(f"{lock['PyMySQL']} {lock['pymemcache']}", target.drivers())
         conf = Path(target.variables["designate_config_file"]).read_text()
-        self.assertIn("[service:mdns]\nworkers = 1\n[coordination]\nbackend_url = "
+        self.assertIn("[service:central]\nworkers = 1\n[service:worker]\nworkers = 1\n"
+                      "[service:producer]\nworkers = 1\n[service:mdns]\nworkers = 1\n"
+                      "[coordination]\nbackend_url = "
                       f"{target.variables['designate_coordination_url']}\n# END managed", conf)
         code, stats, failures = target.play("upgrade.yml", V1)
         self.assertEqual((0, 0), (code, stats["changed"]), failures)
