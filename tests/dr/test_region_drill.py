@@ -29,13 +29,14 @@ to stderr.  Slow (minutes): the first run builds the virtualenv (cached after).
 """
 from __future__ import annotations
 
-import json
 import os
 import sys
 import threading
 import time
 from pathlib import Path
 
+import dns.message as dns_message
+import dns.query as dns_query
 import fixtures
 import testtools
 import testtools.content
@@ -188,6 +189,17 @@ class TestRegionDrill(testtools.TestCase):
                     seen = dns.wait_for_serial(zone, server, serial, timeout=timeout)
                     self.assertEqual(serial, seen, f"{name} {type(server).__name__} {zone}")
 
+    def answers(self, regions: tuple[str, ...], name: str) -> set[str]:
+        """The A records every secondary of ``regions`` answers for ``name`` (all of them)."""
+        found: set[str] = set()
+        for region_name in regions:
+            region = self.env.regions[region_name]
+            for server in (region.pdns, region.bind):
+                reply = dns_query.udp(dns_message.make_query(name, "A"), server.address,
+                                      port=server.port, timeout=2)
+                found |= {rr.address for rrset in reply.answer for rr in rrset}
+        return found
+
     def not_served(self, regions: tuple[str, ...], zone: str, timeout: float = 60) -> None:
         for name in regions:
             region = self.env.regions[name]
@@ -239,9 +251,12 @@ class TestRegionDrill(testtools.TestCase):
         self.r2.delete_zone(gone["id"])
         self.r2.wait_zones({zones[2]}, gone=True)
         remaining = [z for z in zones if z != zones[2]] + new
+        # a record change marks the zone; designate-producer gives it its new serial (within
+        # the serial task's interval), then the worker pushes it: wait for that serial
+        self.r2.wait_serial_above(zones[1], int(changed["serial"]))
         serials = self.api_serials(self.r2, remaining)
-        self.assertGreater(serials[zones[1]], json.loads(json.dumps(changed))["serial"])
         self.served(("region2",), serials)
+        self.assertEqual({"192.0.2.99"}, self.answers(("region2",), f"www.{zones[1]}"))
         self.not_served(("region2",), zones[2])
         writes_done = time.monotonic()
         self.figures["outage_writes_s"] = writes_done - lost_at
@@ -275,6 +290,7 @@ class TestRegionDrill(testtools.TestCase):
         serials = self.api_serials(self.r1, remaining)
         self.served(("region1", "region2"), serials)
         self.not_served(("region1", "region2"), zones[2])
+        self.assertEqual({"192.0.2.99"}, self.answers(("region1", "region2"), f"www.{zones[1]}"))
         self.assertEqual(sorted(remaining), sorted(z["name"] for z in self.r1.zones()))
         self.assertEqual(sorted(remaining), sorted(z["name"] for z in self.r2.zones()))
         self.dr("check", "--from-api", env.r1.api_url)
