@@ -3,9 +3,10 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from pathlib import Path
 from typing import Any
+
+from designate_dist.scratch import make_file
 
 
 def write_bytes(path: Path, data: bytes, *, mode: int | None = None, durable: bool = True,
@@ -19,7 +20,7 @@ def write_bytes(path: Path, data: bytes, *, mode: int | None = None, durable: bo
     a file the service reads keeps being its file.
     """
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    fd, tmp = make_file(path.parent, f".{path.name}.", suffix=".tmp")  # owner named: see scratch
     try:
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)

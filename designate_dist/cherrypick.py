@@ -170,7 +170,7 @@ def _customs_apply(tree: WorkTree, customs: list[PatchFile], distro: Distro, whe
 def cherry_pick(distro: Distro, request: CherryPickRequest, *, progress: Progress = _quiet,
                 cache: Path | None = None) -> CherryPickResult:
     """Add ``request.commit`` at the end of ``cherry-pick/``; raise :class:`CherryPickConflict` when it stops."""
-    from designate_dist.pipeline import build_lock, prepare
+    from designate_dist.pipeline import build_lock, prepare_held
     cache = cache or cache_root()
     with build_lock(distro):
         _check_can_start(distro)
@@ -186,7 +186,7 @@ def cherry_pick(distro: Distro, request: CherryPickRequest, *, progress: Progres
             raise UsageError(f"{commit.short} is already in {distro.pin.version} (an ancestor of its tag)")
         where = where_from(repo, commit.sha)
         progress(f"cherry-pick: {commit.short} {commit.subject} ({where})")
-        prepared = prepare(distro, cache=cache, progress=progress)
+        prepared = prepare_held(distro, cache=cache, progress=progress)
         tree = WorkTree(prepared.work_tree)
         applied = prepared.applied.applied
         picks = [a for a in applied if a.patch.series == "cherry-pick"]
@@ -321,13 +321,15 @@ def cherry_pick_continue(distro: Distro, *, note: str | None = None,
                     f"{tree.path} has {len(added)} new commits since the cherry-pick stopped; expected "
                     f"at most the one resolving {commit.short}", hint="squash them into one commit")
             tree.reset_soft(state["base"])
-        tree.stage_all()
-        markers = tree.conflict_marker_lines(list(state["conflicts"]))
+        # Only what git tracks and what the developer `git add`ed: never a merge tool's backup
+        # (the same rule as rebase --continue, issue 13.3).
+        tree.stage_tracked()
+        markers = tree.resolution_marker_files()
         if markers:
-            raise CherryPickConflict(f"{commit.short}: conflict markers left in {markers[0].split(':')[0]}",
-                                     patch=commit.sha, files=list(state["conflicts"]),
-                                     hint="remove them, `git add` the file, then run "
-                                          "`designate-dist cherry-pick --continue` again")
+            raise CherryPickConflict(f"{commit.short}: conflict markers left in {', '.join(markers)}",
+                                     patch=commit.sha, files=markers,
+                                     hint="remove them and `git add` the file (delete a merge tool's backup "
+                                          "files), then run `designate-dist cherry-pick --continue` again")
         if not tree.has_staged_changes():
             raise CherryPickStateError(f"the resolution of {commit.short} leaves no change",
                                        hint="`designate-dist cherry-pick --abort`: nothing to carry")

@@ -8,6 +8,7 @@ shows the traceback instead.
 from __future__ import annotations
 
 import argparse
+import io
 import logging
 import os
 import sys
@@ -17,7 +18,7 @@ from typing import Any
 
 from designate_dist import tool_version
 from designate_dist.distro import Distro, load_distro
-from designate_dist.errors import EXIT_ERROR, EXIT_OK, DistError, UsageError
+from designate_dist.errors import EXIT_ERROR, EXIT_OK, DiskFull, DistError, UsageError, os_failure
 
 Handler = Callable[[argparse.Namespace], int]
 
@@ -48,11 +49,9 @@ def cmd_prepare(args: argparse.Namespace) -> int:
 
 
 def cmd_quilt(args: argparse.Namespace) -> int:
-    from designate_dist.pipeline import prepare
-    from designate_dist.quilt import export_quilt
-    distro = _distro(args)
-    prepared = prepare(distro, force=args.force, progress=progress_for(args))
-    result = export_quilt(prepared.applied, Path(args.output) if args.output else distro.root / "patches")
+    from designate_dist.pipeline import quilt
+    result = quilt(_distro(args), output=Path(args.output) if args.output else None, force=args.force,
+                   progress=progress_for(args))
     print(result.directory)
     return EXIT_OK
 
@@ -168,7 +167,59 @@ def _extend(sub, add) -> None:
         module.register(add)
 
 
+class _ClosedPipeSafe:
+    """A stream whose reader may go away (``designate-dist ... | head -1``): not an error.
+
+    A write or flush after the reader closed the pipe is dropped, and the
+    descriptor is pointed at /dev/null so that the interpreter's last flush has
+    nowhere to fail; the command runs on and exits with its own status.
+    """
+
+    def __init__(self, stream: Any) -> None:
+        self._stream = stream
+        self.reader_gone = False
+
+    def write(self, text: str) -> int:
+        if not self.reader_gone:
+            try:
+                return self._stream.write(text)
+            except BrokenPipeError:
+                self._gone()
+        return len(text)
+
+    def flush(self) -> None:
+        if not self.reader_gone:
+            try:
+                self._stream.flush()
+            except BrokenPipeError:
+                self._gone()
+
+    def _gone(self) -> None:
+        self.reader_gone = True
+        try:
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, self._stream.fileno())
+            os.close(devnull)
+        except (OSError, ValueError, AttributeError, io.UnsupportedOperation):
+            pass
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._stream, name)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run one command; a closed pipe on stdout or stderr is never an error (the one place for it)."""
+    out, err = sys.stdout, sys.stderr
+    sys.stdout, sys.stderr = _ClosedPipeSafe(out), _ClosedPipeSafe(err)
+    try:
+        return _main(argv)
+    finally:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        sys.stdout, sys.stderr = out, err
+
+
+def _main(argv: Sequence[str] | None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in argv or os.environ.get("DESIGNATE_DIST_DEBUG") == "1"
     logging.basicConfig(level=logging.DEBUG if debug else logging.WARNING,
@@ -193,10 +244,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("error: interrupted", file=sys.stderr)
         return 130
+    except UnicodeDecodeError as exc:  # an input read without read_utf8(): still one line
+        if debug:
+            raise
+        print(f"error: an input file is not UTF-8 text ({exc.reason} at byte {exc.start})", file=sys.stderr)
+        return EXIT_ERROR
     except OSError as exc:
         if debug:
             raise
-        print(f"error: {exc.strerror or exc}: {exc.filename or ''}".rstrip(": "), file=sys.stderr)
+        error = os_failure(exc, "")
+        if isinstance(error, DiskFull):  # wherever it happened, a full disk says so
+            print(f"error: {error} ({error.hint})", file=sys.stderr)
+        else:
+            print(f"error: {exc.strerror or exc}: {exc.filename or ''}".rstrip(": "), file=sys.stderr)
         return EXIT_ERROR
 
 

@@ -29,7 +29,9 @@ def cmd_publish(args: argparse.Namespace) -> int:
         repo=Path(args.repo), build_dir=build_dir.resolve(),
         lock_file=Path(args.lock) if args.lock else distro.lock_file,
         wheelhouse=Path(args.wheelhouse).resolve() if args.wheelhouse else None,
-        lock_timeout=args.wait), progress=progress_for(args))
+        lock_timeout=args.wait, sign_key=args.sign_key,
+        gnupg_home=Path(args.gnupg_home).resolve() if args.gnupg_home else None),
+        progress=progress_for(args))
     print(result.summary())
     return EXIT_OK
 
@@ -52,5 +54,11 @@ def register(add: Add) -> None:
     pub.add_argument("--wheelhouse", metavar="DIR",
                      help="the dependency wheels with SHA256SUMS (default: the deb stage's cache, "
                           "<cache>/wheelhouse/<sha256 of the lock>)")
+    pub.add_argument("--sign-key", metavar="KEY",
+                     help="sign the apt repository (InRelease, Release.gpg) with this GnuPG secret "
+                          "key (fingerprint, key id or user id) and put its public key in "
+                          "DIR/signing-key.asc; once signed, every publish must sign")
+    pub.add_argument("--gnupg-home", metavar="DIR",
+                     help="the GnuPG home holding the key (default: GNUPGHOME, else ~/.gnupg)")
     pub.add_argument("--wait", type=_seconds, metavar="SECONDS", default=600.0,
                      help="how long to wait for another publisher's lock (default: 600)")

@@ -6,13 +6,15 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 from collections.abc import Callable
 from pathlib import Path
 
 from designate_dist.cli import progress_for
 from designate_dist.distro import PIN_FILE, SOURCE_KINDS, Distro, load_distro
-from designate_dist.errors import EXIT_OK, EXIT_PATCH
+from designate_dist.errors import EXIT_OK, EXIT_PATCH, DistError, UsageError
+from designate_dist.text import counted
 
 Add = Callable[..., argparse.ArgumentParser]
 
@@ -52,7 +54,7 @@ def _print_status(state: dict | None, as_json: bool) -> int:
         print(json.dumps(summary, indent=2, sort_keys=True))
         return EXIT_OK
     print(f"rebase {summary['from']} -> {summary['onto']} in progress in {summary['work_tree']}: "
-          f"{summary['done']} patch(es) done")
+          f"{counted(summary['done'], 'patch')} done")
     if stopped:
         print(f"stopped at {summary['stopped_at']}: conflicts in {', '.join(summary['files'])}")
     print("next: resolve, `git add` the files, then `designate-dist rebase --continue`; "
@@ -60,7 +62,31 @@ def _print_status(state: dict | None, as_json: bool) -> int:
     return EXIT_OK
 
 
+def _json_error(exc: DistError, report=None) -> None:
+    """What a failed command prints on stdout with --json: the error as an object (and the report)."""
+    error = {"message": str(exc), "exit_code": exc.exit_code}
+    if exc.hint:
+        error["hint"] = exc.hint
+    for name in ("patch", "files"):
+        if getattr(exc, name, None):
+            error[name] = getattr(exc, name)
+    data = report.as_json() if report is not None else {}
+    print(json.dumps({**data, "error": error}, indent=2, sort_keys=True))
+
+
 def cmd_rebase(args: argparse.Namespace) -> int:
+    try:
+        return _cmd_rebase(args)
+    except DistError as exc:
+        report = getattr(exc, "report", None)
+        if args.json:
+            _json_error(exc, report)
+        elif report is not None:
+            print(report.table())
+        raise
+
+
+def _cmd_rebase(args: argparse.Namespace) -> int:
     from designate_dist import rebase as rb
     distro = _distro(args)
     if args.status:
@@ -70,23 +96,19 @@ def cmd_rebase(args: argparse.Namespace) -> int:
         if not args.quiet:
             print("rebase aborted" + (f"; restored {', '.join(restored)}" if restored else ""))
         return EXIT_OK
-    try:
-        if args.cont:
-            report = rb.rebase_continue(distro, progress=progress_for(args))
-        else:
-            request = rb.RebaseRequest(version=args.onto, sha256=args.sha256, source=args.source,
-                                       path=args.path, url=args.url, tag=args.tag, commit=args.commit,
-                                       dry_run=args.dry_run)
-            report = rb.rebase(distro, request, progress=progress_for(args))
-    except rb.RebaseConflict as exc:
-        if getattr(exc, "report", None) is not None:
-            _print_report(exc.report, args.json)
-        raise
+    if args.cont:
+        report = rb.rebase_continue(distro, progress=progress_for(args))
+    else:
+        request = rb.RebaseRequest(version=args.onto, sha256=args.sha256, source=args.source,
+                                   path=args.path, url=args.url, tag=args.tag, commit=args.commit,
+                                   dry_run=args.dry_run)
+        report = rb.rebase(distro, request, progress=progress_for(args))
     _print_report(report, args.json)
     if report.dry_run and report.conflicts:
         refs = ", ".join(o.ref for o in report.conflicts)
-        print(f"error: dry run onto {report.onto}: {len(report.conflicts)} patch(es) conflict: {refs}",
-              file=sys.stderr)
+        count = len(report.conflicts)
+        print(f"error: dry run onto {report.onto}: {counted(count, 'patch')} "
+              f"{'conflicts' if count == 1 else 'conflict'}: {refs}", file=sys.stderr)
         return EXIT_PATCH
     return EXIT_OK
 
@@ -101,10 +123,24 @@ def cmd_patches(args: argparse.Namespace) -> int:
             print(f"{len(result.commits)} patches on branch {result.branch}; edit, reorder or add "
                   "commits there, then run `designate-dist patches export`", file=sys.stderr)
         return EXIT_OK
+    if args.action == "add":
+        for patch in patchqueue.add_commits(distro, args.commits, series=args.series,
+                                            progress=progress_for(args)):
+            print(patch.line())
+        return EXIT_OK
+    if args.commits:
+        raise UsageError(f"designate-dist patches {args.action}: takes no commits (only `add` does)")
     exported = patchqueue.export_queue(distro, new_series=args.series, progress=progress_for(args))
     for line in exported.lines():
         print(line)
     return EXIT_OK
+
+
+def _sha256_arg(text: str) -> str:
+    """An argparse ``type``: 64 hex digits (a usage error before anything is downloaded)."""
+    if not re.fullmatch(r"[0-9a-fA-F]{64}", text.strip()):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a sha256 (64 hex digits)")
+    return text.strip().lower()
 
 
 def register(add: Add) -> None:
@@ -118,7 +154,8 @@ def register(add: Add) -> None:
                       help="stop the rebase; restore the pin, series, patch files and work tree")
     what.add_argument("--status", action="store_true",
                       help="say whether a rebase is stopped, where, and what to do next")
-    reb.add_argument("--sha256", metavar="HASH", help="sha256 of the new archive (pypi and file sources)")
+    reb.add_argument("--sha256", metavar="HASH", type=_sha256_arg,
+                     help="sha256 of the new archive, 64 hex digits (pypi and file sources)")
     reb.add_argument("--source", choices=SOURCE_KINDS, help="source kind (default: the pin's)")
     reb.add_argument("--path", metavar="PATH", help="file source: tarball or mirror directory")
     reb.add_argument("--url", metavar="URL", help="git source: repository URL (default: the pin's)")
@@ -129,10 +166,16 @@ def register(add: Add) -> None:
     reb.add_argument("--json", action="store_true", help="print the report as JSON")
 
     pq = add("patches", cmd_patches,
-             "patch queue: import the series as commits on a branch of the work tree, export them back")
-    pq.add_argument("action", choices=("import", "export"),
-                    help="import: series -> commits on branch patch-queue; export: commits -> files")
+             "patch queue: import the series as commits on a branch of the work tree, export them "
+             "back; or add new commits of the work tree as the next numbered patches")
+    pq.add_argument("action", choices=("import", "export", "add"),
+                    help="import: series -> commits on branch patch-queue; export: commits -> files; "
+                         "add: commits above the applied series -> new NNNN-<subject>.patch files "
+                         "and series entries")
+    pq.add_argument("commits", nargs="*", metavar="COMMIT",
+                    help="add: the commits to add, before any option (default: every commit above "
+                         "the applied series)")
     pq.add_argument("--force", action="store_true",
                     help="import: discard uncommitted changes and extra commits in the work tree")
     pq.add_argument("--series", choices=("customs", "cherry-pick"), default="customs",
-                    help="export: where new commits go (default: customs)")
+                    help="export, add: where new commits go (default: customs)")

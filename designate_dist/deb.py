@@ -36,15 +36,16 @@ import os
 import re
 import shutil
 import sys
-import tempfile
 import textwrap
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
+from designate_dist import scratch
 from designate_dist.atomic import write_text
 from designate_dist.errors import CommandFailed, ConfigError, ToolNotFound
+from designate_dist.links import check_tree
 from designate_dist.lockfile import canonical
 from designate_dist.runner import debian_env, run
 from designate_dist.versions import DistroVersion
@@ -121,10 +122,10 @@ def ensure_wheelhouse(lock_file: Path, cache_dir: Path, source_date_epoch: int) 
     pins = read_lock(lock_file)
     root = cache_dir / "wheelhouse"
     final = root / lock_key(lock_file)
+    scratch.sweep(root, ".partial-")  # a killed build's half-made wheelhouse
     if (final / "SHA256SUMS").is_file():
         return Wheelhouse(final, tuple(sorted(final.glob("*.whl"))), reused=True)
-    root.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=root, prefix=f".{final.name[:16]}.partial-"))
+    tmp = scratch.make_dir(root, ".partial-", f"{final.name[:16]}-")
     try:
         requirements = tmp / "requirements.txt"
         requirements.write_text("".join(f"{name}=={version}\n" for name, version in pins))
@@ -242,7 +243,9 @@ def prepare_source(request: DebRequest, wheelhouse: Wheelhouse, scratch: Path) -
     (source / "wheelhouse").symlink_to(wheelhouse.path)
     etc = request.work_tree / "etc" / "designate"
     if etc.is_dir():
-        shutil.copytree(etc, source / "etc" / "designate", symlinks=False)
+        # Links are copied as links, never followed; one leading out of etc/designate is refused.
+        check_tree(etc, "the deb's etc/designate")
+        shutil.copytree(etc, source / "etc" / "designate", symlinks=True)
     return source
 
 
@@ -279,10 +282,12 @@ def build_debs(request: DebRequest) -> DebResult:
         raise ConfigError(f"{request.packaging_dir}: no rules file (not a debian/ packaging directory)")
     wheelhouse = ensure_wheelhouse(request.lock_file, request.cache_dir, request.source_date_epoch)
     builds = request.cache_dir / "deb-build"
-    builds.mkdir(parents=True, exist_ok=True)
-    scratch = Path(tempfile.mkdtemp(dir=builds, prefix=f"{request.version.pep440}-"))
+    # A killed build's copy (~140 MB) goes; the path stays as short as it was: the virtualenv
+    # is made below it and pip writes a /bin/sh trampoline for a #! line over 127 bytes.
+    scratch.sweep(builds, "")
+    build_dir = scratch.make_dir(builds, "", f"{request.version.pep440}-", short=True)
     try:
-        source = prepare_source(request, wheelhouse, scratch)
+        source = prepare_source(request, wheelhouse, build_dir)
         try:
             run(["dpkg-buildpackage", "-b", "-us", "-uc"], cwd=source, env=env,
                 what="dpkg-buildpackage (the designate virtualenv package)")
@@ -294,7 +299,7 @@ def build_debs(request: DebRequest) -> DebResult:
                                 cmd=exc.cmd, returncode=exc.returncode,
                                 stdout=exc.stdout, stderr=exc.stderr,
                                 hint=f"full build log: {log}") from exc
-        built = sorted(scratch.glob("*.deb"))
+        built = sorted(build_dir.glob("*.deb"))
         if not built:
             raise CommandFailed("dpkg-buildpackage succeeded but made no .deb file")
         request.output_dir.mkdir(parents=True, exist_ok=True)
@@ -307,5 +312,5 @@ def build_debs(request: DebRequest) -> DebResult:
             os.replace(tmp, final)
             debs.append(final)
     finally:
-        shutil.rmtree(scratch, ignore_errors=True)
+        shutil.rmtree(build_dir, ignore_errors=True)
     return DebResult(tuple(debs), wheelhouse)

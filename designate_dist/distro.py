@@ -29,6 +29,12 @@ SERIES_DIRS = ("cherry-pick", "customs")
 SOURCE_KINDS = ("pypi", "git", "file")
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 _GIT_COMMIT = re.compile(r"^[0-9a-f]{40}([0-9a-f]{24})?$")
+#: A project name as PEP 508 allows it: it becomes a directory and file name, so nothing more.
+_PROJECT_NAME = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9._-]*[A-Za-z0-9])?$")
+#: The characters a PEP 440 version can hold (it is checked as one too): no separators, no spaces.
+_VERSION_CHARS = re.compile(r"^[A-Za-z0-9.!+_-]+$")
+#: How a git source may be reached; no remote helpers (``ext::``, ``fd::``) or unknown transports.
+_GIT_SCHEMES = ("https", "http", "ssh", "git", "git+ssh", "ssh+git", "file")
 DEFAULT_MAINTAINER = "designate-dist <designate-dist@localhost>"
 
 
@@ -68,6 +74,26 @@ def _require(table: dict, key: str, where: str, kind: type) -> object:
     return value
 
 
+def _optional_str(table: dict, key: str, where: str) -> str | None:
+    value = table.get(key)
+    if value is not None and not isinstance(value, str):
+        raise ConfigError(f"{where}: {key!r} must be a string, not {value!r}")
+    return value
+
+
+def check_git_url(url: str, where: str) -> None:
+    """A git source URL: a known transport, an scp-like ``host:path`` or a local path (relative: the distro's)."""
+    scheme, sep, _ = url.partition("://")
+    if "::" in url.split("://", 1)[0]:
+        raise ConfigError(f"{where}: git url {url!r}: remote helper {url.split('::', 1)[0]!r}:: is not "
+                          "allowed (it runs a command)")
+    if url.startswith("-") or any(ord(c) < 32 or ord(c) == 127 for c in url):
+        raise ConfigError(f"{where}: git url {url!r} is not a URL")
+    if sep and scheme.lower() not in _GIT_SCHEMES:
+        raise ConfigError(f"{where}: git url {url!r}: transport {scheme!r} is not allowed "
+                          f"(use one of {', '.join(_GIT_SCHEMES)})")
+
+
 def parse_pin(text: str, where: str = str(PIN_FILE)) -> Pin:
     """Parse the text of a pin file (TOML) into a :class:`Pin`."""
     try:
@@ -81,7 +107,15 @@ def parse_pin(text: str, where: str = str(PIN_FILE)) -> Pin:
     if not isinstance(distro, dict):
         raise ConfigError(f"{where}: [distro] must be a table")
     name = str(_require(upstream, "name", where, str))
+    if not _PROJECT_NAME.match(name):
+        raise ConfigError(f"{where}: name {name!r} is not a package name "
+                          "(letters, digits, '.', '_' and '-' only)")
     version = str(_require(upstream, "version", where, str))
+    if not _VERSION_CHARS.match(version):
+        raise ConfigError(f"{where}: version {version!r} is not a PEP 440 version")
+    for key in ("source", "sha256", "url", "tag", "path", "commit"):
+        _optional_str(upstream, key, where)
+    _optional_str(distro, "maintainer", where)
     source = str(upstream.get("source", "pypi"))
     if source not in SOURCE_KINDS:
         raise ConfigError(f"{where}: source must be one of {', '.join(SOURCE_KINDS)}, not {source!r}")
@@ -90,6 +124,10 @@ def parse_pin(text: str, where: str = str(PIN_FILE)) -> Pin:
     if source == "git":
         if not upstream.get("url") or not upstream.get("tag"):
             raise ConfigError(f"{where}: a git source needs 'url' and 'tag'")
+        check_git_url(upstream["url"], where)
+        if upstream["tag"].startswith("-") or not all(c.isprintable() and not c.isspace()
+                                                      for c in upstream["tag"]):
+            raise ConfigError(f"{where}: tag {upstream['tag']!r} is not a tag name")
         if not isinstance(commit, str) or not _GIT_COMMIT.match(commit.lower()):
             raise ConfigError(f"{where}: a git source needs 'commit', the full commit id the tag must point to")
         commit = commit.lower()
@@ -142,6 +180,15 @@ def render_pin(pin: Pin) -> str:
     return "\n".join(lines)
 
 
+def read_utf8(path: Path, where: str) -> str:
+    """The text of ``path``; a file that is not UTF-8 is a :class:`ConfigError`, not a traceback."""
+    raw = path.read_bytes()
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{where}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+
+
 @dataclass(frozen=True)
 class Distro:
     """A distribution repository on disk."""
@@ -189,6 +236,6 @@ def load_distro(root: str | os.PathLike[str] | None = None,
     if not pin_path.is_file():
         raise ConfigError(f"{base} is not a distribution repository: {PIN_FILE} not found",
                           hint="pass --distro DIR")
-    pin = parse_pin(pin_path.read_text(encoding="utf-8"), str(PIN_FILE))
+    pin = parse_pin(read_utf8(pin_path, str(PIN_FILE)), str(PIN_FILE))
     work = Path(work_root).resolve() if work_root else base / ".work"
     return Distro(root=base, pin=pin, work_root=work)

@@ -6,6 +6,8 @@ once and prints ``error: <message>``.
 """
 from __future__ import annotations
 
+import errno
+
 EXIT_OK = 0
 EXIT_ERROR = 1
 EXIT_USAGE = 2
@@ -57,6 +59,33 @@ class CommandFailed(DistError):
         self.returncode = returncode
         self.stdout = stdout
         self.stderr = stderr
+
+
+class DiskFull(DistError):
+    """A write failed because the file system is full (or the user is over quota)."""
+
+
+#: errno values that mean "no room to write", whatever was being written.
+_NO_SPACE = (errno.ENOSPC, errno.EDQUOT)
+
+
+def os_failure(exc: OSError, doing: str, path: object = None) -> DistError:
+    """The :class:`DistError` for an ``OSError`` met while ``doing`` something (exit 1).
+
+    A full disk says so (:class:`DiskFull`); anything else keeps the system's
+    message and the file it names (else ``path``, where it was writing).
+    """
+    place = exc.filename or path
+    where = f" ({place})" if place else ""
+    doing = f"{doing}: " if doing else ""
+    if exc.errno in _NO_SPACE:
+        return DiskFull(f"{doing}the disk is full{where}: {exc.strerror or exc}",
+                        hint="free some space and run again; nothing half-written was kept")
+    return DistError(f"{doing}{exc.strerror or exc}{where}")
+
+
+class UnsafeTree(DistError):
+    """A tree to be packaged holds a symbolic link that leads outside it."""
 
 
 class GitError(DistError):

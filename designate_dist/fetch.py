@@ -7,24 +7,34 @@ else ``~/.cache/designate-dist``)::
     archives/git/<commit>/<name>-<version>.tar            git sources (git archive of the tag)
 
 A cached archive is re-hashed before every use; a download that does not match
-the pin is deleted and the stage fails with exit code 5.
+the pin is deleted and the stage fails with exit code 5.  So does an archive
+that is not the pinned version, whatever its hash: an sdist's file name and its
+``PKG-INFO`` (Name, Version) must name the pin, and so must a git tag.
 """
 from __future__ import annotations
 
+import email.parser
 import hashlib
+import lzma
 import os
+import re
 import shutil
 import sys
-import tempfile
+import tarfile
+import zlib
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
-from designate_dist import gitrepo
+from designate_dist import gitrepo, scratch
 from designate_dist.distro import Distro, Pin
-from designate_dist.errors import CommandFailed, ConfigError, VerificationError
+from designate_dist.errors import CommandFailed, ConfigError, DistError, VerificationError, os_failure
+from designate_dist.lockfile import canonical
 from designate_dist.runner import run
+from designate_dist.versions import same_version
 
 CACHE_ENV = "DESIGNATE_DIST_CACHE"
+#: Scratch the stage makes in the cache root (see designate_dist.scratch).
+SCRATCH_KINDS = (".download-", ".clone-", ".copy-")
 
 
 def cache_root() -> Path:
@@ -74,6 +84,7 @@ def fetch(distro: Distro, pin: Pin | None = None, cache: Path | None = None) -> 
     """Get ``pin`` (default: the distro's pin) into the cache and verify it."""
     pin = pin or distro.pin
     root = cache or cache_root()
+    scratch.sweep(root, *SCRATCH_KINDS)
     if pin.source == "pypi":
         return _fetch_pypi(pin, root)
     if pin.source == "file":
@@ -83,21 +94,104 @@ def fetch(distro: Distro, pin: Pin | None = None, cache: Path | None = None) -> 
     raise ConfigError(f"unknown source kind {pin.source!r}")
 
 
+def _wrong_version(pin: Pin, what: str, claimed: str) -> VerificationError:
+    return VerificationError(f"{what} is {pin.name} {claimed}, not the pinned version {pin.version}",
+                             hint="the pin's version and its sha256/commit must be of the same release; "
+                                  "check build/upstream.toml")
+
+
+_ARCHIVE_SUFFIX = re.compile(r"\.(tar\.gz|tgz|tar\.bz2|tar\.xz|tar)$")
+
+
+def check_file_name(pin: Pin, name: str) -> None:
+    """An sdist's file name ``<name>-<version>.tar.gz``, if it is one of the pin's project, names the pin."""
+    stem = _ARCHIVE_SUFFIX.sub("", name)
+    project, _, version = stem.rpartition("-")
+    if stem != name and project and canonical(project) == canonical(pin.name) \
+            and not same_version(version, pin.version):
+        raise _wrong_version(pin, name, version)
+
+
+def archive_error(exc: BaseException, what: str, doing: str, where: Path | None = None) -> DistError | None:
+    """The error for ``exc``, met while ``doing`` something with the archive ``what``; None: not an archive's.
+
+    A tar or decompression error is an unreadable archive (exit 5).  Decompression
+    errors are OSErrors without an errno (BadGzipFile, bz2's "Invalid data stream");
+    an OSError with one is the file system's (a full disk is not a bad archive).
+    """
+    if isinstance(exc, OSError) and exc.errno is not None:
+        return os_failure(exc, doing, where)
+    if isinstance(exc, (OSError, tarfile.TarError, EOFError, zlib.error, lzma.LZMAError)):
+        return VerificationError(f"{what}: not a readable tar archive: {exc}",
+                                 hint="check the pin in build/upstream.toml")
+    return None
+
+
+def _pkg_info(archive: Path, what: str) -> tuple[str, str] | None:
+    """``(Name, Version)`` of the ``PKG-INFO`` at the top of an sdist; None when it has none."""
+    try:
+        with tarfile.open(archive) as tar:
+            top = None
+            for member in tar:
+                parts = PurePosixPath(member.name).parts
+                top = top or (parts[0] if parts else None)
+                if parts == (top, "PKG-INFO") and member.isfile() and member.size < (1 << 20):
+                    handle = tar.extractfile(member)
+                    headers = email.parser.BytesHeaderParser().parsebytes(handle.read() if handle else b"")
+                    return str(headers.get("Name", "")), str(headers.get("Version", ""))
+    except Exception as exc:
+        error = archive_error(exc, what, f"read {what}")
+        if error is None:
+            raise
+        raise error from exc
+    return None
+
+
+def check_sdist(pin: Pin, archive: Path, what: str) -> None:
+    """The sdist ``archive`` (verified by sha256) is the pinned release, by its ``PKG-INFO``.
+
+    Exit 5 naming both versions otherwise; an archive without ``PKG-INFO`` cannot
+    say which release it is and is refused too.
+    """
+    info = _pkg_info(archive, what)
+    if info is None:
+        raise VerificationError(f"{what} has no PKG-INFO: it cannot show that it is {pin.name} {pin.version}",
+                                hint="pin the sdist of the release, or use a git source")
+    name, version = info
+    if canonical(name) != canonical(pin.name):
+        raise VerificationError(f"{what} is the project {name!r} (PKG-INFO), not the pinned {pin.name}")
+    if not same_version(version, pin.version):
+        raise _wrong_version(pin, f"{what} (PKG-INFO)", version)
+
+
+def check_tag(pin: Pin) -> None:
+    """A git source's tag names the pinned version (``22.0.1`` or ``v22.0.1``)."""
+    assert pin.tag is not None
+    claimed = pin.tag[1:] if pin.tag[:1] in ("v", "V") else pin.tag
+    if not same_version(claimed, pin.version):
+        raise _wrong_version(pin, f"git tag {pin.tag!r}", claimed)
+
+
 def _cached(final: Path, pin: Pin) -> FetchResult | None:
     if final.is_file():
         _verify(final, pin.sha256, f"cached {final.name}", delete=True)
+        try:
+            check_sdist(pin, final, f"cached {final.name}")
+        except VerificationError:
+            final.unlink(missing_ok=True)  # another release under this name: never a hit again
+            raise
         return FetchResult(final, pin.sha256, pin.describe_source(), cached=True)
     return None
 
 
 def _fetch_pypi(pin: Pin, root: Path) -> FetchResult:
-    final_dir = root / "archives" / "sha256" / pin.sha256
-    for existing in sorted(final_dir.glob("*.tar.gz")) if final_dir.is_dir() else []:
-        hit = _cached(existing, pin)
-        if hit:
-            return hit
+    # Only the file of this name and version: another release's sdist under the same hash is no hit.
+    final = root / "archives" / "sha256" / pin.sha256 / f"{pin.name}-{pin.version}.tar.gz"
+    hit = _cached(final, pin)
+    if hit:
+        return hit
     root.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=root, prefix=".download-") as tmp:
+    with scratch.directory(root, ".download-") as tmp:
         requirement = Path(tmp) / "requirement.txt"
         # pip checks the hash itself before it builds anything from the sdist.
         requirement.write_text(f"{pin.name}=={pin.version} --hash=sha256:{pin.sha256}\n")
@@ -117,7 +211,8 @@ def _fetch_pypi(pin: Pin, root: Path) -> FetchResult:
         if len(archives) != 1:
             raise CommandFailed(f"pip download of {pin.name}=={pin.version} gave no sdist")
         digest = _verify(archives[0], pin.sha256, archives[0].name, delete=True)
-        final = final_dir / f"{pin.name}-{pin.version}.tar.gz"
+        check_file_name(pin, archives[0].name)
+        check_sdist(pin, archives[0], archives[0].name)
         _publish(archives[0], final)
     return FetchResult(final, digest, pin.describe_source(), cached=False)
 
@@ -132,20 +227,30 @@ def _fetch_file(distro: Distro, pin: Pin, root: Path) -> FetchResult:
         if not matches:
             raise ConfigError(f"{source}: no {pin.name}-{pin.version}.tar.gz in the mirror")
         source = matches[0]
+    # The pin names this file: gone is an error even when a copy of its hash is cached.
+    if not source.is_file():
+        raise ConfigError(f"upstream archive {source} not found",
+                          hint="restore it, or change 'path' in build/upstream.toml")
+    check_file_name(pin, source.name)
     final = root / "archives" / "sha256" / pin.sha256 / f"{pin.name}-{pin.version}.tar.gz"
-    hit = _cached(final, pin) if final.is_file() else None
+    hit = _cached(final, pin)
     if hit:
         return hit
-    if not source.is_file():
-        raise ConfigError(f"upstream archive {source} not found")
     # Verify the user's file in place; never delete it, only our copy.
     _verify(source, pin.sha256, str(source), delete=False)
     final.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=final.parent, prefix=".copy-")
+    fd, tmp = scratch.make_file(root, ".copy-")
     os.close(fd)
-    shutil.copyfile(source, tmp)
-    digest = _verify(Path(tmp), pin.sha256, str(source), delete=True)
-    _publish(Path(tmp), final)
+    try:
+        try:
+            shutil.copyfile(source, tmp)
+        except OSError as exc:
+            raise os_failure(exc, f"copy {source} into the cache") from exc
+        digest = _verify(Path(tmp), pin.sha256, str(source), delete=True)
+        check_sdist(pin, Path(tmp), str(source))
+        _publish(Path(tmp), final)
+    finally:
+        Path(tmp).unlink(missing_ok=True)
     return FetchResult(final, digest, pin.describe_source(), cached=False)
 
 
@@ -163,11 +268,12 @@ def git_source_url(distro: Distro, pin: Pin) -> str:
 
 def _fetch_git(distro: Distro, pin: Pin, root: Path) -> FetchResult:
     assert pin.url and pin.tag and pin.commit
+    check_tag(pin)
     final = root / "archives" / "git" / pin.commit / f"{pin.name}-{pin.version}.tar"
     if final.is_file():
         return FetchResult(final, sha256_of(final), pin.describe_source(), cached=True)
     root.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=root, prefix=".clone-") as tmp:
+    with scratch.directory(root, ".clone-") as tmp:
         clone = Path(tmp) / "repo"
         commit = gitrepo.clone_at_tag(git_source_url(distro, pin), pin.tag, clone)
         if commit != pin.commit:

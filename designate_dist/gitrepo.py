@@ -8,6 +8,7 @@ from __future__ import annotations
 import hashlib
 import os
 import re
+import struct
 import tempfile
 import zlib
 from collections.abc import Iterator, Mapping
@@ -28,6 +29,12 @@ _PATCH_FAILED = re.compile(r"^error: patch failed: (?P<file>.+):(?P<line>\d+)$",
 _FILE_ERROR = re.compile(r"^error: (?P<file>[^:]+): (?P<why>.+)$", re.M)
 _CORRUPT = re.compile(r"^error: (corrupt patch at line \d+|No valid patches in input.*)$", re.M)
 _HUNK_HEADER = re.compile(r"^@@ -(\d+)(?:,\d+)? \+\d+(?:,\d+)? @@")
+_MARKER_OPEN = re.compile(rb"^<{7}(?: |$)", re.M)
+_MARKER_CLOSE = re.compile(rb"^>{7}(?: |$)", re.M)
+#: Kinds of a conflicted path (:meth:`WorkTree.conflict_kinds`).
+CONTENT = "content"
+MODIFY_DELETE = "modify/delete"   # HEAD (the new release) deleted the file the change modifies
+DELETE_MODIFY = "delete/modify"   # the change deletes a file HEAD modified
 
 
 @dataclass(frozen=True)
@@ -54,6 +61,40 @@ class ApplyFailure:
         if self.hunk is not None:
             return f"{self.file}, hunk #{self.hunk} ({self.hunk_header}): {self.reason}"
         return f"{self.file}: {self.reason}"
+
+
+def kinds_of_conflicts(stages: list[tuple[str, str]]) -> dict[str, str]:
+    """``{path: kind}`` from the (stage, path) entries of a conflicted merge."""
+    found: dict[str, set[str]] = {}
+    for stage, path in stages:
+        found.setdefault(path, set()).add(stage)
+    kinds = {}
+    for path, have in found.items():
+        if "1" in have and "2" not in have and "3" in have:
+            kinds[path] = MODIFY_DELETE
+        elif "1" in have and "2" in have and "3" not in have:
+            kinds[path] = DELETE_MODIFY
+        else:
+            kinds[path] = CONTENT
+    return kinds
+
+
+def _stdin_of(text: str):
+    """A file object holding ``text``, for a git process's standard input."""
+    handle = tempfile.TemporaryFile()
+    handle.write(text.encode("utf-8"))
+    handle.seek(0)
+    return handle
+
+
+def has_conflict_markers(path: Path) -> bool:
+    """True when the file holds a conflict as git writes one (``<<<<<<<`` ... ``>>>>>>>`` lines)."""
+    try:
+        with open(path, "rb") as handle:
+            data = handle.read(8 << 20)
+    except OSError:
+        return False
+    return bool(_MARKER_OPEN.search(data)) and bool(_MARKER_CLOSE.search(data))
 
 
 def _plain_ident(who: Identity) -> bool:
@@ -109,11 +150,78 @@ def explain_apply_failure(stderr: str, diff: str) -> ApplyFailure:
     return ApplyFailure("(patch)", None, None, last.removeprefix("error: "))
 
 
+_PACK_TYPES = {"commit": 1, "tree": 2, "blob": 3, "tag": 4}
+
+
+class _PackWriter:
+    """Objects kept in memory, then written as one pack (and its index) instead of a file each.
+
+    A pack and ``.idx`` in git's version 2 formats, the objects whole (no
+    deltas); the ``.pack`` is renamed into place before the ``.idx``, as git
+    does, so that a reader never sees an index without its pack.
+    """
+
+    def __init__(self) -> None:
+        self.objects: dict[str, tuple[str, bytes]] = {}
+
+    def add(self, kind: str, raw: bytes) -> str:
+        sha = hashlib.sha1(f"{kind} {len(raw)}\0".encode() + raw).hexdigest()
+        self.objects.setdefault(sha, (kind, raw))
+        return sha
+
+    def write(self, pack_dir: Path) -> None:
+        if not self.objects:
+            return
+        body = bytearray(b"PACK" + struct.pack(">II", 2, len(self.objects)))
+        where: dict[bytes, tuple[int, int]] = {}
+        for sha, (kind, raw) in self.objects.items():
+            size, first = len(raw), (_PACK_TYPES[kind] << 4) | (len(raw) & 0x0F)
+            size >>= 4
+            header = bytearray()
+            while size:
+                header.append(first | 0x80)
+                first, size = size & 0x7F, size >> 7
+            header.append(first)
+            data = bytes(header) + zlib.compress(raw, 1)
+            where[bytes.fromhex(sha)] = (len(body), zlib.crc32(data) & 0xFFFFFFFF)
+            body += data
+        if len(body) >= 1 << 31:
+            raise GitError("too many objects for one pack")  # never for a series
+        pack_sha = hashlib.sha1(body).digest()
+        body += pack_sha
+        names = sorted(where)
+        fanout = [0] * 256
+        for name in names:
+            fanout[name[0]] += 1
+        for index in range(1, 256):
+            fanout[index] += fanout[index - 1]
+        idx = bytearray(b"\xfftOc" + struct.pack(">I", 2) + struct.pack(">256I", *fanout))
+        idx += b"".join(names)
+        idx += b"".join(struct.pack(">I", where[name][1]) for name in names)
+        idx += b"".join(struct.pack(">I", where[name][0]) for name in names)
+        idx += pack_sha
+        idx += hashlib.sha1(idx).digest()
+        pack_dir.mkdir(parents=True, exist_ok=True)
+        stem = pack_dir / f"pack-{pack_sha.hex()}"
+        for suffix, data in ((".pack", body), (".idx", idx)):
+            fd, tmp = tempfile.mkstemp(dir=pack_dir, prefix="tmp_pack_")
+            try:
+                with os.fdopen(fd, "wb") as handle:
+                    handle.write(data)
+                os.chmod(tmp, 0o444)
+                os.replace(tmp, stem.with_suffix(suffix))
+            except BaseException:
+                Path(tmp).unlink(missing_ok=True)
+                raise
+        self.objects.clear()
+
+
 class WorkTree:
     """A git work tree holding an upstream import and the applied series."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
+        self._pack: _PackWriter | None = None
         try:
             self.repo = git.Repo(path)
         except (git.InvalidGitRepositoryError, git.NoSuchPathError) as exc:
@@ -199,6 +307,130 @@ class WorkTree:
             self._sha1 = str(reader.get_value("extensions", "objectformat", "sha1")).lower() == "sha1"
         return self._sha1
 
+    # -- objects, without a work tree or an index (designate_dist.tree_apply) ---------------
+    def can_write_objects(self) -> bool:
+        """True when objects can be written here directly (a SHA-1 repository)."""
+        return self._sha1_objects()
+
+    @contextmanager
+    def batched_objects(self) -> Iterator[None]:
+        """Objects written in the block go to one pack at its end (or before a git process needs them)."""
+        self._pack = _PackWriter()
+        try:
+            yield
+        finally:
+            pack, self._pack = self._pack, None
+            pack.write(self.git_dir / "objects" / "pack")
+
+    def flush_objects(self) -> None:
+        """Write the objects of a batch now, for a git process to read."""
+        if self._pack is not None:
+            self._pack.write(self.git_dir / "objects" / "pack")
+
+    def read_object(self, sha: str) -> bytes:
+        """The body of the object ``sha`` (through GitPython's one long-lived ``cat-file``)."""
+        if self._pack is not None and sha in self._pack.objects:
+            return self._pack.objects[sha][1]
+        try:
+            return self.repo.odb.stream(bytes.fromhex(sha)).read()
+        except (ValueError, git.GitCommandError, OSError) as exc:
+            raise GitError(f"cannot read object {sha[:12]}: {exc}") from exc
+
+    def write_object(self, kind: str, raw: bytes) -> str:
+        if self._pack is not None:
+            return self._pack.add(kind, raw)
+        return self._write_loose_object(kind, raw)
+
+    def tree_of(self, commit: str) -> str:
+        return self.repo.commit(commit).tree.hexsha
+
+    def commit_tree(self, tree: str, parent: str | None, message: str, author: Identity,
+                    committer: Identity) -> str:
+        """Write the commit of ``tree`` on ``parent`` (no ref moves): the object ``git commit`` makes.
+
+        Identities git would clean up (:func:`_plain_ident`) go through ``git commit-tree``,
+        which cleans them as ``git commit`` does.
+        """
+        if _plain_ident(author) and _plain_ident(committer) and self._sha1_objects():
+            raw = (f"tree {tree}\n" + (f"parent {parent}\n" if parent else "")
+                   + f"author {author.name} <{author.email}> {author.when} +0000\n"
+                   + f"committer {committer.name} <{committer.email}> {committer.when} +0000\n\n"
+                   + message).encode("utf-8")
+            return self.write_object("commit", raw)
+        self.flush_objects()
+        try:
+            with self._env({**author.env("AUTHOR"), **committer.env("COMMITTER")}):
+                return self.repo.git.commit_tree(tree, *(["-p", parent] if parent else []),
+                                                 "-F", self._message_file(message)).strip()
+        except git.GitCommandError as exc:
+            raise _git_error("commit-tree", exc) from exc
+
+    def apply_to_tree(self, tree: str, patch_file: Path) -> tuple[str | None, str]:
+        """``git apply --cached`` of the patch onto ``tree`` in a scratch index: (new tree or None, stderr).
+
+        The work tree and the real index are not touched.
+        """
+        self.flush_objects()
+        index = self.git_dir / "designate-dist-apply.index"
+        env = {"GIT_INDEX_FILE": str(index)}
+        try:
+            with self._env(env):
+                self.repo.git.read_tree(tree)
+                try:
+                    self.repo.git.apply("--cached", "--whitespace=nowarn", "--verbose", str(patch_file))
+                except git.GitCommandError as exc:
+                    return None, (exc.stderr or "").replace("\n  stderr: '", "\n").strip().strip("'")
+                return self.repo.git.write_tree().strip(), ""
+        except git.GitCommandError as exc:
+            raise _git_error("apply --cached", exc) from exc
+        finally:
+            index.unlink(missing_ok=True)
+
+    def merge_tree(self, ours: str, theirs: str) -> tuple[str, list[tuple[str, str]]] | None:
+        """``git merge-tree --write-tree`` of two commits, with no index or work tree.
+
+        Returns (the merged tree, [(stage, path)] of the conflicts), or None
+        when this git cannot (before 2.38).
+        """
+        status, out, err = self.repo.git.merge_tree("--write-tree", "-z", "--no-messages", ours, theirs,
+                                                    with_extended_output=True, with_exceptions=False,
+                                                    strip_newline_in_stdout=False)
+        if status not in (0, 1):
+            if "--write-tree" in err or "unknown option" in err or "usage:" in err:
+                return None
+            raise GitError(f"git merge-tree failed: {err.strip().splitlines()[-1] if err.strip() else status}")
+        parts = out.split("\0")
+        conflicts = []
+        for entry in parts[1:]:
+            if not entry:
+                break
+            info, _, path = entry.partition("\t")
+            conflicts.append((info.split()[2], path))
+        return parts[0].strip(), conflicts
+
+    def pack_objects(self, rev: str, base: Path) -> str:
+        """Pack every object reachable from ``rev`` (the tag object included) into ``base-<id>.pack``."""
+        try:
+            out = self.repo.git.execute(["git", "pack-objects", "--revs", "-q", str(base)],
+                                        istream=_stdin_of(rev + "\n"))
+        except git.GitCommandError as exc:
+            raise _git_error("pack-objects", exc) from exc
+        return str(out).strip()
+
+    def ref_target(self, ref: str) -> str:
+        """The object ``ref`` points to, not peeled (an annotated tag's own id)."""
+        try:
+            return self.repo.git.rev_parse("--verify", ref).strip()
+        except git.GitCommandError as exc:
+            raise _git_error(f"rev-parse {ref}", exc) from exc
+
+    def set_ref(self, ref: str, sha: str) -> None:
+        """Point ``ref`` at ``sha`` (``git update-ref``)."""
+        try:
+            self.repo.git.update_ref(ref, sha)
+        except git.GitCommandError as exc:
+            raise _git_error(f"update-ref {ref}", exc) from exc
+
     def _write_loose_object(self, kind: str, raw: bytes) -> str:
         """Store one object as git does (zlib-compressed, named by the SHA-1 of header + body)."""
         data = f"{kind} {len(raw)}\0".encode() + raw
@@ -267,6 +499,10 @@ class WorkTree:
         """Modified, staged or untracked (not ignored) paths: what a reset would destroy."""
         out = self.repo.git.status("--porcelain", "--untracked-files=normal")
         return [line[3:] for line in out.splitlines() if line.strip()]
+
+    def tracked_symlinks(self) -> list[str]:
+        """The paths the index holds as symbolic links (mode 120000)."""
+        return _index_symlinks(self.repo)
 
     def is_rebasing(self) -> bool:
         return any((self.git_dir / name).exists() for name in ("rebase-apply", "rebase-merge",
@@ -350,6 +586,57 @@ class WorkTree:
             raise _git_error(f"cherry-pick {commit[:12]}", exc) from exc
         return []
 
+    def conflict_kinds(self, paths: list[str]) -> dict[str, str]:
+        """For each unmerged path: :data:`MODIFY_DELETE`, :data:`DELETE_MODIFY` or :data:`CONTENT`.
+
+        Read from the index stages: 1 the base, 2 HEAD, 3 the change merged in.
+        """
+        stages = []
+        for line in self.repo.git.ls_files("--unmerged", "-z", "--", *paths).split("\0"):
+            if "\t" in line:
+                info, path = line.split("\t", 1)
+                stages.append((info.split()[2], path))
+        return kinds_of_conflicts(stages)
+
+    def blob_text(self, rev: str, path: str) -> str | None:
+        """The text of ``path`` at ``rev`` (None when absent), read without starting a process."""
+        try:
+            item = self.repo.commit(rev).tree / path
+        except (KeyError, ValueError, git.BadName):
+            return None
+        if item.type != "blob":
+            return None
+        return item.data_stream.read().decode("utf-8", errors="surrogateescape")
+
+    def paths_at(self, rev: str) -> set[str]:
+        """Every file path in the tree of ``rev``."""
+        return {item.path for item in self.repo.commit(rev).tree.traverse() if item.type == "blob"}
+
+    def move_to(self, rev: str) -> None:
+        """Move the current branch, index and files to ``rev`` (a clean tree: nothing else to drop)."""
+        try:
+            self.repo.git.reset("--hard", "--quiet", rev)
+        except git.GitCommandError as exc:
+            raise _git_error(f"reset {rev[:12]}", exc) from exc
+
+    def reset_hard_to(self, rev: str) -> None:
+        """Move the current branch, index and files to ``rev``; untracked files are removed."""
+        try:
+            self.repo.git.reset("--hard", "--quiet", rev)
+            self.repo.git.clean("-d", "--force", "--quiet")
+        except git.GitCommandError as exc:
+            raise _git_error(f"reset {rev[:12]}", exc) from exc
+        (self.git_dir / "MERGE_MSG").unlink(missing_ok=True)
+
+    def apply_text_verbose(self, diff: str) -> tuple[bool, str]:
+        """:meth:`apply_verbose` of a diff given as text."""
+        path = self.git_dir / "DESIGNATE_DIST_DIFF"
+        path.write_text(diff, encoding="utf-8", errors="surrogateescape")
+        try:
+            return self.apply_verbose(path)
+        finally:
+            path.unlink(missing_ok=True)
+
     def staged_diff(self) -> str:
         """The staged change against HEAD, as ``commit_diff`` writes a commit's."""
         try:
@@ -384,23 +671,57 @@ class WorkTree:
             return True
         return False
 
-    def conflict_marker_lines(self, paths: list[str]) -> list[str]:
-        """``git diff --check`` lines reporting leftover conflict markers in staged ``paths``."""
-        if not paths:
-            return []
+    def _marker_files(self, *diff_args: str) -> list[str]:
+        """Files whose added lines hold conflict markers, by ``git diff --check``."""
         try:
-            self.repo.git.diff("--cached", "--check", "--", *paths)
+            self.repo.git.diff("--check", *diff_args)
         except git.GitCommandError as exc:
-            out = exc.stdout or ""
-            return [line.strip() for line in out.replace("\n  stdout: '", "\n").splitlines()
-                    if "conflict marker" in line]
+            out = (exc.stdout or "").replace("\n  stdout: '", "\n")
+            found = []
+            for line in out.splitlines():
+                if "leftover conflict marker" in line:
+                    path = line.strip().strip("'").rsplit(":", 2)[0]
+                    if path not in found:
+                        found.append(path)
+            return found
         return []
 
-    def stage_all(self) -> None:
+    def staged_marker_files(self) -> list[str]:
+        """Staged files whose added lines hold conflict markers."""
+        return self._marker_files("--cached")
+
+    def commit_marker_files(self, commit: str) -> list[str]:
+        """Files ``commit`` changes whose added lines hold conflict markers."""
+        return self._marker_files(f"{commit}^", commit)
+
+    def untracked_paths(self) -> list[str]:
+        """Untracked files git does not ignore (what ``git status`` lists as untracked)."""
+        out = self.repo.git.ls_files("--others", "--exclude-standard", "-z")
+        return sorted(p for p in out.split("\0") if p)
+
+    def resolution_marker_files(self, staged: bool = True) -> list[str]:
+        """Files a resolution leaves with conflict markers: staged ones, and untracked ones.
+
+        ``staged=False`` checks only untracked files (the caller checked a commit itself).
+        """
+        marked = self.staged_marker_files() if staged else []
+        return marked + [p for p in self.untracked_paths()
+                         if p not in marked and has_conflict_markers(self.path / p)]
+
+    def stage_tracked(self) -> None:
+        """Stage every change to tracked files (and files already added); never an untracked file."""
         try:
-            self.repo.git.add("--all", "--force", ".")
+            self.repo.git.add("--update")
         except git.GitCommandError as exc:
-            raise _git_error("add", exc) from exc
+            raise _git_error("add --update", exc) from exc
+
+    def added_paths(self, commit: str) -> list[str]:
+        """Files ``commit`` adds (absent from its parent)."""
+        try:
+            out = self.repo.git.diff("--name-only", "--no-renames", "--diff-filter=A", "-z", f"{commit}^", commit)
+        except git.GitCommandError as exc:
+            raise _git_error(f"diff {commit[:12]}", exc) from exc
+        return [p for p in out.split("\0") if p]
 
     def discard_merge(self) -> None:
         """Drop a half-done merge or apply: back to HEAD, untracked files removed."""
@@ -553,6 +874,31 @@ class WorkTree:
             raise _git_error(f"tag {name}", exc) from exc
 
 
+def _index_symlinks(repo: git.Repo) -> list[str]:
+    try:
+        out = repo.git.ls_files("--stage", "-z")
+    except git.GitCommandError as exc:
+        raise _git_error("ls-files", exc) from exc
+    links = []
+    for entry in out.split("\0"):
+        info, _, name = entry.partition("\t")
+        if info.startswith("120000 "):
+            links.append(name)
+    return links
+
+
+def tracked_symlinks(path: Path) -> list[str]:
+    """The symbolic links (mode 120000) in the index of the repository at ``path``; [] if it is none."""
+    try:
+        repo = git.Repo(path)
+    except (git.InvalidGitRepositoryError, git.NoSuchPathError):
+        return []
+    try:
+        return _index_symlinks(repo)
+    finally:
+        repo.close()
+
+
 def clone_at_tag(url: str, tag: str, dest: Path) -> str:
     """Clone ``url`` into ``dest`` (no checkout) and return the commit ``tag`` points to."""
     try:
@@ -560,6 +906,8 @@ def clone_at_tag(url: str, tag: str, dest: Path) -> str:
                                    env={"GIT_TERMINAL_PROMPT": "0", **os.environ})
     except git.GitCommandError as exc:
         raise _git_error(f"clone {url}", exc) from exc
+    except (git.exc.UnsafeProtocolError, git.exc.UnsafeOptionError) as exc:
+        raise GitError(f"git clone {url} refused: {exc}") from exc
     try:
         return repo.commit(f"refs/tags/{tag}^{{commit}}").hexsha
     except (git.BadName, ValueError) as exc:
@@ -634,6 +982,8 @@ class UpstreamRepo:
                 os.replace(tmp / "repo.git", dest)
             except git.GitCommandError as exc:
                 raise _git_error(f"clone {url}", exc) from exc
+            except (git.exc.UnsafeProtocolError, git.exc.UnsafeOptionError) as exc:
+                raise GitError(f"git clone {url} refused: {exc}") from exc
             finally:
                 import shutil
                 shutil.rmtree(tmp, ignore_errors=True)

@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from designate_dist.atomic import write_text
+from designate_dist.distro import read_utf8
 from designate_dist.errors import ConfigError
 from designate_dist.runner import run
 
@@ -121,7 +122,7 @@ def parse_lock(text: str, where: str = "build/constraints.txt") -> Lock:
 def read_lock(path: Path) -> Lock:
     if not path.is_file():
         raise ConfigError(f"the lock file {path} does not exist", hint="run `designate-dist lock`")
-    return parse_lock(path.read_text(encoding="utf-8"), str(path))
+    return parse_lock(read_utf8(path, str(path)), str(path))
 
 
 def venv_python() -> str:

@@ -120,9 +120,10 @@ def write(pages: list[ManPage], directory: Path) -> list[Path]:
 
 
 def all_pages() -> list[ManPage]:
-    """The pages of every command this repository installs."""
+    """The pages of every command this repository installs (designate-dist, designate-dr)."""
     from designate_dist.cli import build_parser
-    return render("designate-dist", build_parser())
+    from designate_dr import cli as dr_cli
+    return render("designate-dist", build_parser()) + render("designate-dr", dr_cli.build_parser())
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -10,6 +10,11 @@ rewrites that file (same name, kind and header, fresh diff); any other commit
 becomes a new ``NNNN-subject.patch`` in ``customs/`` (or the series asked
 for); a patch whose commit is gone is removed.  Series files are rewritten in
 the new commit order, their leading comments kept.
+
+``add_commits`` is the short way for one new change: commits made on top of
+the applied series in the work tree (``prepare``, commit, ``patches add``)
+become the next numbered patches of ``customs/`` (or ``cherry-pick/``) and
+their series entries, without a patch-queue branch.
 """
 from __future__ import annotations
 
@@ -23,7 +28,13 @@ from designate_dist.atomic import write_json, write_text
 from designate_dist.distro import SERIES_DIRS, Distro
 from designate_dist.errors import DirtyWorkTree, DistError, SeriesError
 from designate_dist.gitrepo import WorkTree
-from designate_dist.series import SERIES_FILE, PatchFile, next_patch_number, patch_slug, read_series
+from designate_dist.series import (
+    SERIES_FILE,
+    PatchFile,
+    next_patch_name,
+    read_series,
+    series_with_entry,
+)
 from designate_dist.upstream_import import read_state, write_state
 
 Progress = Callable[[str], None]
@@ -70,14 +81,15 @@ def _state_path(tree: WorkTree) -> Path:
 
 
 def import_queue(distro: Distro, *, force: bool = False, progress: Progress = _quiet) -> QueueImport:
-    """Prepare the work tree and put the applied series on the ``patch-queue`` branch."""
-    from designate_dist.pipeline import prepare
-    prepared = prepare(distro, force=force, progress=progress)
-    tree = WorkTree(prepared.work_tree)
-    tree.create_branch_here(BRANCH)
-    entries = [{"series": a.patch.series, "file": a.patch.name, "commit": a.commit,
-                "sha256": a.patch.sha256} for a in prepared.applied.applied]
-    write_json(_state_path(tree), {"base": prepared.applied.upstream_commit, "patches": entries})
+    """Prepare the work tree and put the applied series on the ``patch-queue`` branch (under the build lock)."""
+    from designate_dist.pipeline import build_lock, prepare_held
+    with build_lock(distro):
+        prepared = prepare_held(distro, force=force, progress=progress)
+        tree = WorkTree(prepared.work_tree)
+        tree.create_branch_here(BRANCH)
+        entries = [{"series": a.patch.series, "file": a.patch.name, "commit": a.commit,
+                    "sha256": a.patch.sha256} for a in prepared.applied.applied]
+        write_json(_state_path(tree), {"base": prepared.applied.upstream_commit, "patches": entries})
     return QueueImport(tree.path, BRANCH, tuple(e["commit"] for e in entries))
 
 
@@ -94,7 +106,13 @@ def _series_header(series_file: Path) -> str:
 
 def export_queue(distro: Distro, *, new_series: str = "customs",
                  progress: Progress = _quiet) -> QueueExport:
-    """Write the ``patch-queue`` commits back into the series files and patch files."""
+    """Write the ``patch-queue`` commits back into the series files and patch files (under the build lock)."""
+    from designate_dist.pipeline import build_lock
+    with build_lock(distro):
+        return _export_queue(distro, new_series=new_series, progress=progress)
+
+
+def _export_queue(distro: Distro, *, new_series: str, progress: Progress) -> QueueExport:
     from designate_dist.rebase import rewrite_patch, same_hunks
     if new_series not in SERIES_DIRS:
         raise SeriesError(f"unknown series {new_series!r} (one of {', '.join(SERIES_DIRS)})")
@@ -156,7 +174,7 @@ def export_queue(distro: Distro, *, new_series: str = "customs",
             results.append(ExportedPatch(patch.series, patch.name, status, commit))
             continue
         directory = distro.series_dir(new_series)
-        name = f"{next_patch_number(directory, new_names):04d}-{patch_slug(subject)}.patch"
+        name = next_patch_name(directory, subject, taken=new_names)
         new_names.add(name)
         order[new_series].append(name)
         writes[directory / name] = tree.format_patch(commit)
@@ -189,3 +207,85 @@ def export_queue(distro: Distro, *, new_series: str = "customs",
     tree_state.update({"series": None, "head": tree.head(), "failed": None})
     write_state(tree, tree_state)
     return QueueExport(tuple(results))
+
+
+@dataclass(frozen=True)
+class AddedPatch:
+    series: str
+    file: str
+    commit: str
+
+    def line(self) -> str:
+        return f"added    {self.series}/{self.file} ({self.commit[:12]})"
+
+
+def add_commits(distro: Distro, revs: list[str] | tuple[str, ...] = (), *, series: str = "customs",
+                progress: Progress = _quiet) -> tuple[AddedPatch, ...]:
+    """Write commits of the work tree made on top of the applied series as new patch files.
+
+    ``revs`` (default: every commit above the applied series, oldest first) become
+    ``NNNN-<subject>.patch`` in ``series`` with their series entries; the files and
+    the series file are written only when every commit was checked.  The next
+    ``prepare`` applies the series again from the files (the work tree's own
+    commits carry the developer's committer and date, not the build's).  Under the build lock.
+    """
+    from designate_dist.pipeline import build_lock
+    with build_lock(distro):
+        return _add_commits(distro, revs, series=series, progress=progress)
+
+
+def _add_commits(distro: Distro, revs: list[str] | tuple[str, ...], *, series: str,
+                 progress: Progress) -> tuple[AddedPatch, ...]:
+    if series not in SERIES_DIRS:
+        raise SeriesError(f"unknown series {series!r} (one of {', '.join(SERIES_DIRS)})")
+    if not (distro.work_tree / ".git").exists():
+        raise PatchQueueError(f"no work tree at {distro.work_tree}",
+                              hint="run `designate-dist prepare`, commit your change there, then add it")
+    tree = WorkTree(distro.work_tree)
+    state = read_state(tree)
+    base = state.get("head") if state.get("series") else None
+    if not base or state.get("failed"):
+        raise PatchQueueError(f"{tree.path} does not hold the applied series",
+                              hint="run `designate-dist prepare` first")
+    if tree.is_rebasing():
+        raise DirtyWorkTree(f"{tree.path} is in the middle of a rebase or merge",
+                            hint="finish it before adding its commits")
+    dirty = tree.dirty_paths()
+    if dirty:
+        raise DirtyWorkTree(f"{tree.path} has uncommitted changes: {', '.join(dirty[:5])}",
+                            hint="commit them first (git commit), then add the commit")
+    above = tree.commits_between(base, "HEAD")
+    if revs:
+        wanted = []
+        for rev in revs:
+            commit = tree.resolve(rev)
+            if commit is None or commit not in above:
+                raise PatchQueueError(f"{rev} is not a commit above the applied series in {tree.path}",
+                                      hint=f"`git log {base[:12]}..HEAD` there lists those")
+            if commit not in wanted:
+                wanted.append(commit)
+        commits = [c for c in above if c in wanted]  # in history order, whatever the argument order
+    else:
+        commits = above
+    if not commits:
+        raise PatchQueueError(f"no commits above the applied series in {tree.path}",
+                              hint="commit your change there (git commit) first")
+    read_series(distro.root)  # the series as it is must be valid before it grows
+    directory = distro.series_dir(series)
+    added: list[AddedPatch] = []
+    texts: dict[str, str] = {}
+    for commit in commits:
+        subject = tree.commit_message(commit).strip().split("\n", 1)[0]
+        name = next_patch_name(directory, subject, taken=texts)
+        texts[name] = tree.format_patch(commit)
+        added.append(AddedPatch(series, name, commit))
+    directory.mkdir(parents=True, exist_ok=True)
+    for name, text in texts.items():
+        write_text(directory / name, text)
+    write_text(directory / SERIES_FILE, series_with_entry(directory / SERIES_FILE, *texts))
+    for patch in added:
+        progress(f"patches: {patch.series}/{patch.file} from {patch.commit[:12]}")
+    tree_state = read_state(tree)
+    tree_state.update({"series": None, "head": tree.head(), "failed": None})
+    write_state(tree, tree_state)
+    return tuple(added)

@@ -13,14 +13,13 @@ import fcntl
 import json
 import os
 import shutil
-import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 from designate_dist import manifest as manifest_mod
-from designate_dist import tool_version
+from designate_dist import scratch, tool_version
 from designate_dist.apply import ApplyResult, apply_series
 from designate_dist.distro import Distro
 from designate_dist.errors import BuildLocked
@@ -76,30 +75,52 @@ def source_date_epoch(distro: Distro) -> int | None:
 
 @contextmanager
 def build_lock(distro: Distro) -> Iterator[None]:
-    """Refuse a second concurrent build in the same distribution repository."""
+    """Refuse a second concurrent build in the same distribution repository.
+
+    The lock file is removed on the way out, still locked, so that nothing is
+    left behind; a process that opened it just before then finds, once it has
+    the lock, that the file it locked is no longer the one at the path, and
+    tries again on the new one.
+    """
     distro.work_root.mkdir(parents=True, exist_ok=True)
     path = distro.work_root / "build.lock"
-    handle = open(path, "a+")
-    try:
+    while True:
+        handle = open(path, "a+")
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             handle.seek(0)
             holder = handle.read().strip() or "another process"
+            handle.close()
             raise BuildLocked(f"another designate-dist build is running in {distro.root} ({holder})",
                               hint="wait for it to finish") from None
+        try:
+            if os.stat(path).st_ino == os.fstat(handle.fileno()).st_ino:
+                break
+        except FileNotFoundError:
+            pass
+        handle.close()
+    try:
         handle.seek(0)
         handle.truncate()
         handle.write(f"pid {os.getpid()}")
         handle.flush()
         yield
     finally:
+        path.unlink(missing_ok=True)
         handle.close()
 
 
 def prepare(distro: Distro, *, force: bool = False, cache: Path | None = None,
             progress: Progress = _quiet) -> PrepareResult:
-    """fetch -> import -> apply; the series is validated before anything is touched."""
+    """fetch -> import -> apply under the build lock; the series is validated before anything is touched."""
+    with build_lock(distro):
+        return prepare_held(distro, force=force, cache=cache, progress=progress)
+
+
+def prepare_held(distro: Distro, *, force: bool = False, cache: Path | None = None,
+                 progress: Progress = _quiet) -> PrepareResult:
+    """:func:`prepare` for a caller that already holds :func:`build_lock` (build, test, lock, quilt...)."""
     series = read_series(distro.root)
     progress(f"fetch: {distro.pin.describe_source()}")
     fetched = fetch(distro, cache=cache)
@@ -151,7 +172,7 @@ def _up_to_date(final: Path, digest: str) -> bool:
 def _publish_dir(staging: Path, final: Path) -> None:
     """Swap ``staging`` into ``final``: readers never see a half-written directory."""
     if final.exists():
-        old = final.with_name(f".{final.name}.old-{os.getpid()}")
+        old = final.with_name(f".old-{scratch.owner_tag()}{final.name}")
         final.rename(old)
         staging.rename(final)
         shutil.rmtree(old, ignore_errors=True)
@@ -177,10 +198,11 @@ def build(distro: Distro, *, output: Path | None = None, skip_tests: bool = Fals
             data = json.loads((final / manifest_mod.MANIFEST).read_text())
             return BuildResult(final, final / manifest_mod.MANIFEST,
                                tuple(final / a["file"] for a in data["artifacts"]), reused=True)
-        prepared = prepare(distro, force=force, cache=cache, progress=progress)
+        prepared = prepare_held(distro, force=force, cache=cache, progress=progress)
         epoch = epoch_hint if epoch_hint is not None else prepared.import_time
         out_root.mkdir(parents=True, exist_ok=True)
-        staging = Path(tempfile.mkdtemp(dir=out_root, prefix=f".{version.pep440}.partial-"))
+        scratch.sweep(out_root, ".partial-", ".old-")
+        staging = scratch.make_dir(out_root, ".partial-", f"{version.pep440}-")
         staging.chmod(0o755)
         try:
             result = _build_into(distro, prepared, staging, inputs, digest, epoch,
@@ -254,7 +276,7 @@ def run_tests(distro: Distro, *, output: Path | None, concurrency: int | None, f
     version = distro.pin.distro_version
     out = (output or distro.root / "dist" / f"tests-{version.pep440}").resolve()
     with build_lock(distro):
-        prepared = prepare(distro, force=force, progress=progress)
+        prepared = prepare_held(distro, force=force, progress=progress)
         progress("test: upstream unit tests (stestr)")
         return run_upstream_tests(TestRequest(
             work_tree=prepared.work_tree, lock_file=distro.lock_file,
@@ -269,5 +291,18 @@ def relock(distro: Distro, *, force: bool, progress: Progress = _quiet) -> Path:
     """
     from designate_dist import lockfile
     with build_lock(distro):
-        prepared = prepare(distro, force=force, progress=progress)
+        prepared = prepare_held(distro, force=force, progress=progress)
         return lockfile.relock(prepared.work_tree, distro.lock_file, progress=progress)
+
+
+def quilt(distro: Distro, *, output: Path | None = None, force: bool = False,
+          progress: Progress = _quiet):
+    """prepare, then write the applied series as a quilt series (``designate-dist quilt``).
+
+    Into ``output`` (default: ``DISTRO/patches``), under the build lock; returns
+    the :class:`~designate_dist.quilt.QuiltResult`.
+    """
+    from designate_dist.quilt import export_quilt
+    with build_lock(distro):
+        prepared = prepare_held(distro, force=force, progress=progress)
+        return export_quilt(prepared.applied, output or distro.root / "patches")

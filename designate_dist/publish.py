@@ -3,7 +3,9 @@
 Operators upgrade and roll back with Ansible from one directory::
 
     DIR/
-      Packages, Packages.gz, Release   flat apt repository: deb [trusted=yes] file:DIR ./
+      Packages, Packages.gz, Release   flat apt repository: deb [signed-by=KEYRING] URL ./
+      InRelease, Release.gpg           with --sign-key: Release clear-signed and signed (GnuPG)
+      signing-key.asc                  with --sign-key: the public key, for signed-by=
       pool/<name>_<ver>_<arch>.deb     every published .deb
       wheels/<file>.whl                our wheels and every locked dependency wheel
       simple/index.html                PEP 503 root, simple/<project>/index.html per project
@@ -17,9 +19,16 @@ nothing: the build is verified against its manifest, the wheelhouse against
 its SHA256SUMS, and every file that would be written is compared with the
 repository's before anything is written; a file of the same name with other
 bytes is refused.  Artifacts are written first (temp file + rename), then the
-indexes, ``Release`` last; an index whose bytes do not change is not rewritten,
+indexes, ``Release`` and its signatures last (``InRelease``, which apt reads
+first, at the very end); an index whose bytes do not change is not rewritten,
 so publishing the same build again changes nothing.  The indexes depend only
-on the repository's content: the same releases give byte-identical indexes.
+on the repository's content: the same releases give byte-identical indexes
+(the signatures carry their signing time: a valid one is kept, not remade).
+
+The indexes are ours, not apt-ftparchive's or dpkg-scanpackages': a stanza is
+byte-for-byte what ``dpkg-scanpackages -m`` writes, but both standard tools
+list the versions of a package in directory order, which differs between two
+copies of the same repository; ours are in Debian version order.
 """
 from __future__ import annotations
 
@@ -33,7 +42,6 @@ import json
 import os
 import re
 import shutil
-import tempfile
 import time
 import zipfile
 from collections.abc import Callable, Iterable, Iterator
@@ -59,10 +67,22 @@ from designate_dist.errors import (
 from designate_dist.fetch import cache_root, sha256_of
 from designate_dist.manifest import MANIFEST, artifact_problem
 from designate_dist.runner import run
+from designate_dist.scratch import make_file, sweep_temp_files
+from designate_dist.signing import (
+    SigningKey,
+    export_public_key,
+    find_key,
+    sign_release,
+    signatures_valid,
+)
+from designate_dist.versions import same_version
 
 Progress = Callable[[str], None]
 RELEASES_FORMAT = 1
 ORIGIN = "designate-dist"
+#: The repository's public key (armored), written by a signed publish.
+KEY_FILE = "signing-key.asc"
+SIGNATURES = ("Release.gpg", "InRelease")  # written after Release, in this order
 #: Fields an index adds to a .deb's control fields, and the fields they go before
 #: (dpkg-scanpackages' order, so that both tools write the same stanza).
 _INDEX_FIELDS = ("Filename", "Size", "MD5sum", "SHA1", "SHA256")
@@ -82,6 +102,10 @@ class PublishRequest:
     wheelhouse: Path | None = None  # default: <cache>/wheelhouse/<inputs.lock>
     #: Seconds to wait for another publisher's lock; None waits as long as it takes.
     lock_timeout: float | None = None
+    #: The GnuPG secret key that signs Release (fingerprint, key id or user id); None: unsigned.
+    sign_key: str | None = None
+    #: The GnuPG home holding it (default: GNUPGHOME, else ~/.gnupg).
+    gnupg_home: Path | None = None
 
 
 @dataclass(frozen=True)
@@ -92,16 +116,18 @@ class PublishResult:
     added: tuple[str, ...]          # artifacts written (relative to repo)
     present: tuple[str, ...]        # artifacts already there with the same bytes
     indexes: tuple[str, ...]        # indexes written (unchanged ones are not)
+    signed_by: str | None = None    # the signing key's fingerprint
 
     @property
     def already_published(self) -> bool:
         return not self.added
 
     def summary(self) -> str:
+        signed = f"; signed by {self.signed_by}" if self.signed_by else ""
         if self.already_published:
             line = f"{self.pep440} ({self.debian}) already published in {self.repo}"
             return line + (f"; rewrote {', '.join(self.indexes)}" if self.indexes else
-                           "; nothing changed")
+                           "; nothing changed") + signed
 
         def count(prefix: str) -> int:
             return sum(path.startswith(prefix) for path in self.added)
@@ -111,7 +137,7 @@ class PublishResult:
             ([f"{wheels} wheel{'s' * (wheels != 1)}"] if wheels else []) + \
             (["constraints"] if count("constraints/") else []) + (["manifest"] if count("manifests/") else [])
         return (f"published {self.pep440} ({self.debian}) into {self.repo}: added {', '.join(parts)}; "
-                f"{len(self.present)} file(s) already present")
+                f"{len(self.present)} file(s) already present{signed}")
 
 
 # --- Debian versions -------------------------------------------------------------------------
@@ -233,7 +259,40 @@ def read_manifest(build_dir: Path) -> tuple[dict[str, Any], bytes]:
         data["artifacts"], data["source_date_epoch"]  # noqa: B018
     except (ValueError, KeyError, TypeError) as exc:
         raise ConfigError(f"{path}: not a designate-dist build manifest ({exc})") from None
+    _check_manifest(data, path)
     return data, raw
+
+
+_ARTIFACT_FILE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9._+~-]*(/[A-Za-z0-9_][A-Za-z0-9._+~-]*)?$")
+
+
+def _check_manifest(data: Any, path: Path) -> None:
+    """The fields publish turns into file names and index entries, checked before any is used."""
+    def bad(what: str) -> ConfigError:
+        return ConfigError(f"{path}: not a designate-dist build manifest ({what})")
+
+    if not isinstance(data, dict) or not isinstance(data.get("distro_version"), dict):
+        raise bad("no distro_version table")
+    pep440, debian = data["distro_version"]["pep440"], data["distro_version"]["debian"]
+    try:
+        if not isinstance(pep440, str) or not re.fullmatch(r"[A-Za-z0-9.!+_-]+", pep440):
+            raise InvalidVersion(pep440)
+        Version(pep440)
+    except InvalidVersion:
+        raise bad(f"distro_version.pep440 {pep440!r} is not a PEP 440 version") from None
+    if not isinstance(debian, str) or not _DEB_VERSION.match(debian):
+        raise bad(f"distro_version.debian {debian!r} is not a Debian version")
+    epoch = data["source_date_epoch"]
+    if not isinstance(epoch, int) or isinstance(epoch, bool) or epoch < 0:
+        raise bad(f"source_date_epoch {epoch!r} is not a UNIX time")
+    if not isinstance(data["artifacts"], list):
+        raise bad("artifacts is not a list")
+    for artifact in data["artifacts"]:
+        if not (isinstance(artifact, dict) and isinstance(artifact.get("file"), str)
+                and _ARTIFACT_FILE.match(artifact["file"])
+                and isinstance(artifact.get("size"), int) and isinstance(artifact.get("sha256"), str)
+                and re.fullmatch(r"[0-9a-f]{64}", artifact["sha256"])):
+            raise bad(f"artifact entry {artifact!r} is not a file name, size and sha256")
 
 
 def verify_build(build_dir: Path, manifest: dict[str, Any]) -> list[Path]:
@@ -371,7 +430,7 @@ def plan(request: PublishRequest) -> _Plan:
         result.wheels.append(wheel)
     for pin_name, pin_version in read_lock(request.lock_file):
         found = next((w for w in result.wheels if w.project == canonicalize_name(pin_name)
-                      and _same_version(w.version, pin_version)), None)
+                      and same_version(w.version, pin_version)), None)
         if found is None:
             raise VerificationError(f"wheelhouse {wheelhouse} has no wheel for {pin_name}=={pin_version} "
                                     f"of the lock")
@@ -404,13 +463,6 @@ def plan(request: PublishRequest) -> _Plan:
     return result
 
 
-def _same_version(a: str, b: str) -> bool:
-    try:
-        return Version(a) == Version(b)
-    except InvalidVersion:
-        return a == b
-
-
 # --- the repository --------------------------------------------------------------------------
 
 @contextmanager
@@ -441,7 +493,7 @@ def install_file(repo: Path, item: _File) -> None:
     if item.data is not None:
         write_bytes(dest, item.data, mode=0o644)
         return
-    fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".tmp")
+    fd, tmp = make_file(dest.parent, f".{dest.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as out, open(item.source, "rb") as src:
             shutil.copyfileobj(src, out, 1 << 20)
@@ -640,24 +692,60 @@ def indexes(repo: Path, plan_: _Plan) -> dict[str, bytes]:
     return out
 
 
+def _signed_indexes(repo: Path, wanted: dict[str, bytes], key: SigningKey | None,
+                    public_key: bytes | None) -> dict[str, bytes]:
+    """Add ``InRelease``, ``Release.gpg`` and the public key; keep signatures that still hold."""
+    if key is None:
+        signed = [name for name in SIGNATURES if (repo / name).exists()]
+        if signed:
+            raise ConfigError(f"{repo} is a signed repository ({signed[0]}): an unsigned publish "
+                              "would leave a signature that no longer matches Release; nothing "
+                              "was written", hint="publish with --sign-key KEY")
+        return wanted
+    out = dict(wanted, **{KEY_FILE: public_key})
+    current = [repo / name for name in SIGNATURES]
+    if all(p.is_file() for p in current) and signatures_valid(
+            wanted["Release"], (repo / "InRelease").read_bytes(), (repo / "Release.gpg").read_bytes(),
+            key):
+        out.update({name: (repo / name).read_bytes() for name in SIGNATURES})
+    else:
+        inrelease, detached = sign_release(wanted["Release"], key)
+        out.update({"InRelease": inrelease, "Release.gpg": detached})
+    return out
+
+
+def _write_order(name: str) -> tuple[int, str]:
+    """Indexes first, then Release, Release.gpg, InRelease (apt reads InRelease first)."""
+    last = ("Release", *SIGNATURES)
+    return (last.index(name) + 1 if name in last else 0, name)
+
+
 def publish(request: PublishRequest, *, progress: Progress = _quiet) -> PublishResult:
     """Publish the build of ``request.build_dir`` into ``request.repo`` (see the module doc)."""
+    key = public_key = None
+    if request.sign_key is not None:
+        key = find_key(request.sign_key, request.gnupg_home)
+        public_key = export_public_key(key)
+        sign_release(b"designate-dist: can this key sign?\n", key)  # fail before the repository is touched
+        progress(f"publish: signing with {key.describe()}")
     progress(f"publish: verifying {request.build_dir}")
     planned = plan(request)
     repo = request.repo.resolve()
     with repo_lock(repo, request.lock_timeout):
+        sweep_temp_files(repo)  # what a killed publisher left half-copied
         new, present, conflicts = _conflicts(repo, planned.files)
         if conflicts:
             more = f" (and {len(conflicts) - 1} more)" if len(conflicts) > 1 else ""
             raise PublishConflict(f"refusing to overwrite {conflicts[0]}{more}: nothing was written",
                                   hint="a published file never changes; bump the distro revision")
-        # The indexes are made before anything is written: a failure there writes nothing.
-        wanted = indexes(repo, planned)
+        # The indexes and signatures are made before anything is written: a failure there
+        # writes nothing.
+        wanted = _signed_indexes(repo, indexes(repo, planned), key, public_key)
         progress(f"publish: {len(new)} new file(s), {len(present)} already present")
         for item in new:
             install_file(repo, item)
         written = []
-        for name in sorted(wanted, key=lambda n: (n == "Release", n)):  # Release last
+        for name in sorted(wanted, key=_write_order):
             path = repo / name
             if path.is_file() and path.read_bytes() == wanted[name]:
                 continue
@@ -666,4 +754,4 @@ def publish(request: PublishRequest, *, progress: Progress = _quiet) -> PublishR
     version = planned.manifest["distro_version"]
     return PublishResult(repo, version["pep440"], version["debian"],
                          tuple(sorted(f.dest for f in new)), tuple(sorted(f.dest for f in present)),
-                         tuple(written))
+                         tuple(written), key.fingerprint if key else None)

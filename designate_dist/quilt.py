@@ -9,10 +9,10 @@ consumes, and it lets a reviewer read the whole patch stack in one place.
 from __future__ import annotations
 
 import shutil
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from designate_dist import scratch
 from designate_dist.apply import ApplyResult
 from designate_dist.atomic import write_text
 from designate_dist.gitrepo import WorkTree
@@ -37,7 +37,8 @@ def export_quilt(applied: ApplyResult, dest: Path) -> QuiltResult:
     tree = WorkTree(applied.work_tree)
     dest.mkdir(parents=True, exist_ok=True)
     names = []
-    with tempfile.TemporaryDirectory(dir=dest, prefix=".quilt-") as tmp:
+    scratch.sweep(dest, ".quilt-")
+    with scratch.directory(dest, ".quilt-") as tmp:
         for index, item in enumerate(applied.applied, 1):
             name = quilt_name(index, item.patch.series, item.patch.name)
             text = tree.format_patch(item.commit)

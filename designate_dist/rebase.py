@@ -31,7 +31,6 @@ import base64
 import json
 import re
 import shutil
-import tempfile
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
@@ -39,15 +38,30 @@ from pathlib import Path
 
 from packaging.version import InvalidVersion, Version
 
-from designate_dist.apply import apply_series, patch_identities
+from designate_dist import tree_cache
+from designate_dist.apply import commit_series, patch_identities
 from designate_dist.atomic import write_bytes, write_json, write_text
 from designate_dist.distro import PIN_FILE, SERIES_DIRS, Distro, Pin, load_distro
 from designate_dist.errors import DistError, PatchApplyError, UsageError
 from designate_dist.fetch import cache_root, fetch
-from designate_dist.gitrepo import WorkTree
-from designate_dist.lockfile import canonical
+from designate_dist.gitrepo import DELETE_MODIFY, MODIFY_DELETE, WorkTree, kinds_of_conflicts
+from designate_dist.rebase_next import after_finish
+from designate_dist.requirements_files import (
+    RequirementsDiff,
+    describe_twice,
+    is_requirements_file,
+    named_twice,
+    parse_requirements,
+    requirements_diff,
+    requirements_note,
+)
+from designate_dist.scratch import scratch_dir
 from designate_dist.series import KIND_UPSTREAM, SERIES_FILE, PatchFile, PatchSeries, diff_files, read_series
-from designate_dist.upstream_import import import_upstream, read_state, write_state
+from designate_dist.text import counted, plural
+from designate_dist.tree_apply import HunkFailed, TreePatcher, Unsupported
+from designate_dist.unidiff import changed_lines, parse_diff, same_hunks, split_head
+from designate_dist.upstream_hunks import UpstreamHunk, find_upstream_hunks, without_hunks
+from designate_dist.upstream_import import import_upstream, maintainer_identity, read_state, write_state
 
 Progress = Callable[[str], None]
 
@@ -64,10 +78,8 @@ REWRITTEN = (REFRESHED, PARTLY_UPSTREAM, RESOLVED)
 STATE_DIR = "rebase"
 STATE_NAME = "state.json"
 OLD_REF = "refs/designate-dist/rebase-old"
-_DIFF_START = re.compile(r"^(diff --git |--- (a/|/dev/null)|Index: )", re.M)
-_HUNK = re.compile(r"^@@ -(\d+)(?:,(\d+))? \+(\d+)(?:,(\d+))? @@")
+OLD_UPSTREAM_REF = "refs/designate-dist/rebase-old-upstream"
 _OFFSET = re.compile(r"^Hunk #\d+ succeeded at \d+ \(offset (-?\d+) lines?\)", re.M)
-_REQ_NAME = re.compile(r"^\s*([A-Za-z0-9][A-Za-z0-9._-]*)\s*(.*)$")
 _VERSIONISH = re.compile(r"\b(\d+\.\d+(?:\.\d+)*)\b")
 
 
@@ -86,108 +98,6 @@ class RebaseStateError(DistError):
 
 
 # -- diffs ----------------------------------------------------------------------------------
-def split_head(text: str) -> tuple[str, str]:
-    """A patch file's text split into what comes before the diff and the diff."""
-    match = _DIFF_START.search(text)
-    if match is None:
-        return text, ""
-    return text[:match.start()], text[match.start():]
-
-
-@dataclass(frozen=True)
-class FileDiff:
-    old: str | None
-    new: str | None
-    hunks: tuple[tuple[tuple[int, int, int, int], tuple[str, ...]], ...]
-    extended: tuple[str, ...] = ()  # new file / deleted / rename / mode lines
-
-
-def parse_diff(diff: str) -> tuple[FileDiff, ...]:
-    """A unified diff as files and hunks (hunk bodies read by their counts, trailers ignored)."""
-    files: list[FileDiff] = []
-    lines = diff.split("\n")
-    index = 0
-    old = new = None
-    hunks: list = []
-    extended: list[str] = []
-    started = False
-
-    def flush() -> None:
-        if started:
-            files.append(FileDiff(old, new, tuple(hunks), tuple(extended)))
-
-    while index < len(lines):
-        line = lines[index]
-        if line.startswith("diff --git "):
-            flush()
-            started, hunks, extended = True, [], []
-            parts = line[len("diff --git "):].split(" b/", 1)
-            old = parts[0].removeprefix("a/")
-            new = parts[1] if len(parts) > 1 else old
-        elif line.startswith("--- ") and index + 1 < len(lines) and lines[index + 1].startswith("+++ "):
-            if not started or hunks:
-                flush()
-                started, hunks, extended = True, [], []
-            old = _diff_path(line[4:])
-            new = _diff_path(lines[index + 1][4:])
-            index += 1
-        elif line.startswith(("new file mode", "deleted file mode", "rename from", "rename to",
-                              "old mode", "new mode", "copy from", "copy to", "Binary files")):
-            extended.append(line)
-        elif started and (match := _HUNK.match(line)):
-            a, b = int(match.group(1)), int(match.group(2) or 1)
-            c, d = int(match.group(3)), int(match.group(4) or 1)
-            remove, add = b, d
-            body: list[str] = []
-            index += 1
-            while index < len(lines) and (remove > 0 or add > 0 or lines[index].startswith("\\")):
-                body_line = lines[index]
-                if body_line.startswith("\\"):
-                    body.append(body_line)
-                elif body_line.startswith("-"):
-                    remove -= 1
-                    body.append(body_line)
-                elif body_line.startswith("+"):
-                    add -= 1
-                    body.append(body_line)
-                else:  # context (an empty line is a context line whose space was stripped)
-                    remove -= 1
-                    add -= 1
-                    body.append(" " + body_line[1:] if body_line else " ")
-                index += 1
-            hunks.append(((a, b, c, d), tuple(body)))
-            continue
-        index += 1
-    flush()
-    return tuple(files)
-
-
-def _diff_path(text: str) -> str | None:
-    path = text.split("\t")[0].strip()
-    if path == "/dev/null":
-        return None
-    return path[2:] if path.startswith(("a/", "b/")) else path
-
-
-def same_hunks(first: str, second: str) -> bool:
-    """True when two diffs make the same change at the same place with the same context."""
-    return parse_diff(first) == parse_diff(second)
-
-
-def changed_lines(diff: str) -> Counter:
-    """The multiset of added and removed lines (sign + text), whatever the file names."""
-    counter: Counter = Counter()
-    for file in parse_diff(diff):
-        for _, body in file.hunks:
-            for line in body:
-                if line[:1] in "+-":
-                    counter[line] += 1
-        for line in file.extended:
-            if line.startswith(("new file", "deleted file")):
-                counter[line.split(" mode")[0]] += 1
-    return counter
-
-
 def rewrite_patch(original: str, mail: bool, fresh: str) -> str:
     """``original``'s header and message with the diff of ``fresh``.
 
@@ -207,77 +117,6 @@ def rewrite_patch(original: str, mail: bool, fresh: str) -> str:
     return head + fresh_diff
 
 
-# -- requirements ----------------------------------------------------------------------------
-def parse_requirements(text: str | None) -> dict[str, str]:
-    """``{canonical name: specifier}`` of a requirements.txt (comments and options dropped)."""
-    result: dict[str, str] = {}
-    for raw in (text or "").splitlines():
-        line = raw.split(" #", 1)[0].split("\t#", 1)[0].strip()
-        if not line or line.startswith(("#", "-")):
-            continue
-        match = _REQ_NAME.match(line)
-        if match:
-            result[canonical(match.group(1))] = re.sub(r"\s+", "", match.group(2))
-    return result
-
-
-@dataclass(frozen=True)
-class RequirementsDiff:
-    added: dict[str, str]
-    removed: dict[str, str]
-    changed: dict[str, tuple[str, str]]
-
-    def as_json(self) -> dict:
-        return {"added": self.added, "removed": self.removed,
-                "changed": {k: {"old": o, "new": n} for k, (o, n) in self.changed.items()}}
-
-    def lines(self) -> list[str]:
-        out = [f"  + {name}{spec}" for name, spec in sorted(self.added.items())]
-        out += [f"  - {name}{spec}" for name, spec in sorted(self.removed.items())]
-        out += [f"  ~ {name}: {old or '(any)'} -> {new or '(any)'}"
-                for name, (old, new) in sorted(self.changed.items())]
-        return out
-
-
-def requirements_diff(old: str | None, new: str | None) -> RequirementsDiff:
-    before, after = parse_requirements(old), parse_requirements(new)
-    return RequirementsDiff(
-        added={k: v for k, v in sorted(after.items()) if k not in before},
-        removed={k: v for k, v in sorted(before.items()) if k not in after},
-        changed={k: (before[k], after[k]) for k in sorted(before) if k in after and before[k] != after[k]})
-
-
-def requirements_note(patch: PatchFile, new_requirements: dict[str, str],
-                      diff: RequirementsDiff, version: str) -> str | None:
-    """Whether a patch to requirements.txt is still needed on the new release."""
-    wanted: dict[str, str] = {}
-    dropped: set[str] = set()
-    for file in parse_diff(patch.diff):
-        if (file.new or file.old or "").rsplit("/", 1)[-1] != "requirements.txt":
-            continue
-        for _, body in file.hunks:
-            for line in body:
-                if line.startswith("+"):
-                    wanted.update(parse_requirements(line[1:]))
-                elif line.startswith("-"):
-                    dropped.update(parse_requirements(line[1:]))
-    dropped -= set(wanted)
-    if not wanted and not dropped:
-        return None
-    satisfied = all(new_requirements.get(name) == spec for name, spec in wanted.items()) and \
-        all(name not in new_requirements for name in dropped)
-    if satisfied:
-        return f"requirements patch no longer needed: {version} already has " + \
-            ", ".join([f"{n}{s}" for n, s in sorted(wanted.items())] +
-                      [f"no {n}" for n in sorted(dropped)])
-    moved = sorted(n for n in set(wanted) | dropped if n in diff.changed or n in diff.removed)
-    if moved:
-        return "upstream changed " + ", ".join(
-            f"{n} ({diff.changed[n][0] or '(any)'} -> {diff.changed[n][1] or '(any)'})"
-            if n in diff.changed else f"{n} (removed)" for n in moved) + ": check this requirements patch"
-    return None
-
-
 # -- results --------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class PatchOutcome:
@@ -290,6 +129,7 @@ class PatchOutcome:
     remaining_diff: str | None = None
     files: tuple[str, ...] = ()
     warning: str | None = None
+    deleted_upstream: tuple[str, ...] = ()  # files of a modify/delete conflict: gone in the new release
 
     @property
     def ref(self) -> str:
@@ -304,11 +144,14 @@ class PatchOutcome:
             data["remaining_diff"] = self.remaining_diff
         if self.warning:
             data["warning"] = self.warning
+        if self.deleted_upstream:
+            data["deleted_upstream"] = list(self.deleted_upstream)
         return data
 
     @classmethod
     def from_json(cls, data: dict) -> PatchOutcome:
-        return cls(**{**data, "files": tuple(data.get("files", ()))})
+        return cls(**{**data, "files": tuple(data.get("files", ())),
+                      "deleted_upstream": tuple(data.get("deleted_upstream", ()))})
 
 
 @dataclass(frozen=True)
@@ -321,6 +164,7 @@ class RebaseReport:
     finished: bool
     work_tree: Path | None = None
     warnings: tuple[str, ...] = ()
+    next_steps: tuple[str, ...] = ()
 
     @property
     def conflicts(self) -> tuple[PatchOutcome, ...]:
@@ -331,7 +175,7 @@ class RebaseReport:
                 "finished": self.finished,
                 "patches": [o.as_json() for o in self.outcomes],
                 "requirements": self.requirements.as_json(),
-                "warnings": list(self.warnings),
+                "warnings": list(self.warnings), "next_steps": list(self.next_steps),
                 "work_tree": str(self.work_tree) if self.work_tree else None}
 
     def table(self) -> str:
@@ -343,7 +187,7 @@ class RebaseReport:
         counts = Counter(o.status for o in self.outcomes)
         summary = ", ".join(f"{counts[s]} {s}" for s in STATUSES if counts[s])
         what = "dry run: " if self.dry_run else ""
-        lines.append(f"{what}{self.previous} -> {self.onto}: {len(self.outcomes)} patches"
+        lines.append(f"{what}{self.previous} -> {self.onto}: {counted(len(self.outcomes), 'patch')}"
                      + (f" ({summary})" if summary else ""))
         for warning in self.warnings:
             lines.append(f"warning: {warning}")
@@ -354,6 +198,9 @@ class RebaseReport:
             if outcome.remaining_diff:
                 lines.append(f"remaining diff of {outcome.ref}:")
                 lines += ["  " + line for line in outcome.remaining_diff.rstrip("\n").splitlines()]
+        if self.next_steps:
+            lines.append("next:")
+            lines += [f"  - {step}" for step in self.next_steps]
         return "\n".join(lines)
 
 
@@ -380,8 +227,12 @@ class RebaseRequest:
                       tag=self.tag or (self.version if source == "git" else None),
                       commit=(self.commit or "").lower() or None)
         if source in ("pypi", "file") and not pin.sha256:
+            hint = None
+            if source == "pypi":
+                from designate_dist.published_digest import sha256_hint
+                hint = sha256_hint(pin.name, self.version)
             raise UsageError(f"rebase --onto {self.version}: --sha256 is required for a {source} source "
-                             "(the new archive is verified like the pin)")
+                             "(the new archive is verified like the pin)", hint=hint)
         if source == "git" and (not pin.url or not pin.commit):
             raise UsageError(f"rebase --onto {self.version}: a git source needs --url (or the pin's) "
                              "and --commit")
@@ -461,6 +312,10 @@ class _Run:
     outcomes: list[PatchOutcome] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     progress: Progress = _quiet
+    #: The last commit written without a checkout (None: the branch, index and files are at it).
+    ahead: str | None = None
+    patcher: TreePatcher | None = None
+    merged_in_work_tree: bool = False  # the last patch's three-way merge was made in the files
 
     @property
     def new_distro(self) -> Distro:
@@ -495,6 +350,15 @@ class _Run:
                             continue
         return None
 
+    def head(self) -> str:
+        return self.ahead or self.tree.head()
+
+    def sync(self) -> None:
+        """Move the branch, index and files to the commits written without a checkout."""
+        if self.ahead is not None:
+            self.tree.move_to(self.ahead)
+            self.ahead = None
+
     def triage(self, start: int) -> None:
         for index in range(start, len(self.series)):
             patch = self.series.patches[index]
@@ -502,12 +366,14 @@ class _Run:
             if outcome.status == CONFLICT and not self.dry_run:
                 self.outcomes.append(outcome)
                 return
-            if outcome.status == CONFLICT:
+            if outcome.status == CONFLICT and self.merged_in_work_tree:
                 self.tree.discard_merge()
             outcome = self._with_notes(patch, outcome)
             self.outcomes.append(outcome)
             self.progress(f"rebase: {patch.ref}: {outcome.status}"
                           + (f" ({outcome.note})" if outcome.note else ""))
+        if not self.dry_run:
+            self.sync()
 
     def _with_notes(self, patch: PatchFile, outcome: PatchOutcome) -> PatchOutcome:
         notes = [outcome.note] if outcome.note else []
@@ -516,6 +382,9 @@ class _Run:
         if req and outcome.status != UPSTREAM:
             notes.append(req)
             warning = warning or f"{patch.ref}: {req}"
+        for twice in self._named_twice(patch, outcome.commit) if outcome.commit else []:
+            notes.append(twice)
+            warning = f"{warning}; {twice}" if warning else f"{patch.ref}: {twice}"
         if patch.kind == KIND_UPSTREAM and outcome.status in (CLEAN, REFRESHED, RESOLVED):
             text = f"{patch.ref}: .upstream patch not found upstream in {self.new_pin.version}"
             notes.append(f"warning: not found upstream in {self.new_pin.version}")
@@ -524,59 +393,226 @@ class _Run:
             self.warnings.append(warning)
         return replace(outcome, note="; ".join(notes), warning=warning)
 
+    def _named_twice(self, patch: PatchFile, commit: str) -> list[str]:
+        """Requirements named twice in a requirements file the patch changes (and not before it)."""
+        found = []
+        for path in patch.touched_files():
+            if not is_requirements_file(path):
+                continue
+            before = named_twice(self.tree.blob_text(f"{commit}^", path))
+            for name, entries in named_twice(self.tree.blob_text(commit, path)).items():
+                if len(entries) > len(before.get(name, ())):
+                    found.append(describe_twice(path, name, entries))
+        return found
+
     def _commit(self, patch: PatchFile) -> str:
         author, committer = patch_identities(self.new_distro, patch, self.import_time)
         return self.tree.commit_index(patch.message, author, committer)
 
     def triage_one(self, patch: PatchFile, old_commit: str) -> PatchOutcome:
+        """Replay one patch and say what became of it.
+
+        First without a process or a checkout: the patch applied in process, else
+        applied backwards in process (upstream has it), else a three-way merge of
+        trees (``git merge-tree``).  The work tree is used only when that cannot
+        say (a patch shape left to git, an old git) or when a real rebase stops
+        at a conflict, which the developer resolves in the files.
+        """
         tree = self.tree
         base = dict(series=patch.series, file=patch.name, kind=patch.kind)
         evidence = self.changelog_evidence(patch)
-        applied, report = tree.apply_verbose(patch.path)  # all or nothing
+        suffix = f"; {evidence}" if evidence else ""
+        version = self.new_pin.version
+        self.merged_in_work_tree = False
+        quick, why = self._apply_in_process(patch, old_commit, base)
+        if quick is not None:
+            return quick
+        if why == "failed":
+            reverses = self._reverses_in_process(patch)
+            if reverses:
+                return PatchOutcome(**base, status=UPSTREAM, note=f"already in {version}: reverse-applies{suffix}")
+            if reverses is False:
+                merged = self._merge_in_process(patch, old_commit, base, evidence)
+                if merged is not None:
+                    return merged
+        self.sync()  # what follows works in the index and files
+        parent = tree.head()
+        applied, report = tree.apply_verbose(patch.path)  # all or nothing; offsets, never fuzz
         if applied:
             commit = self._commit(patch)
-            if same_hunks(patch.diff, tree.commit_diff(commit)):
+            fresh = tree.commit_diff(commit)
+            found = self._upstream_hunks(patch, old_commit, parent, fresh)
+            if found:
+                return self._without_upstream_hunks(patch, base, parent, fresh, found, suffix)
+            if same_hunks(patch.diff, fresh):
                 return PatchOutcome(**base, status=CLEAN, commit=commit)
             offsets = sorted({abs(int(o)) for o in _OFFSET.findall(report)})
-            how = f"offset {', '.join(map(str, offsets))} lines" if offsets else "new context"
+            how = (f"offset {', '.join(map(str, offsets))} {plural(offsets[-1], 'line')}"
+                   if offsets else "new context")
             return PatchOutcome(**base, status=REFRESHED, note=how, commit=commit)
         if tree.check_apply(patch.path, reverse=True) is None:
-            note = f"already in {self.new_pin.version}: reverse-applies"
-            return PatchOutcome(**base, status=UPSTREAM, note=note + (f"; {evidence}" if evidence else ""))
-        # With upstream's word that the change was merged, never fuzz it in a second time.
-        if evidence is None and tree.check_apply(patch.path, min_context=1) is None:
-            applied, _ = tree.apply_verbose(patch.path, min_context=1)
-            if applied:
-                commit = self._commit(patch)
-                return PatchOutcome(**base, status=REFRESHED, note="fuzz", commit=commit)
+            return PatchOutcome(**base, status=UPSTREAM, note=f"already in {version}: reverse-applies{suffix}")
+        # No fuzz, ever: a hunk fuzzed in lands next to upstream's copy of the same lines.  The
+        # three-way merge knows what the patch changed against the blobs it was made on.
         conflicts = tree.merge_commit_into_index(old_commit)
-        if conflicts and evidence and patch.series == "cherry-pick":
-            tree.discard_merge()
-            note = (f"merged upstream in a modified form ({evidence}); the old change conflicts with "
-                    f"{self.new_pin.version} in {', '.join(conflicts)}: dropped")
-            return PatchOutcome(**base, status=UPSTREAM, note=note, files=tuple(conflicts),
-                                warning=f"{patch.ref}: {note}: check nothing of it is still needed")
+        self.merged_in_work_tree = True
         if conflicts:
-            return PatchOutcome(**base, status=CONFLICT, files=tuple(conflicts),
-                                note="conflicts in " + ", ".join(conflicts)
-                                + (f"; {evidence}" if evidence else ""))
+            outcome = self._conflict(patch, base, conflicts, tree.conflict_kinds(conflicts), evidence)
+            if outcome.status == UPSTREAM:
+                tree.discard_merge()
+            return outcome
         if not tree.has_staged_changes():
             tree.discard_merge()
-            note = f"already in {self.new_pin.version}: the 3-way merge leaves no change"
-            return PatchOutcome(**base, status=UPSTREAM, note=note + (f"; {evidence}" if evidence else ""))
+            return PatchOutcome(**base, status=UPSTREAM,
+                                note=f"already in {version}: the 3-way merge leaves no change{suffix}")
         commit = self._commit(patch)
         fresh = tree.commit_diff(commit)
+        found = self._upstream_hunks(patch, old_commit, parent, fresh)
+        if found:
+            return self._without_upstream_hunks(patch, base, parent, fresh, found, suffix)
+        return self._merged(patch, base, commit, fresh, suffix)
+
+    def _conflict(self, patch: PatchFile, base: dict, conflicts: list[str], kinds: dict[str, str],
+                  evidence: str | None) -> PatchOutcome:
+        """A three-way merge with conflicts: a conflict, or a backport upstream merged its own way."""
+        version = self.new_pin.version
+        if evidence and patch.series == "cherry-pick":
+            note = (f"merged upstream in a modified form ({evidence}); the old change conflicts with "
+                    f"{version} in {', '.join(conflicts)}: dropped")
+            return PatchOutcome(**base, status=UPSTREAM, note=note, files=tuple(conflicts),
+                                warning=f"{patch.ref}: {note}: check nothing of it is still needed")
+        deleted = tuple(p for p in conflicts if kinds.get(p) == MODIFY_DELETE)
+        ours_deleted = tuple(p for p in conflicts if kinds.get(p) == DELETE_MODIFY)
+        notes = [f"conflicts in {', '.join(conflicts)}"]
+        notes += [f"modify/delete: {p} was deleted in {version}" for p in deleted]
+        notes += [f"delete/modify: the patch deletes {p}, which {version} changed" for p in ours_deleted]
+        return PatchOutcome(**base, status=CONFLICT, files=tuple(conflicts), deleted_upstream=deleted,
+                            note="; ".join(notes) + (f"; {evidence}" if evidence else ""))
+
+    def _merged(self, patch: PatchFile, base: dict, commit: str, fresh: str, suffix: str) -> PatchOutcome:
+        """A clean three-way merge: refreshed, or partly upstream when upstream has some of its lines."""
         before, after = changed_lines(patch.diff), changed_lines(fresh)
         if after != before and not (after - before):
             kept, total = sum(after.values()), sum(before.values())
-            note = (f"{total - kept} of {total} changed lines already in {self.new_pin.version}"
-                    + (f"; {evidence}" if evidence else ""))
-            return PatchOutcome(**base, status=PARTLY_UPSTREAM, note=note, commit=commit,
-                                remaining_diff=fresh)
+            note = (f"{total - kept} of {total} changed {plural(total, 'line')} already in "
+                    f"{self.new_pin.version}{suffix}")
+            return PatchOutcome(**base, status=PARTLY_UPSTREAM, note=note, commit=commit, remaining_diff=fresh)
         renamed = [f for f in diff_files(fresh) if f not in patch.touched_files()]
         how = "3-way merge" + (f" (now {', '.join(renamed)})" if renamed else "")
-        return PatchOutcome(**base, status=REFRESHED, note=how + (f"; {evidence}" if evidence else ""),
-                            commit=commit)
+        return PatchOutcome(**base, status=REFRESHED, note=how + suffix, commit=commit)
+
+    def _patcher(self) -> TreePatcher:
+        if self.patcher is None:
+            self.patcher = TreePatcher(self.tree.read_object, self.tree.write_object)
+        return self.patcher
+
+    def _apply_in_process(self, patch: PatchFile, old_commit: str,
+                          base: dict) -> tuple[PatchOutcome | None, str]:
+        """A patch that applies as it is (or with offsets), without a process or a checkout.
+
+        Returns (the outcome, "applied"), or (None, why not): "failed" (a hunk
+        does not apply), "unsupported" (left to git), "upstream-lines" (it adds
+        lines upstream already has) or "unavailable" (objects cannot be written here).
+        """
+        if not self.tree.can_write_objects():
+            return None, "unavailable"
+        parent = self.head()
+        parent_root = self.tree.tree_of(parent)
+        offsets: list[int] = []
+        try:
+            root = self._patcher().apply(parent_root, patch.path.read_bytes(), offsets)
+        except Unsupported:
+            return None, "unsupported"
+        except HunkFailed:
+            return None, "failed"
+        found = find_upstream_hunks(patch.diff, patch.diff,
+                                    old_text=lambda path: self.tree.blob_text(f"{old_commit}^", path),
+                                    new_text=lambda path: self._patcher().text(parent_root, path))
+        if found:
+            return None, "upstream-lines"
+        author, committer = patch_identities(self.new_distro, patch, self.import_time)
+        self.ahead = self.tree.commit_tree(root, parent, patch.message, author, committer)
+        moved = sorted({abs(o) for o in offsets if o})
+        if not moved:
+            return PatchOutcome(**base, status=CLEAN, commit=self.ahead), "applied"
+        return PatchOutcome(**base, status=REFRESHED, commit=self.ahead,
+                            note=f"offset {', '.join(map(str, moved))} {plural(moved[-1], 'line')}"), "applied"
+
+    def _reverses_in_process(self, patch: PatchFile) -> bool | None:
+        """Whether the patch applies backwards on the new tree (upstream has it); None: ask git."""
+        try:
+            self._patcher().apply(self.tree.tree_of(self.head()), patch.path.read_bytes(), reverse=True)
+        except Unsupported:
+            return None
+        except HunkFailed:
+            return False
+        return True
+
+    def _merge_in_process(self, patch: PatchFile, old_commit: str, base: dict,
+                          evidence: str | None) -> PatchOutcome | None:
+        """The three-way merge of the patch's old commit onto the new tree, as trees (no checkout).
+
+        None when git cannot merge trees, or when a real rebase meets a conflict:
+        the merge is then made in the work tree, where the developer resolves it.
+        """
+        tree = self.tree
+        suffix = f"; {evidence}" if evidence else ""
+        parent = self.head()
+        parent_tree = tree.tree_of(parent)
+        # A commit of the new tree on the patch's own parent: merging the patch's commit into it
+        # takes that parent as the merge base, which is what a cherry-pick does.
+        who = maintainer_identity(self.new_pin, self.import_time)
+        ours = tree.commit_tree(parent_tree, tree.resolve(f"{old_commit}^"),
+                                "designate-dist rebase: the new tree on the patch's parent\n", who, who)
+        result = tree.merge_tree(ours, old_commit)
+        if result is None:
+            return None
+        merged_tree, stages = result
+        if stages:
+            kinds = kinds_of_conflicts(stages)
+            outcome = self._conflict(patch, base, sorted(kinds), kinds, evidence)
+            if outcome.status == CONFLICT and not self.dry_run:
+                return None
+            return outcome
+        if merged_tree == parent_tree:
+            return PatchOutcome(**base, status=UPSTREAM,
+                                note=f"already in {self.new_pin.version}: the 3-way merge leaves no change{suffix}")
+        author, committer = patch_identities(self.new_distro, patch, self.import_time)
+        commit = tree.commit_tree(merged_tree, parent, patch.message, author, committer)
+        fresh = tree.commit_diff(commit)
+        found = self._upstream_hunks(patch, old_commit, parent, fresh)
+        if found:
+            self.ahead = parent
+            self.sync()
+            return self._without_upstream_hunks(patch, base, parent, fresh, found, suffix)
+        self.ahead = commit
+        return self._merged(patch, base, commit, fresh, suffix)
+
+    def _upstream_hunks(self, patch: PatchFile, old_commit: str, parent: str,
+                        fresh: str) -> list[UpstreamHunk]:
+        """Hunks of ``patch`` whose added lines the new release has, added a second time by the replay."""
+        tree = self.tree
+        return find_upstream_hunks(patch.diff, fresh,
+                                   old_text=lambda path: tree.blob_text(f"{old_commit}^", path),
+                                   new_text=lambda path: tree.blob_text(parent, path))
+
+    def _without_upstream_hunks(self, patch: PatchFile, base: dict, parent: str, fresh: str,
+                                found: list[UpstreamHunk], suffix: str) -> PatchOutcome:
+        """Replay ``patch`` again without the hunks upstream already has: partly-upstream (or upstream)."""
+        tree = self.tree
+        note = f"already in {self.new_pin.version}: " + "; ".join(h.describe() for h in found)
+        remaining = without_hunks(fresh, found)
+        tree.reset_hard_to(parent)
+        if not remaining.strip():
+            return PatchOutcome(**base, status=UPSTREAM, note=note + suffix)
+        applied, report = tree.apply_text_verbose(remaining)
+        if not applied:  # the diff was made on this very tree: cannot happen unless git disagrees
+            raise PatchApplyError(f"{patch.ref}: the rest of the patch without the hunks upstream has "
+                                  f"does not apply: {report.splitlines()[-1] if report else ''}",
+                                  patch=patch.ref)
+        commit = self._commit(patch)
+        return PatchOutcome(**base, status=PARTLY_UPSTREAM, note=note + suffix, commit=commit,
+                            remaining_diff=tree.commit_diff(commit))
 
     # -- state ------------------------------------------------------------------------------
     def state(self, backup: dict[str, str | None]) -> dict:
@@ -625,27 +661,40 @@ def _read_state(distro: Distro) -> dict | None:
         raise RebaseStateError(f"{path}: unreadable rebase state: {exc}") from exc
 
 
-def _old_branch(distro: Distro, series: PatchSeries, scratch: Path, progress: Progress,
-                cache: Path | None) -> tuple[Path, str, list[str]]:
-    """A tree with the old series applied on the old release: (path, upstream commit, commits)."""
-    existing = distro.work_tree
-    if (existing / ".git").is_dir():
-        tree = WorkTree(existing)
-        state = read_state(tree)
-        if (state.get("series") == series.fingerprint() and state.get("head") == tree.head()
-                and not state.get("failed") and len(state.get("commits", [])) == len(series)
-                and state.get("upstream", {}).get("sha256") == distro.pin.sha256):
-            progress(f"rebase: reusing {existing} for the series on {distro.pin.version}")
-            return existing, state["upstream"]["commit"], list(state["commits"])
-    progress(f"rebase: applying the series on {distro.pin.version} (scratch tree)")
+def _old_series(distro: Distro, series: PatchSeries, tree: WorkTree, scratch: Path, progress: Progress,
+                cache: Path | None) -> tuple[str, list[str]]:
+    """The old series as commits on the old release, written into ``tree``'s repository.
+
+    Returns (the old release's commit, the series' commits).  The old release's
+    objects come from the tree cache (imported once in a scratch tree when the
+    cache does not have them yet); the commits are the ones ``prepare`` makes,
+    written without a work tree.
+    """
     fetched = fetch(distro, cache=cache)
-    imported = import_upstream(distro, fetched, force=True, path=scratch / "old")
-    applied = apply_series(distro, imported, series, tree_path=imported.work_tree)
-    return imported.work_tree, imported.upstream_commit, [a.commit for a in applied.applied]
+    cached = tree_cache.lookup(distro.pin, fetched)
+    if cached is None:
+        progress(f"rebase: importing {distro.pin.version} (once: the cache keeps it)")
+        imported = import_upstream(distro, fetched, force=True, path=scratch / "old")
+        cached = tree_cache.lookup(distro.pin, fetched)
+        if cached is None:  # a cache that cannot keep it: the objects come from the scratch import
+            tree.fetch_ref(imported.work_tree, imported.upstream_commit, OLD_UPSTREAM_REF)
+            base, import_time = imported.upstream_commit, imported.import_time
+    if cached is not None:
+        tree_cache.load(tree, cached, ref=OLD_UPSTREAM_REF)
+        base, import_time = cached.commit, cached.import_time
+    built = commit_series(tree, base, series, lambda patch: patch_identities(distro, patch, import_time))
+    if built.failed is not None:
+        assert built.failure is not None
+        raise PatchApplyError(f"{built.failed.ref} does not apply on {distro.pin.version} either: "
+                              f"{built.failure.describe()}", patch=built.failed.ref, files=[built.failure.file],
+                              hint="the series must apply on the pinned release first: see `designate-dist prepare`")
+    tree.set_ref(OLD_REF, built.head)
+    return base, list(built.commits)
 
 
 def _check_can_start(distro: Distro, request: RebaseRequest) -> None:
-    if _read_state(distro) is not None:
+    # A dry run changes nothing and works in a scratch tree: it may run while a rebase is stopped.
+    if not request.dry_run and _read_state(distro) is not None:
         state = _read_state(distro) or {}
         raise RebaseStateError(f"a rebase onto {state.get('onto')} is already in progress",
                                hint="`designate-dist rebase --continue` or `designate-dist rebase --abort`")
@@ -663,7 +712,8 @@ def rebase(distro: Distro, request: RebaseRequest, *, progress: Progress = _quie
         return _rebase(distro, request, progress=progress, cache=cache)
     from designate_dist.pipeline import build_lock
     with build_lock(distro):
-        return _rebase(distro, request, progress=progress, cache=cache)
+        report = _rebase(distro, request, progress=progress, cache=cache)
+    return after_finish(distro, report, progress)
 
 
 def _rebase(distro: Distro, request: RebaseRequest, *, progress: Progress,
@@ -674,33 +724,35 @@ def _rebase(distro: Distro, request: RebaseRequest, *, progress: Progress,
     new_distro = distro.with_pin(new_pin)
     progress(f"rebase: fetch {new_pin.describe_source()}")
     fetched = fetch(new_distro, cache=cache)
-    with tempfile.TemporaryDirectory(prefix="designate-dist-rebase-") as tmp:
-        scratch = Path(tmp)
-        old_path, old_upstream, old_commits = _old_branch(distro, series, scratch, progress, cache)
+    with scratch_dir(distro.work_root, "rebase") as scratch:
         if request.dry_run:
             target = scratch / "new"
         else:
             target = distro.work_root / STATE_DIR / f"{new_pin.name}-{new_pin.version}"
-            if target.exists():
-                shutil.rmtree(target)  # a leftover without state: nothing to keep
+            # Leftovers of a rebase killed before it saved its state: nothing to keep (and under
+            # the build lock, nobody else is importing here).
+            for leftover in [target, *target.parent.glob(".*.import-*")]:
+                if leftover.exists():
+                    shutil.rmtree(leftover)
             backup = _backup(distro)
-        imported = import_upstream(new_distro, fetched, force=True, path=target, pin=new_pin)
+        # No checkout yet: the commits are written first, the files follow once (or never, for a dry run).
+        imported = import_upstream(new_distro, fetched, force=True, path=target, pin=new_pin, checkout=False)
         tree = WorkTree(imported.work_tree)
-        tree.fetch_ref(old_path, old_commits[-1] if old_commits else old_upstream, OLD_REF)
-        old_tree = WorkTree(old_path)
-        new_req_text = tree.file_at(imported.upstream_commit, "requirements.txt")
+        progress(f"rebase: the series on {distro.pin.version}")
+        old_upstream, old_commits = _old_series(distro, series, tree, scratch, progress, cache)
+        new_req_text = tree.blob_text(imported.upstream_commit, "requirements.txt")
         run = _Run(distro=distro, new_pin=new_pin, tree=tree, series=series, old_commits=old_commits,
                    new_upstream=imported.upstream_commit, import_time=imported.import_time,
-                   changelog_old=old_tree.file_at(old_upstream, "ChangeLog") or "",
-                   changelog_new=tree.file_at(imported.upstream_commit, "ChangeLog") or "",
-                   requirements=requirements_diff(old_tree.file_at(old_upstream, "requirements.txt"),
+                   changelog_old=tree.blob_text(old_upstream, "ChangeLog") or "",
+                   changelog_new=tree.blob_text(imported.upstream_commit, "ChangeLog") or "",
+                   requirements=requirements_diff(tree.blob_text(old_upstream, "requirements.txt"),
                                                   new_req_text),
                    new_requirements=parse_requirements(new_req_text), dry_run=request.dry_run,
-                   progress=progress)
+                   progress=progress, ahead=None if imported.checked_out else imported.upstream_commit)
         progress(f"rebase: replaying {len(series)} patches onto {new_pin.version}")
         run.triage(0)
         if request.dry_run:
-            return run.report(finished=False)
+            return run.report(finished=True)  # the triage went through every patch
     return _stop_or_finish(run, backup)
 
 
@@ -710,11 +762,14 @@ def _stop_or_finish(run: _Run, backup: dict[str, str | None]) -> RebaseReport:
         write_json(state_path(distro), run.state(backup))
         stopped = run.outcomes[-1]
         files = ", ".join(stopped.files)
+        deleted = "".join(f"; modify/delete: {p} was deleted in {run.new_pin.version}"
+                          for p in stopped.deleted_upstream)
         error = RebaseConflict(
-            f"rebase onto {run.new_pin.version} stopped: {stopped.ref} conflicts in {files}",
+            f"rebase onto {run.new_pin.version} stopped: {stopped.ref} conflicts in {files}{deleted}",
             patch=stopped.ref, files=list(stopped.files),
-            hint=f"resolve the conflicts in {run.tree.path}, `git add` the files, then run "
-                 "`designate-dist rebase --continue`; or `designate-dist rebase --abort`")
+            hint=f"resolve the conflicts in {run.tree.path}, `git add` the files"
+                 + _drop_hint(stopped, stopped.files)
+                 + ", then run `designate-dist rebase --continue`; or `designate-dist rebase --abort`")
         error.report = run.report(finished=False)
         raise error
     write_json(state_path(distro), run.state(backup))  # a crash while finishing can still be aborted
@@ -761,13 +816,35 @@ def _finish(run: _Run) -> None:
         run.tree.path.rename(final)
         run.tree = WorkTree(final)
     state_path(distro).unlink(missing_ok=True)
+    _remove_if_empty(distro.work_root / STATE_DIR)
 
 
 def rebase_continue(distro: Distro, *, progress: Progress = _quiet) -> RebaseReport:
     """Take the developer's resolution of the stopped patch and go on."""
     from designate_dist.pipeline import build_lock
     with build_lock(distro):
-        return _rebase_continue(distro, progress=progress)
+        report = _rebase_continue(distro, progress=progress)
+    return after_finish(distro, report, progress)
+
+
+def _drop_hint(stopped: PatchOutcome, files: list[str] | tuple[str, ...]) -> str:
+    """How to drop our change to files the new release deleted (modify/delete conflicts)."""
+    gone = [f for f in files if f in stopped.deleted_upstream]
+    if not gone:
+        return ""
+    return (f"; {', '.join(gone)} {'was' if len(gone) == 1 else 'were'} deleted upstream: to drop our change "
+            f"to {'it' if len(gone) == 1 else 'them'}, `git rm {' '.join(gone)}` (a `git add` adds "
+            f"{'it' if len(gone) == 1 else 'them'} back)")
+
+
+def _refuse_markers(stopped: PatchOutcome, tree: WorkTree, marked: list[str], fix: str) -> None:
+    """Refuse a resolution while a file of it, or an untracked file, still holds conflict markers."""
+    marked = marked + [p for p in tree.resolution_marker_files(staged=False) if p not in marked]
+    if marked:
+        raise RebaseConflict(f"{stopped.ref}: conflict markers left in {', '.join(marked)}",
+                             patch=stopped.ref, files=marked,
+                             hint=f"{fix} (delete a merge tool's backup files), then run "
+                                  "`designate-dist rebase --continue` again")
 
 
 def _rebase_continue(distro: Distro, *, progress: Progress) -> RebaseReport:
@@ -783,8 +860,9 @@ def _rebase_continue(distro: Distro, *, progress: Progress) -> RebaseReport:
     if unmerged:
         raise RebaseConflict(f"{stopped.ref} still has unresolved conflicts in {', '.join(unmerged)}",
                              patch=stopped.ref, files=unmerged,
-                             hint=f"resolve them in {tree.path} and `git add` them, then run "
-                                  "`designate-dist rebase --continue` again")
+                             hint=f"resolve them in {tree.path} and `git add` them"
+                                  + _drop_hint(stopped, unmerged)
+                                  + ", then run `designate-dist rebase --continue` again")
     head = tree.head()
     if head != state["head"]:
         added = tree.commits_between(state["head"], head)
@@ -793,25 +871,37 @@ def _rebase_continue(distro: Distro, *, progress: Progress) -> RebaseReport:
                                    "expected the one resolving " + stopped.ref,
                                    hint="squash them into one commit, then run `designate-dist rebase --continue`")
         commit = added[0]
+        _refuse_markers(stopped, tree, tree.commit_marker_files(commit),
+                        "fix them and amend the commit (`git commit --amend`)")
     else:
-        tree.stage_all()
-        markers = tree.conflict_marker_lines(list(stopped.files))
-        if markers:
-            raise RebaseConflict(f"{stopped.ref}: conflict markers left in {markers[0].split(':')[0]}",
-                                 patch=stopped.ref, files=list(stopped.files),
-                                 hint="remove them, `git add` the file, then run "
-                                      "`designate-dist rebase --continue` again")
+        # Only what git tracks and what the developer `git add`ed: never a merge tool's backup.
+        tree.stage_tracked()
+        _refuse_markers(stopped, tree, tree.staged_marker_files(), "remove them and `git add` the file")
         commit = run._commit(patch) if tree.has_staged_changes() else None
         (tree.git_dir / "MERGE_MSG").unlink(missing_ok=True)
+    left_out = tree.untracked_paths()
+    if left_out:
+        progress(f"rebase: left out of {stopped.ref} (untracked; `git add` what belongs to it): "
+                 + ", ".join(left_out))
+    warning = None
     if commit is None:
         outcome = PatchOutcome(stopped.series, stopped.file, stopped.kind, UPSTREAM,
                                note="the resolution leaves no change: dropped")
     else:
+        readded = [path for path in tree.added_paths(commit)
+                   if tree.blob_text(f"{run.old_commits[index]}^", path) is not None]
+        if readded:
+            warning = (f"{stopped.ref}: the resolution adds back {', '.join(readded)}, deleted in "
+                       f"{run.new_pin.version}; if that is not meant, `git rm` it and amend")
         outcome = PatchOutcome(stopped.series, stopped.file, stopped.kind, RESOLVED,
-                               note="conflicts in " + ", ".join(stopped.files) + " resolved",
-                               commit=commit)
+                               note="conflicts in " + ", ".join(stopped.files) + " resolved"
+                               + (f"; adds back {', '.join(readded)} (deleted in {run.new_pin.version})"
+                                  if readded else ""),
+                               commit=commit, warning=warning)
     run.outcomes[-1] = run._with_notes(patch, outcome)
     progress(f"rebase: {stopped.ref}: {run.outcomes[-1].status}")
+    if warning:
+        progress(f"warning: {warning}")
     run.triage(index + 1)
     return _stop_or_finish(run, state["backup"])
 
@@ -832,7 +922,15 @@ def _rebase_abort(distro: Distro) -> list[str]:
     if tree.exists() and tree.parent == distro.work_root / STATE_DIR:
         shutil.rmtree(tree)
     state_path(distro).unlink(missing_ok=True)
+    _remove_if_empty(distro.work_root / STATE_DIR)
     return restored
+
+
+def _remove_if_empty(directory: Path) -> None:
+    try:
+        directory.rmdir()
+    except OSError:
+        pass
 
 
 def rebase_status(distro: Distro) -> dict | None:

@@ -34,7 +34,7 @@ from packaging.version import InvalidVersion, Version
 from designate_dist import deb, lockfile
 from designate_dist import manifest as manifest_mod
 from designate_dist.atomic import write_bytes, write_text
-from designate_dist.distro import LOCK_FILE, PIN_FILE, SERIES_DIRS, Distro, Pin, load_distro, parse_pin
+from designate_dist.distro import LOCK_FILE, PIN_FILE, SERIES_DIRS, Distro, Pin, load_distro, parse_pin, read_utf8
 from designate_dist.errors import (
     ConfigError,
     DirtyWorkTree,
@@ -178,7 +178,7 @@ def _snapshot(root: Path, where: str) -> _Snapshot:
     pin_file = root / PIN_FILE
     if not pin_file.is_file():
         raise ConfigError(f"{where}: no {PIN_FILE}")
-    pin = parse_pin(pin_file.read_text(encoding="utf-8"), f"{where}:{PIN_FILE}")
+    pin = parse_pin(read_utf8(pin_file, f"{where}:{PIN_FILE}"), f"{where}:{PIN_FILE}")
     try:
         series = read_series(root)
     except ConfigError as exc:

@@ -4,6 +4,12 @@ Every subprocess the tool starts goes through :func:`run`: an argument list
 (never a shell string), the command line logged, output captured, a missing
 binary turned into :class:`ToolNotFound` and a non-zero exit into
 :class:`CommandFailed` carrying the tail of stderr.
+
+A command and everything it starts (``dpkg-buildpackage`` and its ``dh`` and
+``pip``, ``python -m build`` and its backend) die with the tool: each runs in
+a process group of its own under a small guard (``setpriv --pdeathsig`` +
+``sh``) that kills the group when the tool dies, even by ``kill -9``; a
+timeout, Ctrl-C or any exception in the tool kills the group as well.
 """
 from __future__ import annotations
 
@@ -11,6 +17,7 @@ import logging
 import os
 import shlex
 import shutil
+import signal
 import subprocess
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -32,6 +39,40 @@ class Completed:
     returncode: int
     stdout: str
     stderr: str
+
+
+#: The guard: stdin handed on, the command in the background so that a TERM (sent by the
+#: kernel when the tool dies, see setpriv --pdeathsig) is handled at once: it kills the group.
+_GUARD_SCRIPT = 'exec 3<&0; trap "kill -KILL 0" TERM; "$@" <&3 3<&- & exec 3<&-; wait $!'
+_SETPRIV = shutil.which("setpriv", path="/usr/bin:/bin")
+_SH = shutil.which("sh", path="/bin:/usr/bin")
+
+
+def _guarded(argv: list[str]) -> tuple[list[str], dict]:
+    """``argv`` under the guard in a new process group, or as it is where setpriv is missing."""
+    if _SETPRIV is None or _SH is None:
+        return argv, {}
+    return ([_SETPRIV, "--pdeathsig", "TERM", "--", _SH, "-c", _GUARD_SCRIPT, "designate-dist-guard",
+             *argv], {"process_group": 0})
+
+
+def _kill_group(proc: subprocess.Popen, grouped: bool) -> None:
+    """Stop the command and everything it started: TERM, a moment, then KILL."""
+    def signal_all(sig: int) -> None:
+        try:
+            if grouped:
+                os.killpg(proc.pid, sig)
+            else:
+                proc.send_signal(sig)
+        except (ProcessLookupError, PermissionError):
+            pass
+    signal_all(signal.SIGTERM)
+    try:
+        proc.wait(timeout=3)
+    except subprocess.TimeoutExpired:
+        pass
+    signal_all(signal.SIGKILL)  # the guard is gone after TERM; what it started may not be
+    proc.wait()
 
 
 def _tail(text: str, lines: int = 15) -> str:
@@ -61,18 +102,27 @@ def run(cmd: Sequence[str | os.PathLike[str]], *, cwd: str | os.PathLike[str] | 
     if os.sep not in exe and shutil.which(exe, path=full_env.get("PATH")) is None:
         raise ToolNotFound(f"{exe} is not installed (needed to {what or 'run ' + exe})",
                            hint=f"install the package that provides {exe}")
+    if os.sep in exe and not os.access(os.path.join(cwd or ".", exe), os.X_OK):  # the guard would say 127
+        raise ToolNotFound(f"{exe} is not installed or not executable (needed to {what or 'run it'})")
     LOG.debug("run: %s (cwd=%s)", shlex.join(argv), cwd or ".")
+    command, group = _guarded(argv)
     try:
-        proc = subprocess.run(argv, cwd=cwd, env=full_env, input=input, text=True,
-                              stdout=subprocess.PIPE if capture else None,
-                              stderr=subprocess.PIPE if capture else None,
-                              timeout=timeout, check=False)
+        proc = subprocess.Popen(command, cwd=cwd, env=full_env, text=True,
+                                stdin=subprocess.PIPE if input is not None else subprocess.DEVNULL,
+                                stdout=subprocess.PIPE if capture else None,
+                                stderr=subprocess.PIPE if capture else None, **group)
     except FileNotFoundError as exc:
         raise ToolNotFound(f"{exe} is not installed or not executable: {exc.strerror}") from exc
+    try:
+        stdout, stderr = proc.communicate(input, timeout=timeout)
     except subprocess.TimeoutExpired as exc:
+        _kill_group(proc, bool(group))
         raise CommandFailed(f"{what or Path(exe).name} timed out after {timeout:.0f}s",
                             cmd=argv) from exc
-    result = Completed(tuple(argv), proc.returncode, proc.stdout or "", proc.stderr or "")
+    except BaseException:  # Ctrl-C, or any error while waiting: nothing keeps running
+        _kill_group(proc, bool(group))
+        raise
+    result = Completed(tuple(argv), proc.returncode, stdout or "", stderr or "")
     if check and proc.returncode != 0:
         tail = _tail(result.stderr) or _tail(result.stdout)
         LOG.debug("failed (%d): %s\n%s", proc.returncode, shlex.join(argv), tail)

@@ -23,10 +23,12 @@ import email
 import email.policy
 import hashlib
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 from email.utils import parseaddr, parsedate_to_datetime
 from pathlib import Path
 
+from designate_dist.distro import read_utf8
 from designate_dist.errors import SeriesError
 
 SERIES_FILE = "series"
@@ -250,17 +252,21 @@ def next_patch_number(directory: Path, taken: set[str] | frozenset[str] = frozen
     return max((int(m.group(1)) for name in names if (m := _NUMBER.match(name))), default=0) + 1
 
 
-def next_patch_name(directory: Path, subject: str, suffix: str) -> str:
-    """``NNNN-<slug><suffix>``: the name of the next patch of the series in ``directory``."""
-    return f"{next_patch_number(directory):04d}-{patch_slug(subject)}{suffix}"
+def next_patch_name(directory: Path, subject: str, suffix: str = ".patch",
+                    taken: Iterable[str] = ()) -> str:
+    """``NNNN-<slug><suffix>``: the name of the next patch of the series in ``directory``.
+
+    ``taken``: names already chosen but not yet written (several commits added at once).
+    """
+    return f"{next_patch_number(directory, frozenset(taken)):04d}-{patch_slug(subject)}{suffix}"
 
 
-def series_with_entry(series_file: Path, name: str) -> str:
-    """The text of ``series_file`` with ``name`` listed last (comments and order kept)."""
+def series_with_entry(series_file: Path, *names: str) -> str:
+    """The text of ``series_file`` with ``names`` listed last, in order (comments and order kept)."""
     text = series_file.read_text(encoding="utf-8") if series_file.is_file() else ""
     if text and not text.endswith("\n"):
         text += "\n"
-    return text + name + "\n"
+    return text + "".join(f"{name}\n" for name in names)
 
 
 def read_series_entries(series_file: Path) -> list[tuple[int, str]]:
@@ -270,7 +276,7 @@ def read_series_entries(series_file: Path) -> list[tuple[int, str]]:
     entries = []
     seen: dict[str, int] = {}
     rel = f"{series_file.parent.name}/{series_file.name}"
-    for number, raw in enumerate(series_file.read_text(encoding="utf-8").splitlines(), 1):
+    for number, raw in enumerate(read_utf8(series_file, rel).splitlines(), 1):
         line = raw.split("#", 1)[0].strip()
         if not line:
             continue

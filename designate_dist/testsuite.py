@@ -31,7 +31,6 @@ import io
 import os
 import re
 import shutil
-import tempfile
 import threading
 import time
 import xml.etree.ElementTree as ET
@@ -41,7 +40,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from designate_dist import scratch
 from designate_dist.atomic import write_json, write_text
+from designate_dist.distro import read_utf8
 from designate_dist.errors import ConfigError, TestsFailed
 from designate_dist.lockfile import (
     REQUIREMENT_FILES,
@@ -196,7 +197,7 @@ def read_exclusions(path: Path) -> tuple[Exclusion, ...]:
     """The exclusion list at ``path``; a missing file excludes nothing."""
     if not path.is_file():
         return ()
-    return parse_exclusions(path.read_text(encoding="utf-8"), str(path))
+    return parse_exclusions(read_utf8(path, str(path)), str(path))
 
 
 def match_exclusions(exclusions: tuple[Exclusion, ...], test_ids: list[str],
@@ -510,7 +511,8 @@ def run_upstream_tests(request: TestRequest) -> TestReport:
     run_time = time.monotonic() - run_started
 
     request.output_dir.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(dir=request.output_dir, prefix=f".{SUBUNIT_FILE}.")
+    scratch.sweep(request.output_dir, f".{SUBUNIT_FILE}.")
+    fd, tmp_name = scratch.make_file(request.output_dir, f".{SUBUNIT_FILE}.")
     os.close(fd)
     try:
         stored = _new_run(repo / ".stestr", runs_before)

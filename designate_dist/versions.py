@@ -22,6 +22,14 @@ from designate_dist.errors import ConfigError
 DEBIAN_EPOCH = 1
 
 
+def same_version(a: str, b: str) -> bool:
+    """True when ``a`` and ``b`` are the same PEP 440 version (``22.0.1`` == ``v22.0.1.0``); else as text."""
+    try:
+        return Version(a) == Version(b)
+    except InvalidVersion:
+        return a == b
+
+
 @dataclass(frozen=True, order=False)
 class DistroVersion:
     """An upstream release plus a distro revision."""

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import re
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -33,20 +34,26 @@ import requests
 from designate import exceptions
 
 from designate_dr.backend.common import (
+    CHANGED,
+    REFRESHED,
+    UNCHANGED,
     Master,
+    MasterProbe,
     RegionBackend,
     RepointResult,
     bool_option,
     bounded_map,
     designate_name,
     float_option,
-    master_serial,
+    masters_for,
     option,
     record_repoint,
     repoint_masters,
+    wanted_serials,
     zone_name,
 )
 from designate_dr.backend.rndc import RndcCommandFailed, RndcError, RndcPool, load_key
+from designate_dr.serial import lags
 
 _SECONDARY = ("secondary", "slave")
 _TSIG_NAME = re.compile(r"^[A-Za-z0-9_.-]{1,255}$")
@@ -59,19 +66,24 @@ class ZoneConf:
     type: str
     masters: list[Master]
     file: str | None
+    keys: tuple[str | None, ...] = ()  # the TSIG key of each master (None: unsigned)
 
 
 def parse_showzone(text: str) -> ZoneConf:
     kind = re.search(r"\btype\s+(\w+)\s*;", text)
     file = re.search(r'\bfile\s+"([^"]*)"\s*;', text)
     masters: list[Master] = []
+    keys: list[str | None] = []
     block = re.search(r"\b(?:masters|primaries)\b[^{]*\{(.*?)\}\s*;", text, re.S)
     if block:
         for entry in block.group(1).split(";"):
-            found = re.match(r'\s*([0-9A-Fa-f.:]+)(?:\s+port\s+(\d+))?', entry)
+            found = re.match(r'\s*([0-9A-Fa-f.:]+)(?:\s+port\s+(\d+))?(?:\s+key\s+"?([^";\s]+)"?)?',
+                             entry)
             if found and found.group(1):
                 masters.append(Master.parse(found.group(1), int(found.group(2) or 53)))
-    return ZoneConf(kind.group(1).lower() if kind else "", masters, file.group(1) if file else None)
+                keys.append(found.group(3))
+    return ZoneConf(kind.group(1).lower() if kind else "", masters, file.group(1) if file else None,
+                    tuple(keys))
 
 
 def _int_or_none(value: Any) -> int | None:
@@ -102,7 +114,7 @@ class BindControl:
             raise exceptions.Backend("bind9_dr: tsigkey_name has characters BIND does not allow")
         self.stats_url = (option(options, "stats_url") or "").rstrip("/") or None
         self.timeout = timeout
-        self.unreachable: set[Master] = set()  # masters that did not answer a SOA query
+        self.probe = MasterProbe(timeout=min(timeout, 1.0))
         self.rndc = RndcPool(self.host, self.port, key, timeout)
 
     def close(self) -> None:
@@ -153,6 +165,21 @@ class BindControl:
         except RndcCommandFailed as exc:
             raise exceptions.Backend(f"bind9_dr: {exc}") from None
 
+    def retransfer(self, name: str) -> None:
+        try:
+            self._run(f"retransfer {self._target(name)}")
+        except RndcCommandFailed as exc:
+            raise exceptions.Backend(f"bind9_dr: {exc}") from None
+
+    def held_serial(self, name: str) -> int | None:
+        """The serial ``name`` holds (``rndc zonestatus``), None when not loaded."""
+        try:
+            text = self._run(f"zonestatus {self._target(name)}")
+        except RndcCommandFailed as exc:
+            raise exceptions.Backend(f"bind9_dr: {exc}") from None
+        found = re.search(r"^serial:\s*(\d+)", text, re.M)
+        return int(found.group(1)) if found else None
+
     def delete(self, name: str, clean: bool = False) -> bool:
         """delzone; False when the zone was not there."""
         flag = "-clean " if clean or self.clean_zonefile else ""
@@ -165,11 +192,12 @@ class BindControl:
         return True
 
     def converge(self, name: str, masters: list[Master], file: str | None = None,
-                 create: bool = True, serial: int | None = None) -> bool:
+                 create: bool = True, serial: int | None = None, target: int | None = None) -> bool:
         """Make ``name`` a secondary of ``masters``; True when something changed.
 
         With ``serial`` (what the zone holds now), a changed zone is
-        retransferred only when the new masters serve another serial.
+        retransferred only when the new masters serve another serial
+        (``target`` when the caller knows it, else a SOA query to the masters).
         """
         current = self.show(name)
         if current is None:
@@ -183,10 +211,11 @@ class BindControl:
         if current.type not in _SECONDARY:
             raise exceptions.Backend(f"bind9_dr: zone {name} exists on {self.host} as a "
                                      f"{current.type or 'non-secondary'} zone, not a secondary")
-        if current.masters == masters:
+        if current.masters == masters and all(k == self.tsigkey_name for k in current.keys):
             return False
-        retransfer = serial is None or serial != master_serial(name, masters, self.timeout,
-                                                               self.unreachable)
+        if target is None and serial is not None:
+            target = self.probe.master_serial(name, masters)
+        retransfer = serial is None or serial != target
         self.modify(name, masters, current.file or file or f"slave.{name}.db", retransfer)
         return True
 
@@ -217,8 +246,9 @@ class Bind9DRBackend(RegionBackend):
 
     __plugin_name__ = "bind9_dr"
 
-    def __init__(self, target: Any) -> None:
-        super().__init__(target)
+    control: BindControl
+
+    def _connect(self) -> None:
         self.control = BindControl(self.options)
 
     @staticmethod
@@ -227,7 +257,7 @@ class Bind9DRBackend(RegionBackend):
         return f"slave.{name}.{zone_id}" if zone_id else f"slave.{name}.db"
 
     def _converge(self, name: str, zone: Any) -> bool:
-        return self.control.converge(name, self.zone_masters, self._file(zone, name))
+        return self.control.converge(name, self.masters_for(name), self._file(zone, name))
 
     def _delete(self, name: str, hard: bool) -> bool:
         return self.control.delete(name, clean=hard)
@@ -253,19 +283,22 @@ def list_zones(options: Any, *, concurrency: int = 8) -> dict[str, list[str]]:
 
 
 def repoint_zones(options: Any, masters: list[str], *, zones: list[str] | None = None,
-                  concurrency: int = 8) -> RepointResult:
+                  concurrency: int = 8, serials: Mapping[str, int | None] | None = None,
+                  ) -> RepointResult:
     """Set the masters of every secondary zone on the target (or of ``zones``) to ``masters``.
 
     ``showzone`` each zone, ``modzone`` those whose masters differ, then
     ``retransfer`` those whose new masters serve another serial than the zone
     holds (every changed zone when ``stats_url`` is not set); at most
-    ``concurrency`` control connections.  Without ``zones`` the zone list
+    ``concurrency`` control connections.  ``serials`` (zone -> the masters'
+    serial): a zone already on its masters but holding less is retransferred
+    (``refreshed``), so a server back from an outage catches up at once.  Without ``zones`` the zone list
     comes from ``stats_url``.  Per-zone failures land in
     ``failed``; a target-wide failure (named down, wrong key) raises
     :class:`designate.exceptions.Backend`.
     """
     started = time.monotonic()
-    wanted = repoint_masters("bind9_dr", masters)
+    groups = repoint_masters("bind9_dr", masters)
     result = RepointResult()
     control = BindControl(options)
     try:
@@ -276,9 +309,9 @@ def repoint_zones(options: Any, masters: list[str], *, zones: list[str] | None =
     try:
         # the serials the zones hold, so that zones whose new masters serve the
         # same serial are not transferred again (no AXFR storm on a failover)
-        serials = control.zone_serials() if control.stats_url else {}
+        held_serials = control.zone_serials() if control.stats_url else {}
         if zones is None:
-            todo = sorted(serials)
+            todo = sorted(held_serials)
         else:
             todo = []
             for raw in zones:
@@ -286,9 +319,21 @@ def repoint_zones(options: Any, masters: list[str], *, zones: list[str] | None =
                     todo.append(zone_name(raw))
                 except exceptions.Backend as exc:
                     result.failed[str(raw)] = str(exc)
-        record_repoint(result, bounded_map(
-                lambda n: control.converge(n, wanted, create=False, serial=serials.get(n)),
-                todo, concurrency))
+        targets = wanted_serials(serials)
+
+        def one(name: str) -> str:
+            held = held_serials.get(name)
+            if control.converge(name, masters_for(name, groups), create=False, serial=held,
+                                target=targets.get(name)):
+                return CHANGED
+            if name in targets and name not in held_serials:
+                held = control.held_serial(name)  # no statistics channel: ask named
+            if lags(held, targets.get(name)):
+                control.retransfer(name)
+                return REFRESHED
+            return UNCHANGED
+
+        record_repoint(result, bounded_map(one, todo, concurrency))
     finally:
         control.close()
     result.seconds = time.monotonic() - started

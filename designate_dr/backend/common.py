@@ -21,7 +21,10 @@ from __future__ import annotations
 import ipaddress
 import logging
 import re
-from collections.abc import Callable, Iterable, Mapping
+import threading
+import time
+import zlib
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
@@ -41,13 +44,23 @@ DEFAULT_MASTER_PORT = 5354
 MASTERS_PREFIX = "masters_"
 
 
+#: What a bulk re-point did to one zone.
+CHANGED, REFRESHED, UNCHANGED = "changed", "refreshed", "unchanged"
+
+
 @dataclass
 class RepointResult:
-    """What a bulk re-point did, zone names in Designate's form (trailing dot)."""
+    """What a bulk re-point did, zone names in Designate's form (trailing dot).
+
+    ``changed``: new masters; ``refreshed``: masters already right, but the zone
+    held less than the masters' serial and was transferred again.
+    """
 
     changed: list[str] = field(default_factory=list)
     unchanged: list[str] = field(default_factory=list)
     failed: dict[str, str] = field(default_factory=dict)
+    refreshed: list[str] = field(default_factory=list)
+    by_catalog: list[str] = field(default_factory=list)  # changed by re-pointing their catalog zone
     seconds: float = 0.0
 
     @property
@@ -151,8 +164,8 @@ def _target_master(master: Any) -> Master:
     return Master.parse(str(host), int(port or DEFAULT_MASTER_PORT))
 
 
-def region_masters(options: Any, target_masters: Iterable[Any] = ()) -> list[Master]:
-    """Masters of every region, most preferred region first (see the module docstring)."""
+def region_groups(options: Any, target_masters: Iterable[Any] = ()) -> list[list[Master]]:
+    """Each region's masters, most preferred region first (see the module docstring)."""
     items = option_items(options)
     own = str(items.get("region") or "").strip()
     by_region: dict[str, list[Master]] = {}
@@ -171,7 +184,37 @@ def region_masters(options: Any, target_masters: Iterable[Any] = ()) -> list[Mas
         preference = [own]
     order = [r for r in preference if r in by_region]
     order += sorted(r for r in by_region if r not in order)
-    return parse_masters(m for region in order for m in by_region[region])
+    seen: set[Master] = set()
+    groups = []
+    for region in order:
+        group = [m for m in by_region[region] if m not in seen]
+        seen.update(group)
+        if group:
+            groups.append(group)
+    return groups
+
+
+def region_masters(options: Any, target_masters: Iterable[Any] = ()) -> list[Master]:
+    """Masters of every region, most preferred region first (see the module docstring)."""
+    return [m for group in region_groups(options, target_masters) for m in group]
+
+
+def masters_for(zone: str, groups: Sequence[Sequence[Master]]) -> list[Master]:
+    """The masters of ``zone``: regions in preference order, each region's masters rotated
+    by a stable hash of the zone name.
+
+    Stock bind9 shuffles a region's mdns at random to spread the transfers; a random
+    order would make every update of a zone look like a change of its masters.  The
+    rotation spreads the zones over a region's mdns the same way, and a zone keeps its
+    order from one call to the next.
+    """
+    key = zlib.crc32(str(zone).strip().lower().rstrip(".").encode())
+    out: list[Master] = []
+    for group in groups:
+        if group:
+            turn = key % len(group)
+            out += [m for m in list(group[turn:]) + list(group[:turn]) if m not in out]
+    return out
 
 
 def zone_name(name: str) -> str:
@@ -222,52 +265,97 @@ def bounded_map(func: Callable[[str], Any], items: Iterable[str],
         yield from pool.map(call, items)
 
 
-def master_serial(zone: str, masters: Iterable[Master], timeout: float = 2.0,
-                  unreachable: set[Master] | None = None) -> int | None:
-    """The SOA serial the first answering master serves for ``zone`` (None if none does).
+class MasterProbe:
+    """SOA queries to masters; a master that does not answer is skipped for ``forget_after`` s.
 
-    Masters that time out or refuse are added to ``unreachable`` and skipped
-    by later calls sharing that set (a bulk call then waits for a dead master once).
+    One probe lives as long as its backend (a worker's), so a dead region costs
+    one timeout per ``forget_after`` seconds, not one per zone; thread-safe.
     """
-    query = dns.message.make_query(designate_name(zone), dns.rdatatype.SOA)
-    for master in masters:
-        if unreachable is not None and master in unreachable:
-            continue
+
+    def __init__(self, timeout: float = 1.0, forget_after: float = 30.0) -> None:
+        self.timeout = timeout
+        self.forget_after = forget_after
+        self._down: dict[Master, float] = {}  # master -> when to try it again
+        self._lock = threading.Lock()
+
+    def _is_down(self, master: Master) -> bool:
+        with self._lock:
+            until = self._down.get(master)
+            if until is not None and until <= time.monotonic():
+                del self._down[master]
+                until = None
+            return until is not None
+
+    def serial(self, zone: str, master: Master) -> int | None:
+        """The serial ``master`` serves for ``zone``; None when it does not serve it or is down."""
+        if self._is_down(master):
+            return None
+        query = dns.message.make_query(designate_name(zone), dns.rdatatype.SOA)
         try:
-            reply = dns.query.udp(query, master.host, port=master.port, timeout=min(timeout, 1.0))
+            reply = dns.query.udp(query, master.host, port=master.port, timeout=self.timeout)
         except (dns.exception.DNSException, OSError):
-            if unreachable is not None:
-                unreachable.add(master)
-            continue
+            with self._lock:
+                self._down[master] = time.monotonic() + self.forget_after
+            return None
         if reply.rcode() != dns.rcode.NOERROR:
-            continue
+            return None
         for rrset in reply.answer:
             if rrset.rdtype == dns.rdatatype.SOA:
                 return int(rrset[0].serial)
-    return None
+        return None
+
+    def serials(self, zone: str, masters: Iterable[Master]) -> dict[Master, int | None]:
+        """Every master's serial for ``zone`` (None: down or not serving it), in order."""
+        return {master: self.serial(zone, master) for master in masters}
+
+    def master_serial(self, zone: str, masters: Iterable[Master]) -> int | None:
+        """The serial the first serving master serves (None if none does)."""
+        for master in masters:
+            serial = self.serial(zone, master)
+            if serial is not None:
+                return serial
+        return None
 
 
-def repoint_masters(plugin: str, masters: str | Iterable[str]) -> list[Master]:
-    """The masters a ``repoint_zones`` call asks for, parsed; a Backend error when none or bad."""
+def repoint_masters(plugin: str, masters: str | Iterable[str] | Iterable[Iterable[str]]) -> list[list[Master]]:
+    """The masters a ``repoint_zones`` call asks for, as region groups (a flat list is one
+    group, kept in its order); a Backend error when none or bad."""
+    items = [masters] if isinstance(masters, str) else list(masters)
+    nested = bool(items) and all(not isinstance(i, (str, Master)) for i in items)
     try:
-        wanted = parse_masters(masters)
+        groups = [parse_masters(list(g)) for g in items] if nested else [parse_masters(items)]
     except ValueError as exc:
         raise exceptions.Backend(f"{plugin}: {exc}") from None
-    if not wanted:
+    groups = [g for g in groups if g]
+    if not groups:
         raise exceptions.Backend(f"{plugin}: repoint_zones needs at least one master")
-    return wanted
+    if not nested:
+        return [[m] for m in groups[0]]  # a flat list: exactly that order for every zone
+    return groups
 
 
 def record_repoint(result: RepointResult, outcomes: Iterable[tuple[str, Any, BaseException | None]],
                    *secrets: str | None) -> None:
-    """Sort ``bounded_map`` outcomes of a converge into ``result`` (errors scrubbed of secrets)."""
-    for name, changed, error in outcomes:
+    """Sort ``bounded_map`` outcomes (CHANGED, REFRESHED, UNCHANGED or a bool "changed")
+    into ``result`` (errors scrubbed of secrets)."""
+    for name, outcome, error in outcomes:
         if error is not None:
             result.failed[designate_name(name)] = scrub(str(error), *secrets)
-        elif changed:
+        elif outcome == REFRESHED:
+            result.refreshed.append(designate_name(name))
+        elif outcome is True or outcome == CHANGED:
             result.changed.append(designate_name(name))
         else:
             result.unchanged.append(designate_name(name))
+
+
+def wanted_serials(serials: Mapping[str, int | None] | None) -> dict[str, int]:
+    """``serials`` (zone -> the masters' serial) keyed like the backends' zone names."""
+    out: dict[str, int] = {}
+    for zone, serial in (serials or {}).items():
+        if serial is not None:
+            out[str(zone).strip().lower().rstrip(".")] = int(serial)
+    return out
 
 
 class RegionBackend(base.Backend):
@@ -275,17 +363,53 @@ class RegionBackend(base.Backend):
 
     Every zone gets the masters of all regions (:func:`region_masters`);
     create converges an existing zone in place, update is create, delete of a
-    missing zone succeeds.  Subclasses say how: :meth:`_converge`, :meth:`_delete`.
+    missing zone succeeds.  Subclasses say how: :meth:`_connect`,
+    :meth:`_converge`, :meth:`_delete`.
+
+    A target with a bad option (no masters, an unparsable port, an unreadable
+    rndc key, ...) does not raise while Designate's worker builds the pool's
+    backends (that would break every zone action of the pool): it logs one
+    error line, and each of *its* zone actions fails with that line.
     """
 
     __backend_status__ = "untested"
 
     def __init__(self, target: Any) -> None:
         super().__init__(target)
-        self.zone_masters = region_masters(self.options, self.masters)
-        if not self.zone_masters:
-            raise exceptions.Backend(f"{self.__plugin_name__}: no masters: set "
-                                     "masters_<region> options or the target's masters")
+        self.zone_masters: list[Master] = []
+        self.master_groups: list[list[Master]] = []
+        self.misconfigured: str | None = None
+        try:
+            self.master_groups = region_groups(self.options, self.masters)
+            self.zone_masters = [m for group in self.master_groups for m in group]
+            if not self.zone_masters:
+                raise exceptions.Backend(f"{self.__plugin_name__}: no masters: set "
+                                         "masters_<region> options or the target's masters")
+            self._connect()
+        except exceptions.Backend as exc:
+            self.misconfigured = " ".join(str(exc).split())[:300]
+            _LOG.error("%s target %s is misconfigured, its zone actions will fail until it is "
+                       "fixed (the pool's other targets are not affected): %s", self.__plugin_name__,
+                       self._describe(target), self.misconfigured)
+
+    @staticmethod
+    def _describe(target: Any) -> str:
+        for attr in ("description", "id"):
+            value = getattr(target, attr, None) if not isinstance(target, Mapping) else target.get(attr)
+            if value:
+                return str(value)
+        return "(no id)"
+
+    def _connect(self) -> None:
+        """Set up the connection objects from the options (raise exceptions.Backend when bad)."""
+
+    def masters_for(self, name: str) -> list[Master]:
+        """The masters of zone ``name`` (:func:`masters_for`)."""
+        return masters_for(name, self.master_groups)
+
+    def _check_configured(self) -> None:
+        if self.misconfigured is not None:
+            raise exceptions.Backend(f"misconfigured target: {self.misconfigured}")
 
     def _converge(self, name: str, zone: Any) -> bool:
         """Make ``name`` a secondary of :attr:`zone_masters`; True if anything changed."""
@@ -300,17 +424,27 @@ class RegionBackend(base.Backend):
 
     def create_zone(self, context: Any, zone: Any) -> None:
         """Create the secondary zone, or converge an existing one's masters in place."""
+        self._check_configured()
         name = zone_name(zone["name"])
         if self._converge(name, zone):
             _LOG.info("%s: %s now transfers from %s", self.__plugin_name__, name,
                       ", ".join(map(str, self.zone_masters)))
 
+    def _update(self, name: str, zone: Any) -> bool:
+        """Converge an existing zone (the common case of ``update_zone``); default: :meth:`_converge`."""
+        return self._converge(name, zone)
+
     def update_zone(self, context: Any, zone: Any) -> None:
-        """Converge the zone's masters (creating it when missing)."""
-        self.create_zone(context, zone)
+        """Converge the zone's masters (creating it when missing), changing nothing when they are right."""
+        self._check_configured()
+        name = zone_name(zone["name"])
+        if self._update(name, zone):
+            _LOG.info("%s: %s now transfers from %s", self.__plugin_name__, name,
+                      ", ".join(map(str, self.zone_masters)))
 
     def delete_zone(self, context: Any, zone: Any, zone_params: Any = None) -> None:
         """Delete the zone; a zone that is not there counts as deleted."""
+        self._check_configured()
         name = zone_name(zone["name"])
         hard = bool(zone_params and zone_params.get("hard_delete"))
         if not self._delete(name, hard):

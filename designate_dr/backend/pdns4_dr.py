@@ -19,8 +19,26 @@ Differences from Designate's stock ``pdns4``:
 Pool target options: ``api_endpoint`` (``http://host:port``), ``api_token``
 (the API key), ``api_timeout`` (seconds, default 10), ``api_ca_cert``
 (CA bundle for https; empty = verify with the system CAs), ``tsigkey_name``
-(a TSIG key known to PowerDNS, used for transfers from the masters), and the
-region options of :mod:`designate_dr.backend.common`.
+(a TSIG key known to PowerDNS, used for transfers from the masters: the
+zone's ``slave_tsig_key_ids``, PowerDNS's ``AXFR-MASTER-TSIG``, as in stock
+``pdns4``), ``catalog_zone`` (the pool's catalog zone, Designate's
+``catalog_zone_fqdn``: see below), ``catalog_wait`` (seconds to wait for the
+members to follow a re-pointed consumer, default 120), and the region options of
+:mod:`designate_dr.backend.common`.
+
+Catalog zones (RFC 9432), measured with Designate 22.0.1 mdns and PowerDNS
+4.7.3: mdns serves a pool's catalog zone; a PowerDNS *consumer* zone of it
+creates every member zone as a secondary of the consumer's masters, and when
+the consumer's masters change (and it is transferred) PowerDNS changes the
+masters of every member in one transaction ("Catalog-Zone update primaries"),
+then transfers each member from them.  A zone PowerDNS did not create from the
+catalog is not adopted: it keeps its own masters.  With ``catalog_zone`` set,
+``create_zone`` makes sure the consumer exists and transfers it (the new zone
+appears as a member) and converges per zone only what the catalog did not do;
+``repoint_zones`` changes the consumer's masters first (two API calls for all
+members), waits for the members to follow, then handles the rest per zone.
+At 10,000 zones the catalog's AXFR from mdns takes longer than PowerDNS's
+default ``axfr-fetch-timeout`` (10 s) on a loaded machine: raise it.
 
 :func:`repoint_zones` and :func:`list_zones` are the bulk calls used by DR
 operations.
@@ -29,7 +47,7 @@ from __future__ import annotations
 
 import time
 import urllib.parse
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 import requests
@@ -37,20 +55,26 @@ from designate import exceptions
 from requests.adapters import HTTPAdapter
 
 from designate_dr.backend.common import (
+    CHANGED,
+    REFRESHED,
+    UNCHANGED,
     Master,
+    MasterProbe,
     RegionBackend,
     RepointResult,
     bounded_map,
     designate_name,
     float_option,
-    master_serial,
+    masters_for,
     option,
     parse_masters,
     record_repoint,
     repoint_masters,
     scrub,
+    wanted_serials,
     zone_name,
 )
+from designate_dr.serial import lags
 
 LOCKED_RETRIES = 8
 
@@ -61,14 +85,21 @@ class PdnsApi:
     def __init__(self, options: Any, pool_size: int = 8) -> None:
         endpoint = str(option(options, "api_endpoint", "") or "").strip()
         parsed = urllib.parse.urlparse(endpoint)
-        if parsed.scheme not in ("http", "https") or not parsed.netloc:
-            raise exceptions.Backend(f"pdns4_dr: api_endpoint {endpoint!r} is not an "
-                                     "http(s)://host:port URL")
+        try:
+            parsed.port  # noqa: B018 - raises ValueError on a port that is not a number
+        except ValueError:
+            parsed = parsed._replace(netloc="")
+        if parsed.scheme not in ("http", "https") or not parsed.hostname:
+            raise exceptions.Backend(f"pdns4_dr: api_endpoint {scrub(endpoint)!r} is not an "
+                                     "http(s)://host[:port] URL")
         self.endpoint = f"{parsed.scheme}://{parsed.netloc}"
         self._key = str(option(options, "api_token", "") or option(options, "api_key", "") or "")
         self.timeout = float_option(options, "api_timeout", 10.0)
         self.tsigkey_name = option(options, "tsigkey_name") or None
-        self.unreachable: set[Master] = set()  # masters that did not answer a SOA query
+        catalog = option(options, "catalog_zone") or None
+        self.catalog = zone_name(catalog) if catalog else None
+        self.catalog_wait = float_option(options, "catalog_wait", 120.0)
+        self.probe = MasterProbe(timeout=min(self.timeout, 1.0))
         ca_cert = option(options, "api_ca_cert") or None
         self.session = requests.Session()
         self.session.headers["X-API-Key"] = self._key
@@ -137,7 +168,10 @@ class PdnsApi:
         data: dict[str, Any] = {"name": f"{name}.", "kind": "Slave",
                                 "masters": [str(m) for m in masters]}
         if self.tsigkey_name:
-            data["master_tsig_key_ids"] = [self.tsigkey_name]
+            # slave_tsig_key_ids is the key this server signs its transfers *from* the
+            # masters with (AXFR-MASTER-TSIG); master_tsig_key_ids would be who may pull
+            # from it (TSIG-ALLOW-AXFR), and transfers would be refused by a TSIG-enforcing mdns
+            data["slave_tsig_key_ids"] = [self.tsigkey_name]
         try:
             self.request("POST", "/zones", f"creating zone {name}", json=data)
         except exceptions.Backend as exc:
@@ -146,14 +180,125 @@ class PdnsApi:
             raise
         return True
 
-    def set_masters(self, name: str, masters: list[Master]) -> None:
+    def set_masters(self, name: str, masters: list[Master], tsig: bool = False) -> None:
+        """New masters (and, with ``tsig``, the transfer key) for ``name``."""
+        data: dict[str, Any] = {"masters": [str(m) for m in masters]}
+        if tsig:
+            data["slave_tsig_key_ids"] = [self.tsigkey_name] if self.tsigkey_name else []
         self.request("PUT", self._zone_path(name), f"setting the masters of zone {name}",
-                     json={"masters": [str(m) for m in masters]})
+                     json=data)
+
+    def tsig_differs(self, zone: dict) -> bool:
+        """Whether ``zone`` (as the API shows it) is not signed with ``tsigkey_name``."""
+        have = {_key_name(k) for k in zone.get("slave_tsig_key_ids") or []}
+        return have != ({_key_name(self.tsigkey_name)} if self.tsigkey_name else set())
 
     def retrieve(self, name: str) -> None:
-        """Ask PowerDNS to transfer ``name`` from its masters now."""
+        """Ask PowerDNS to transfer ``name`` from one of its masters (chosen at random) now."""
         self.request("PUT", self._zone_path(name) + "/axfr-retrieve",
                      f"starting a transfer of zone {name}")
+
+    def transfer_now(self, name: str, masters: list[Master]) -> None:
+        """Transfer ``name`` now from the first of ``masters`` that serves it.
+
+        PowerDNS's axfr-retrieve picks one of the zone's masters at random; with a
+        region down that is a dead master half of the time, and its next try
+        waits for the refresh cycle with a growing back-off (a new zone stays
+        empty, and Designate's worker puts it in ERROR).  When not every master
+        serves the zone, the zone is pointed at the first that does for the
+        request, then back at all of them: the request keeps its master.
+        """
+        serials = self.probe.serials(name, masters)
+        serving = [m for m, serial in serials.items() if serial is not None]
+        if len(serving) in (0, len(masters)):
+            self.retrieve(name)  # all serve (any will do), or none answers (nothing better)
+            return
+        self.set_masters(name, serving[:1])
+        try:
+            self.retrieve(name)
+        finally:
+            self.set_masters(name, masters)
+
+    # catalog zones ----------------------------------------------------------
+    def consumer(self) -> dict | None:
+        """The consumer zone of ``catalog_zone`` (None without the option, or when it is missing)."""
+        if not self.catalog:
+            return None
+        return self.get_zone(self.catalog)
+
+    def ensure_consumer(self, masters: list[Master]) -> bool:
+        """Create the consumer zone of ``catalog_zone`` when missing; True if it was created."""
+        if not self.catalog or self.consumer() is not None:
+            return False
+        data: dict[str, Any] = {"name": f"{self.catalog}.", "kind": "Consumer",
+                                "masters": [str(m) for m in masters]}
+        if self.tsigkey_name:
+            data["slave_tsig_key_ids"] = [self.tsigkey_name]
+        try:
+            self.request("POST", "/zones", f"creating catalog zone {self.catalog}", json=data)
+        except exceptions.Backend as exc:
+            if "HTTP 409" not in str(exc):
+                raise
+            return False
+        return True
+
+    def catalog_members(self) -> set[str]:
+        """The member zones the consumer holds (from its PTR records under ``zones.``)."""
+        if not self.catalog:
+            return set()
+        resp = self.request("GET", self._zone_path(self.catalog), f"reading catalog zone {self.catalog}",
+                            missing_ok=True)
+        if resp is None:
+            return set()
+        suffix = f".zones.{self.catalog}."
+        members = set()
+        for rrset in resp.json().get("rrsets") or []:
+            if rrset.get("type") == "PTR" and str(rrset.get("name", "")).lower().endswith(suffix):
+                members.update(str(r.get("content", "")).lower().rstrip(".") for r in rrset.get("records") or [])
+        return members
+
+    def repoint_catalog(self, masters: list[Master], wait: float) -> set[str]:
+        """Point the consumer at ``masters`` and wait until its members follow; the members.
+
+        Members not following within ``wait`` seconds are left to the per-zone path.
+        """
+        zone = self.consumer()
+        if zone is None:
+            return set()
+        if not _same_masters(zone.get("masters") or [], masters):
+            self.set_masters(self.catalog, masters)
+        self.retrieve(self.catalog)
+        asked = time.monotonic()
+        members = self.catalog_members()
+        deadline = asked + wait
+        moved_before, stable = -1, 0
+        while members and time.monotonic() < deadline:
+            listed = {z["name"].rstrip(".").lower(): z for z in self.list_zones()}
+            present = [m for m in members if m in listed]
+            moved = sum(_same_masters(listed[m].get("masters") or [], masters) for m in present)
+            if moved == len(present):
+                break
+            # members PowerDNS did not create from the catalog never move: stop once the
+            # count holds still; they are re-pointed per zone
+            stable = stable + 1 if moved and moved == moved_before else 0
+            if stable >= 3:
+                break
+            moved_before = moved
+            if not moved and time.monotonic() - asked > 2:
+                # a transfer of the consumer already running swallows a new request
+                self.retrieve(self.catalog)
+                asked = time.monotonic()
+            time.sleep(0.3)
+        return members
+
+    def wait_member(self, name: str, wait: float) -> bool:
+        """Whether ``name`` appears (from the catalog) within ``wait`` seconds."""
+        deadline = time.monotonic() + wait
+        while time.monotonic() < deadline:
+            if self.get_zone(name) is not None:
+                return True
+            time.sleep(0.1)
+        return False
 
     def delete(self, name: str) -> bool:
         """Delete ``name``; False when it was not there."""
@@ -162,21 +307,25 @@ class PdnsApi:
         return resp is not None
 
     def converge(self, name: str, masters: list[Master], current: Iterable[str] | None = None,
-                 serial: int | None = None) -> bool:
+                 serial: int | None = None, target: int | None = None, read_first: bool = False) -> bool:
         """Make ``name`` a secondary of ``masters``; True when something changed.
 
         ``current`` (the zone's masters) and ``serial`` (the serial it holds)
         are given when the caller already knows them; with ``serial``, a
         changed zone is transferred only when the new masters serve another
-        serial (a failover to a region in step costs no AXFR storm).
+        serial (a failover to a region in step costs no AXFR storm): ``target``
+        when the caller knows it, else a SOA query to the masters.
         """
         if current is None:
-            # create first: one call in the common case, and no window in which
-            # the zone is missing when it exists (HTTP 409 -> converge in place)
-            if self.create_secondary(name, masters):
-                self.retrieve(name)
-                return True
-            zone = self.get_zone(name)
+            # create: POST first, one call in the common case and no window in which the
+            # zone is missing when it exists (HTTP 409 -> converge in place); update (the
+            # zone usually exists and is right): GET first, and nothing more when it is
+            zone = self.get_zone(name) if read_first else None
+            if zone is None:
+                if self.create_secondary(name, masters):
+                    self.transfer_now(name, masters)
+                    return True
+                zone = self.get_zone(name)
             if zone is None:
                 raise exceptions.Backend(f"pdns4_dr: zone {name} on {self.endpoint} conflicts "
                                          "on create but cannot be read")
@@ -184,12 +333,17 @@ class PdnsApi:
                 raise exceptions.Backend(f"pdns4_dr: zone {name} exists on {self.endpoint} as a "
                                          f"{zone.get('kind')} zone, not a secondary")
             current = zone.get("masters") or []
+            if self.tsig_differs(zone):
+                self.set_masters(name, masters, tsig=True)
+                self.transfer_now(name, masters)
+                return True
         if _same_masters(current, masters):
             return False
         self.set_masters(name, masters)
-        if serial is None or serial != master_serial(name, masters, self.timeout,
-                                                     self.unreachable):
-            self.retrieve(name)
+        if target is None and serial is not None:
+            target = self.probe.master_serial(name, masters)
+        if serial is None or serial != target:
+            self.transfer_now(name, masters)
         return True
 
 
@@ -201,6 +355,10 @@ def _error_text(resp: requests.Response) -> str:
     except ValueError:
         pass
     return resp.text.strip()[:200]
+
+
+def _key_name(key: str) -> str:
+    return str(key).strip().rstrip(".").lower()
 
 
 def _int_or_none(value: Any) -> int | None:
@@ -222,12 +380,27 @@ class PDNS4DRBackend(RegionBackend):
 
     __plugin_name__ = "pdns4_dr"
 
-    def __init__(self, target: Any) -> None:
-        super().__init__(target)
+    api: PdnsApi
+
+    def _connect(self) -> None:
         self.api = PdnsApi(self.options)
 
     def _converge(self, name: str, zone: Any) -> bool:
-        return self.api.converge(name, self.zone_masters)
+        if self.api.catalog:
+            # catalog members all have the consumer's masters: no per-zone order
+            # the zone should come from the catalog (it then follows the consumer's masters):
+            # transfer the consumer now rather than wait for its refresh
+            created = self.api.ensure_consumer(self.zone_masters)
+            self.api.retrieve(self.api.catalog)
+            if self.api.wait_member(name, min(self.api.timeout, 5.0)):
+                return self.api.converge(name, self.zone_masters, read_first=True) or created
+        return self.api.converge(name, self.masters_for(name))
+
+    def _update(self, name: str, zone: Any) -> bool:
+        # called on every change of the zone's records: one GET, a PUT only when the masters
+        # or the key differ (stock pdns4 does nothing here; mdns NOTIFYs the change)
+        masters = self.zone_masters if self.api.catalog else self.masters_for(name)
+        return self.api.converge(name, masters, read_first=True)
 
     def _delete(self, name: str, hard: bool) -> bool:
         return self.api.delete(name)
@@ -249,22 +422,34 @@ def list_zones(options: Any) -> dict[str, list[str]]:
 
 
 def repoint_zones(options: Any, masters: list[str], *, zones: list[str] | None = None,
-                  concurrency: int = 8) -> RepointResult:
+                  concurrency: int = 8, serials: Mapping[str, int | None] | None = None,
+                  ) -> RepointResult:
     """Set the masters of every secondary zone on the target (or of ``zones``) to ``masters``.
 
     One keep-alive session, at most ``concurrency`` requests in flight; zones
     already on those masters are left alone (``unchanged``); a changed zone
-    is transferred at once (axfr-retrieve).  Per-zone failures land in
-    ``failed``; a target-wide failure (down, bad key) raises
-    :class:`designate.exceptions.Backend`.
+    is transferred at once (axfr-retrieve).  ``serials`` (zone -> the masters'
+    serial): a zone already on its masters but holding less is transferred
+    again (``refreshed``): a server back from an outage catches up at once.
+    Per-zone failures land in ``failed``; a target-wide failure (down, bad
+    key) raises :class:`designate.exceptions.Backend`.
     """
     started = time.monotonic()
-    wanted = repoint_masters("pdns4_dr", masters)
+    groups = repoint_masters("pdns4_dr", masters)
+    wanted = [m for group in groups for m in group]  # the consumer's (catalog members share it)
     result = RepointResult()
     api = PdnsApi(options, pool_size=concurrency)
     try:
-        current = {z["name"].rstrip(".").lower(): z for z in api.list_zones()
-                   if str(z.get("kind", "")).lower() in ("slave", "secondary")}
+        before = {z["name"].rstrip(".").lower(): z for z in api.list_zones()
+                  if str(z.get("kind", "")).lower() in ("slave", "secondary")}
+        # catalog zone: one change of the consumer's masters moves every member
+        members = api.repoint_catalog(wanted, wait=api.catalog_wait) if api.catalog else set()
+        current = before if not members else {
+            z["name"].rstrip(".").lower(): z for z in api.list_zones()
+            if str(z.get("kind", "")).lower() in ("slave", "secondary")}
+        result.by_catalog = [designate_name(m) for m in sorted(members) if m in before
+                             and not _same_masters(before[m].get("masters") or [], wanted)
+                             and _same_masters(current.get(m, {}).get("masters") or [], wanted)]
         if zones is None:
             todo = sorted(current)
         else:
@@ -279,10 +464,23 @@ def repoint_zones(options: Any, masters: list[str], *, zones: list[str] | None =
                     todo.append(name)
                 else:
                     result.failed[designate_name(name)] = "not a secondary zone on this server"
-        record_repoint(result, bounded_map(
-                lambda n: api.converge(n, wanted, current[n].get("masters") or [],
-                                       _int_or_none(current[n].get("serial"))),
-                todo, concurrency), api._key)
+        targets = wanted_serials(serials)
+
+        moved = set(result.by_catalog)
+
+        def one(name: str) -> str:
+            held = _int_or_none(current[name].get("serial"))
+            if designate_name(name) in moved:
+                return CHANGED  # the catalog did it (PowerDNS transfers the member itself)
+            mine = wanted if name in members else masters_for(name, groups)
+            if api.converge(name, mine, current[name].get("masters") or [], held, targets.get(name)):
+                return CHANGED
+            if lags(held, targets.get(name)):
+                api.transfer_now(name, mine)
+                return REFRESHED
+            return UNCHANGED
+
+        record_repoint(result, bounded_map(one, todo, concurrency), api._key)
     finally:
         api.close()
     result.seconds = time.monotonic() - started

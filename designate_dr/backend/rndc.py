@@ -21,10 +21,11 @@ import socket
 import struct
 import threading
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 
 from designate import exceptions
+
+from designate_dr.keyfile import Key, KeyFileError, key_statements
 
 DEFAULT_KEY_FILE = "/etc/bind/rndc.key"
 _ALGORITHMS = {  # name -> (hashlib name, isccc algorithm code)
@@ -48,40 +49,14 @@ class RndcCommandFailed(RndcError):
         self.text = text
 
 
-@dataclass(frozen=True)
-class RndcKey:
-    name: str
-    algorithm: str
-    secret: bytes = field(repr=False)
-
-
-#: A quoted string (kept: a base64 secret may hold "//"), or a comment of named.conf's
-#: three kinds (dropped).
-_STRING_OR_COMMENT = re.compile(r'"[^"]*"|#[^\n]*|//[^\n]*|/\*.*?\*/', re.S)
-
-
-def _strip_comments(text: str) -> str:
-    return _STRING_OR_COMMENT.sub(lambda m: m.group(0) if m.group(0).startswith('"') else " ", text)
+RndcKey = Key
 
 
 def _key_statements(text: str) -> dict[str, RndcKey]:
-    text = _strip_comments(text)
-    keys = {}
-    for match in re.finditer(r'key\s+"?([^"\s{]+)"?\s*\{(.*?)\}\s*;', text, re.S):
-        body = match.group(2)
-        algorithm = re.search(r'algorithm\s+"?([\w-]+)"?\s*;', body)
-        secret = re.search(r'secret\s+"([^"]+)"\s*;', body)
-        if not (algorithm and secret):
-            continue
-        name = algorithm.group(1).lower()
-        if name not in _ALGORITHMS:
-            raise RndcError(f"rndc key {match.group(1)!r} uses unsupported algorithm {name}")
-        try:
-            raw = base64.b64decode(secret.group(1), validate=True)
-        except ValueError:
-            raise RndcError(f"rndc key {match.group(1)!r}: secret is not base64") from None
-        keys[match.group(1)] = RndcKey(match.group(1), name, raw)
-    return keys
+    try:
+        return key_statements(text)
+    except KeyFileError as exc:
+        raise RndcError(f"rndc {exc}") from None
 
 
 def load_key(key_file: str | None = None, config_file: str | None = None) -> RndcKey:

@@ -1,10 +1,13 @@
 """``dr check``: is every zone served with the same SOA serial by every nameserver of every region?
 
-For each zone the reference is the highest serial any nameserver serves (RFC 1982
-serial arithmetic).  A server serving less is *lagging* (by the difference: with
-Designate's timestamp serials, seconds), a server that answers but not with the
-zone's SOA has it *missing*, a server that answers nothing is *unreachable*, and a
-region whose nameservers are all unreachable is down.
+The masters (every region's mdns) are asked too.  For each zone the reference is the
+highest serial any nameserver or master serves (RFC 1982 serial arithmetic).  A server
+serving less is *lagging* (by the difference: with Designate's timestamp serials,
+seconds), a server that answers but not with the zone's SOA has it *missing* (absent),
+a server that gave no answer for the zone within its tries (or ``max_time``) has *no
+answer* yet, a server that answers nothing is *unreachable*, and a region whose
+nameservers are all unreachable is down.  A master unreachable or behind makes the
+check degraded: a dead mdns shows before zones lag.
 """
 from __future__ import annotations
 
@@ -16,27 +19,19 @@ from pathlib import Path
 from typing import Any
 
 from designate_dr.names import bare_zone_name
+from designate_dr.ops import atomic
 from designate_dr.ops.errors import PoolsError
 from designate_dr.ops.pools import Address, PoolsFile
-from designate_dr.ops.soa import ServerAnswers, query_serials
+from designate_dr.ops.soa import Keyrings, ServerAnswers, query_serials
+from designate_dr.serial import highest_serial, serial_lag
 
 EXIT_IN_SYNC = 0
 EXIT_DEGRADED = 1
 EXIT_REGION_DOWN = 2
 
 
-def serial_lag(highest: int, serial: int) -> int:
-    """How far ``serial`` is behind ``highest`` (RFC 1982), 0 when not behind."""
-    diff = (highest - serial) % 2**32
-    return diff if 0 < diff < 2**31 else 0
-
-
-def highest_serial(serials: Iterable[int]) -> int | None:
-    best: int | None = None
-    for serial in serials:
-        if best is None or serial_lag(serial, best) > 0:
-            best = serial
-    return best
+NAMESERVER, MASTER = "nameserver", "master"
+LAGGING, MISSING, NO_ANSWER = "lagging", "missing", "no-answer"
 
 
 @dataclass(frozen=True)
@@ -44,15 +39,17 @@ class Problem:
     zone: str
     region: str
     server: str
-    state: str  # lagging | missing
+    state: str  # lagging | missing | no-answer
     serial: int | None
     expected: int | None
     lag: int
     reason: str = ""
+    role: str = NAMESERVER
 
     def as_json(self) -> dict[str, Any]:
         return {"zone": self.zone, "region": self.region, "server": self.server, "state": self.state,
-                "serial": self.serial, "expected": self.expected, "lag": self.lag, "reason": self.reason}
+                "serial": self.serial, "expected": self.expected, "lag": self.lag, "reason": self.reason,
+                "role": self.role}
 
 
 @dataclass(frozen=True)
@@ -65,6 +62,10 @@ class ServerStatus:
     lagging: int
     missing: int
     max_lag: int
+    no_answer: int = 0
+    role: str = NAMESERVER
+    rtt_ms: float | None = None
+    retried: int = 0
 
     def as_json(self) -> dict[str, Any]:
         return dict(self.__dict__)
@@ -80,12 +81,13 @@ class CheckReport:
     regions_down: tuple[str, ...]
     zones_in_sync: int
     highest: dict[str, int | None] = field(repr=False, default_factory=dict)
+    masters: tuple[ServerStatus, ...] = ()
 
     @property
     def exit_code(self) -> int:
         if self.regions_down:
             return EXIT_REGION_DOWN
-        if self.problems or any(not s.reachable for s in self.servers):
+        if self.problems or any(not s.reachable for s in self.servers + self.masters):
             return EXIT_DEGRADED
         return EXIT_IN_SYNC
 
@@ -99,23 +101,27 @@ class CheckReport:
                 "zones_in_sync": self.zones_in_sync, "seconds": round(self.seconds, 3),
                 "regions": list(self.regions), "regions_down": list(self.regions_down),
                 "servers": [s.as_json() for s in self.servers],
+                "masters": [s.as_json() for s in self.masters],
                 "problems": [p.as_json() for p in self.problems]}
 
     def json(self) -> str:
         return json.dumps(self.as_json(), indent=2, sort_keys=True)
 
     def table(self, max_problems: int = 50) -> str:
-        rows = [("REGION", "SERVER", "STATE", "IN SYNC", "LAGGING", "MISSING", "MAX LAG")]
-        for s in self.servers:
+        rows = [("REGION", "SERVER", "ROLE", "STATE", "IN SYNC", "LAGGING", "MISSING", "NO ANSWER",
+                 "MAX LAG", "RTT")]
+        for s in self.servers + self.masters:
             state = "up" if s.reachable else f"UNREACHABLE ({s.error})"
-            rows.append((s.region, s.server, state, str(s.in_sync), str(s.lagging), str(s.missing),
-                         str(s.max_lag)))
+            rtt = "-" if s.rtt_ms is None else f"{s.rtt_ms:.0f}ms"
+            rows.append((s.region, s.server, s.role, state, str(s.in_sync), str(s.lagging), str(s.missing),
+                         str(s.no_answer), str(s.max_lag), rtt))
         lines = _columns(rows)
         if self.problems:
             lines.append("")
             prows = [("ZONE", "REGION", "SERVER", "STATE", "SERIAL", "HIGHEST", "LAG")]
             for p in self.problems[:max_problems]:
-                prows.append((p.zone, p.region, p.server, p.state + (f" ({p.reason})" if p.reason else ""),
+                server = p.server if p.role == NAMESERVER else f"{p.server} ({p.role})"
+                prows.append((p.zone, p.region, server, p.state + (f" ({p.reason})" if p.reason else ""),
                               "-" if p.serial is None else str(p.serial),
                               "-" if p.expected is None else str(p.expected), str(p.lag)))
             lines += _columns(prows)
@@ -123,6 +129,9 @@ class CheckReport:
                 lines.append(f"... and {len(self.problems) - max_problems} more (see --format json)")
         lines.append("")
         down = f"; regions unreachable: {', '.join(self.regions_down)}" if self.regions_down else ""
+        masters_down = [s.server for s in self.masters if not s.reachable]
+        if masters_down:
+            down += f"; masters unreachable: {', '.join(masters_down)}"
         lines.append(f"{self.status}: {self.zones_in_sync}/{self.zones} zones in sync on "
                      f"{len(self.servers)} nameservers in {len(self.regions)} regions "
                      f"({self.seconds:.2f}s){down}")
@@ -150,19 +159,23 @@ class CheckReport:
                [({"region": r}, 0 if r in self.regions_down else 1) for r in self.regions])
         metric("nameserver_up", "gauge", "1 when the nameserver answers",
                [({"region": s.region, "server": s.server}, int(s.reachable)) for s in self.servers])
-        samples: list[tuple[dict[str, str], float]] = []
-        for s in self.servers:
-            for state, count in (("in_sync", s.in_sync), ("lagging", s.lagging), ("missing", s.missing)):
-                samples.append(({"region": s.region, "server": s.server, "state": state}, count))
-        metric("nameserver_zones", "gauge", "Zones on a nameserver by state", samples)
+        metric("master_up", "gauge", "1 when the master (mdns) answers",
+               [({"region": s.region, "server": s.server}, int(s.reachable)) for s in self.masters])
+        for role, statuses in (("nameserver", self.servers), ("master", self.masters)):
+            samples: list[tuple[dict[str, str], float]] = []
+            for s in statuses:
+                for state, count in (("in_sync", s.in_sync), ("lagging", s.lagging), ("missing", s.missing),
+                                     ("no_answer", s.no_answer)):
+                    samples.append(({"region": s.region, "server": s.server, "state": state}, count))
+            metric(f"{role}_zones", "gauge", f"Zones on a {role} by state", samples)
         metric("nameserver_max_lag", "gauge", "Largest serial lag of a zone on the nameserver",
                [({"region": s.region, "server": s.server}, s.max_lag) for s in self.servers])
         metric("zone_lag", "gauge", "Serial lag of a lagging zone on a nameserver (only lagging zones)",
                [({"zone": p.zone, "region": p.region, "server": p.server}, p.lag)
-                for p in self.problems if p.state == "lagging"])
+                for p in self.problems if p.state == LAGGING and p.role == NAMESERVER])
         metric("zone_missing", "gauge", "1 for a zone a reachable nameserver does not serve",
                [({"zone": p.zone, "region": p.region, "server": p.server}, 1)
-                for p in self.problems if p.state == "missing"])
+                for p in self.problems if p.state == MISSING and p.role == NAMESERVER])
         return "\n".join(out) + "\n"
 
     def render(self, fmt: str) -> str:
@@ -221,7 +234,6 @@ def save_state(path: Path | str, report: CheckReport) -> None:
 
     A failover reads it (``--state``) to know what servers that are gone last served.
     """
-    from designate_dist import atomic
     zones = load_state(path)
     for zone, serial in report.highest.items():
         if serial is not None:
@@ -230,48 +242,99 @@ def save_state(path: Path | str, report: CheckReport) -> None:
         "%Y-%m-%dT%H:%M:%SZ", time.gmtime())}, indent=1, sort_keys=True) + "\n")
 
 
-def check(pools: PoolsFile, zones: list[str], *, timeout: float = 1.0, retries: int = 2,
-          servers: list[tuple[Address, str]] | None = None) -> CheckReport:
-    """Ask every nameserver of ``pools`` (or ``servers``: address, region) for every zone's serial."""
+MASTER_SAMPLE = 256
+
+
+def master_zones(zones: list[str], sample: int | None, also: Iterable[str] = ()) -> list[str]:
+    """The zones the masters are asked about: ``sample`` spread over ``zones`` (all with
+    None), plus ``also`` (zones the nameservers do not agree on)."""
+    if sample is None or sample >= len(zones):
+        return list(zones)
+    step = len(zones) / max(1, sample)
+    chosen = {zones[int(i * step)] for i in range(sample)}
+    chosen.update(also)
+    return [z for z in zones if z in chosen]
+
+
+def check(pools: PoolsFile, zones: list[str], *, timeout: float = 1.0, retries: int = 3,
+          window: int = 256, max_time: float | None = None, masters: bool = True,
+          master_sample: int | None = MASTER_SAMPLE, keyrings: Keyrings | None = None,
+          tsig_keys: list | None = None, servers: list[tuple[Address, str]] | None = None) -> CheckReport:
+    """Ask every nameserver of ``pools`` (or ``servers``: address, region) for every zone's
+    serial, then, with ``masters``, every master about ``master_sample`` zones and every
+    zone the nameservers do not agree on (a designate-mdns answers ~100 queries a second:
+    asking it about 10,000 zones each minute would keep it busy).  ``max_time`` bounds
+    each of the two rounds.  Zones a master refuses unsigned are asked again signed with
+    ``tsig_keys`` (:mod:`designate_dr.ops.tsig`)."""
     started = time.monotonic()
     if servers is None:
         servers = list(dict.fromkeys((ns.address, ns.region) for ns in pools.nameservers))
-    answers = query_serials([a for a, _ in servers], zones, timeout=timeout, retries=retries)
-    return build_report(zones, servers, answers, time.monotonic() - started)
+    names = [z if z.endswith(".") else z + "." for z in zones]
+    patience = {"timeout": timeout, "retries": retries, "window": window, "max_time": max_time}
+    answers = query_serials([a for a, _ in servers], names, keyrings=keyrings, **patience)
+    master_list = pools.masters() if masters else []
+    master_list = [(a, r) for a, r in master_list if a not in answers]
+    if master_list:
+        first = build_report(names, servers, answers, 0.0)
+        unsure = {p.zone for p in first.problems}
+        asked = master_zones(names, master_sample, unsure)
+        answers.update(query_serials([a for a, _ in master_list], asked, keyrings=keyrings, **patience))
+        if tsig_keys:
+            from designate_dr.ops.tsig import ask_refused_signed
+            ask_refused_signed(answers, [a for a, _ in master_list], tsig_keys, **patience)
+    return build_report(names, servers, answers, time.monotonic() - started, master_list)
+
+
+def _status(address: Address, region: str, answers: ServerAnswers, counts: list[int], role: str) -> ServerStatus:
+    rtt = None if answers.srtt is None else round(answers.srtt * 1000, 1)
+    return ServerStatus(region, str(address), answers.reachable, answers.error, *counts[:4],
+                        no_answer=counts[4], role=role, rtt_ms=rtt, retried=answers.retried)
 
 
 def build_report(zones: list[str], servers: list[tuple[Address, str]],
-                 answers: dict[Address, ServerAnswers], seconds: float) -> CheckReport:
+                 answers: dict[Address, ServerAnswers], seconds: float,
+                 masters: list[tuple[Address, str]] | None = None) -> CheckReport:
     names = [z if z.endswith(".") else z + "." for z in zones]
-    reachable = [(a, r) for a, r in servers if answers[a].reachable]
+    masters = masters or []
+    everyone = [(a, r, NAMESERVER) for a, r in servers] + [(a, r, MASTER) for a, r in masters]
+    reachable = [(a, r, role) for a, r, role in everyone if answers[a].reachable]
     problems: list[Problem] = []
-    counts = {a: [0, 0, 0, 0] for a, _ in servers}  # in sync, lagging, missing, max lag
+    counts = {a: [0, 0, 0, 0, 0] for a, _, _ in everyone}  # in sync, lagging, missing, max lag, no answer
     in_sync = 0
     highest: dict[str, int | None] = {}
     for zone in names:
-        top = highest_serial(answers[a].serials[zone] for a, _ in reachable if zone in answers[a].serials)
+        top = highest_serial(answers[a].serials[zone] for a, _, _ in reachable if zone in answers[a].serials)
         highest[zone] = top
-        zone_ok = bool(reachable)
-        for address, region in reachable:
-            serial = answers[address].serials.get(zone)
+        zone_ok = any(role == NAMESERVER for _, _, role in reachable)
+        for address, region, role in reachable:
+            got = answers[address]
+            serial = got.serials.get(zone)
             count = counts[address]
+            if serial is None and zone not in got.missing and zone not in got.unanswered:
+                continue  # not asked (a master asked about a sample)
             if serial is None:
                 zone_ok = False
-                count[2] += 1
-                problems.append(Problem(zone, region, str(address), "missing", None, top, 0,
-                                        answers[address].missing.get(zone, "")))
+                if zone in got.unanswered:
+                    count[4] += 1
+                    problems.append(Problem(zone, region, str(address), NO_ANSWER, None, top, 0,
+                                            "no answer within the tries", role))
+                else:
+                    count[2] += 1
+                    problems.append(Problem(zone, region, str(address), MISSING, None, top, 0,
+                                            got.missing.get(zone, ""), role))
                 continue
             lag = serial_lag(top, serial) if top is not None else 0
             if lag:
                 zone_ok = False
                 count[1] += 1
                 count[3] = max(count[3], lag)
-                problems.append(Problem(zone, region, str(address), "lagging", serial, top, lag))
+                problems.append(Problem(zone, region, str(address), LAGGING, serial, top, lag, "", role))
             else:
                 count[0] += 1
         in_sync += zone_ok
-    statuses = tuple(ServerStatus(region, str(a), answers[a].reachable, answers[a].error, *counts[a])
-                     for a, region in servers)
+    statuses = tuple(_status(a, r, answers[a], counts[a], NAMESERVER) for a, r in servers)
+    master_statuses = tuple(_status(a, r, answers[a], counts[a], MASTER) for a, r in masters)
     regions = tuple(dict.fromkeys(r for _, r in servers))
     down = tuple(r for r in regions if not any(s.reachable for s in statuses if s.region == r))
-    return CheckReport(len(names), seconds, statuses, tuple(problems), regions, down, in_sync, highest)
+    return CheckReport(len(names), seconds, statuses, tuple(problems), regions, down, in_sync, highest,
+                       master_statuses)

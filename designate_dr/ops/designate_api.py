@@ -21,8 +21,7 @@ from urllib.parse import urlencode, urljoin, urlsplit
 
 import requests
 
-from designate_dist.errors import ConfigError
-from designate_dr.ops.errors import APIError, Unreachable
+from designate_dr.ops.errors import APIError, PoolsError, Unreachable
 
 TOKEN_ENV = "OS_AUTH_TOKEN"
 DEFAULT_PORTS = {"http": 80, "https": 443}
@@ -46,7 +45,7 @@ class DesignateAPI:
                  insecure_http: bool = False) -> None:
         origin = _origin(url)
         if origin is None:
-            raise ConfigError(f"Designate API URL {url!r} is not an http:// or https:// URL with a host")
+            raise PoolsError(f"Designate API URL {url!r} is not an http:// or https:// URL with a host")
         base = url.rstrip("/")
         if base.endswith("/v2"):
             base = base[:-3]
@@ -57,7 +56,7 @@ class DesignateAPI:
         self.timeout = timeout
         token = token if token is not None else os.environ.get(TOKEN_ENV)
         if token and origin[0] == "http" and not insecure_http:
-            raise ConfigError(f"refusing to send the token ({TOKEN_ENV}) over plain http to {self.where}",
+            raise PoolsError(f"refusing to send the token ({TOKEN_ENV}) over plain http to {self.where}",
                               hint="use the API's https:// URL, or --insecure-http on a trusted network")
         self.session = requests.Session()
         self.session.headers.update({"Accept": "application/json", "X-Auth-All-Projects": "True"})

@@ -4,16 +4,22 @@ Both are one pipeline over a :class:`Plan` (the pools.yaml to write and the mast
 every target's zones must have):
 
 1. preflight: list the zones of every target that stays (their DR backend's
-   ``list_zones``) and ask the masters and every nameserver for the serials; a target
-   or every master unreachable stops here, nothing written;
+   ``list_zones``) and ask the masters and every nameserver for the serials, once,
+   patiently and within ``Patience.max_time`` (a designate-mdns answers ~100 queries a
+   second: the masters' serials are asked for once and reused below); a target or
+   every master unreachable stops here, nothing written;
 2. print the plan (pools.yaml changes, zones to re-point, serial problems);
 3. write pools.yaml (timestamped backup next to it, atomic replace) unless unchanged;
-4. re-point the zones of every target to the new masters (``repoint_zones``);
+4. re-point the zones of every target to the new masters (``repoint_zones``); a zone
+   that holds another serial than its masters' is transferred, whether or not its
+   masters changed;
 5. serials: a zone whose highest served serial is above what the masters serve would
    never transfer again; it is reported with its fix, or fixed through the Designate
    API with ``--fix-serials`` (an update makes Designate take a new, higher serial);
-6. wait until the nameservers serve the masters' serials;
-7. tell which Designate services to restart: the worker caches pools and backends.
+6. wait until the nameservers serve the masters' serials (asking the nameservers only);
+7. with ``--apply-pools``, before the re-point: stop the workers and producers, load the
+   pools into Designate, read them back and verify them, start the services
+   (:mod:`designate_dr.ops.apply`); without, tell how.
 
 Running it again changes nothing and says so.
 """
@@ -27,11 +33,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from designate_dist import atomic
-from designate_dist.errors import DistError
-from designate_dr.ops.check import highest_serial, serial_lag
+from designate_dr.ops import atomic
+from designate_dr.ops.apply import ApplySettings, apply_pools
+from designate_dr.ops.check import MASTER_SAMPLE, master_zones
 from designate_dr.ops.designate_api import DesignateAPI
-from designate_dr.ops.errors import DRFailed, PoolsError, UnknownRegion, Unreachable
+from designate_dr.ops.errors import DRError, DRFailed, PoolsError, UnknownRegion, Unreachable
 from designate_dr.ops.pools import (
     MASTERS_OPTION,
     Address,
@@ -43,7 +49,9 @@ from designate_dr.ops.pools import (
     with_region,
     without_region,
 )
-from designate_dr.ops.soa import query_serials
+from designate_dr.ops.soa import Keyrings, Patience, query_serials
+from designate_dr.ops.tsig import ask_refused_signed
+from designate_dr.serial import highest_serial, serial_lag
 
 #: Which DR backend module re-points a target of a pools.yaml ``type``.
 BACKEND_MODULES = {
@@ -61,6 +69,14 @@ Progress = Callable[[str], None]
 class TargetPlan:
     target: Target
     masters: tuple[str, ...]  # host:port, most preferred first
+    groups: tuple[tuple[str, ...], ...] = ()  # the same by region (a zone gets each rotated)
+
+    def masters_of(self, zone: str) -> tuple[str, ...]:
+        """The masters ``zone`` gets (the DR backends' order: region order, rotated within a region)."""
+        common = _import("designate_dr.backend.common")
+        groups = [[common.Master.parse(m) for m in g] for g in self.groups] or \
+                 [[common.Master.parse(m)] for m in self.masters]
+        return tuple(str(m) for m in common.masters_for(zone, groups))
 
 
 @dataclass(frozen=True)
@@ -78,6 +94,17 @@ class Plan:
     @property
     def regions_after(self) -> tuple[str, ...]:
         return self.new.regions
+
+
+@dataclass(frozen=True)
+class MasterSerials:
+    """What the masters said in the preflight."""
+
+    serials: dict[str, int]  # zone -> the highest serial a master serves
+    unanswered: list[str]  # zones no master answered for (neither a serial nor "absent")
+    problems: list[SerialProblem]
+    warnings: list[str]
+    lagging: list[str] = field(default_factory=list)  # zones some nameserver serves below the masters'
 
 
 @dataclass
@@ -103,19 +130,24 @@ class Outcome:
     lines: list[str] = field(default_factory=list)
     zones: int = 0
     pools_written: bool = False
+    pools_applied: bool = False
     backup: Path | None = None
     repointed: int = 0
+    refreshed: int = 0
     already: int = 0
     failed: dict[str, str] = field(default_factory=dict)
     serial_problems: list[SerialProblem] = field(default_factory=list)
+    unanswered: list[str] = field(default_factory=list)
     not_converged: list[str] = field(default_factory=list)
     seconds: float = 0.0
+    pending: bool = False  # dry run: a real run would change something
 
     @property
     def changed_anything(self) -> bool:
-        return self.pools_written or self.repointed > 0 or any(p.fixed_serial for p in self.serial_problems)
+        return (self.pools_written or self.pools_applied or self.repointed > 0 or self.refreshed > 0
+                or any(p.fixed_serial for p in self.serial_problems))
 
-    def error(self) -> DistError | None:
+    def error(self) -> DRError | None:
         """The one error line of an incomplete run (after everything possible was done)."""
         if self.failed:
             first = next(iter(self.failed.items()))
@@ -129,9 +161,13 @@ class Outcome:
         if open_problems and not self.dry_run:
             return DRFailed(f"{len(open_problems)} zone(s) have a served serial above their masters' "
                             f"(first: {open_problems[0].zone}); see the fixes above")
+        if self.unanswered and not self.dry_run:
+            return DRFailed(f"{len(self.unanswered)} zone(s) got no answer from any master in time (first: "
+                            f"{self.unanswered[0]}): their serials are unknown; run again, with a larger "
+                            "--max-time if the masters are slow")
         if self.not_converged and not self.dry_run:
             return DRFailed(f"{len(self.not_converged)} zone(s) not yet served with the masters' serial "
-                            f"(first: {self.not_converged[0]}); check with `designate-dist dr check`")
+                            f"(first: {self.not_converged[0]}); check with `designate-dr check`")
         return None
 
 
@@ -173,19 +209,20 @@ def _describe_changes(old: PoolsFile, new: PoolsFile) -> list[str]:
     return lines
 
 
-def _target_masters(target: Target) -> tuple[str, ...]:
+def _target_plan(target: Target) -> TargetPlan:
     """The masters the DR backends give this target's zones (all regions, preferred first)."""
     common = _import("designate_dr.backend.common")
-    masters = common.region_masters(target.options, list(target.masters))
-    return tuple(str(m) for m in masters)
+    groups = common.region_groups(target.options, list(target.masters))
+    return TargetPlan(target, tuple(str(m) for g in groups for m in g),
+                      tuple(tuple(str(m) for m in g) for g in groups))
 
 
 def _import(name: str) -> Any:
     try:
         return importlib.import_module(name)
     except ImportError as exc:
-        raise DistError(f"re-pointing needs the DR backends and Designate installed: {exc}",
-                        hint="install designate-dist into Designate's environment") from None
+        raise DRError(f"re-pointing needs the DR backends and Designate installed: {exc}",
+                      hint="run designate-dr from Designate's virtualenv") from None
 
 
 def _make_plan(action: str, region: str, old: PoolsFile, new_data: list[dict[str, Any]] | None,
@@ -197,7 +234,7 @@ def _make_plan(action: str, region: str, old: PoolsFile, new_data: list[dict[str
         new = parse_pools(text, old.path)
         if new.data == old.data:
             new, text = old, None
-    targets = tuple(TargetPlan(t, _target_masters(t)) for t in new.targets)
+    targets = tuple(_target_plan(t) for t in new.targets)
     for plan in targets:
         if plan.target.type not in BACKEND_MODULES:
             raise PoolsError(f"{old.path}: target {plan.target.label} has type {plan.target.type}; "
@@ -256,7 +293,7 @@ def plan_failback(path: Path | str, region: str, backup: Path | str | None = Non
 def _backend_call(target: Target, what: str, func: Callable[[], Any]) -> Any:
     try:
         return func()
-    except DistError:
+    except DRError:
         raise
     except Exception as exc:  # the backends raise designate.exceptions.Backend
         message = " ".join(str(exc).split()) or type(exc).__name__
@@ -306,31 +343,102 @@ def _nameservers(plan: Plan, new_only: bool = False) -> list[Address]:
     return list(dict.fromkeys(servers))
 
 
-def _serial_problems(zones: list[str], masters: list[Address], nameservers: list[Address],
-                     timeout: float, last_served: dict[str, int]) -> tuple[list[SerialProblem], list[str]]:
-    """Zones served above their masters' serial, and warnings about masters behind the others."""
-    answers = query_serials(masters + [n for n in nameservers if n not in masters], zones, timeout=timeout,
-                            retries=1)
-    if not any(answers[m].reachable for m in masters):
+def _spread(zones: list[str], masters: list[Address], regions: dict[Address, str]) -> dict[Address, list[str]]:
+    """Which zones to ask each master about: every zone of one master per region (round
+    robin: k masters of a region share its zones), and a sample of every master for the
+    "behind the others" warning."""
+    by_region: dict[str, list[Address]] = {}
+    for master in masters:
+        by_region.setdefault(regions.get(master, "?"), []).append(master)
+    out: dict[Address, list[str]] = {m: [] for m in masters}
+    for group in by_region.values():
+        for index, zone in enumerate(zones):
+            out[group[index % len(group)]].append(zone)
+    sample = set(master_zones(zones, MASTER_SAMPLE))
+    for master in masters:
+        mine = set(out[master])
+        out[master] += [z for z in zones if z in sample and z not in mine]
+    return out
+
+
+def _ask_masters(zones: list[str], masters: list[Address], nameservers: list[Address],
+                 patience: Patience, last_served: dict[str, int], keyrings: Keyrings | None,
+                 regions: dict[Address, str] | None = None, tsig_keys: list | None = None,
+                 db_serials: dict[str, int] | None = None) -> MasterSerials:
+    """The masters' serials, zones served above them, and warnings about masters behind the others.
+
+    Each zone is asked of one master per region (:func:`_spread`).  With ``db_serials``
+    (from the remaining region's database) those are the masters' serials and the
+    masters are asked only about a sample, to check that they serve them.
+    """
+    if db_serials is None:
+        only = _spread(zones, masters, regions or {})
+    else:
+        sample = master_zones(zones, MASTER_SAMPLE)
+        only = dict.fromkeys(masters, sample)
+    started = time.monotonic()
+    answers = query_serials(masters + [n for n in nameservers if n not in masters], zones,
+                            keyrings=keyrings, only=only, **patience.kwargs())
+    # a zone whose master did not answer (dead, or out of time) is asked of the other masters
+    live = [m for m in masters if answers[m].reachable]
+    asked = {z for zs in only.values() for z in zs}
+    again = [z for z in zones if z in asked
+             and not any(z in answers[m].serials or z in answers[m].missing for m in live)]
+    if again and live:
+        left = None if patience.max_time is None else max(1.0, patience.max_time - (time.monotonic() - started))
+        more = query_serials(live, again, keyrings=keyrings, **patience.kwargs(left))
+        for master in live:
+            got, extra = answers[master], more[master]
+            got.serials.update(extra.serials)
+            got.missing.update(extra.missing)
+            got.unanswered = (got.unanswered | extra.unanswered) - set(got.serials) - set(got.missing)
+    if tsig_keys:
+        ask_refused_signed(answers, live, tsig_keys, **patience.kwargs())
+    if not live:
         errors = "; ".join(f"{m}: {answers[m].error}" for m in masters)
         raise Unreachable(f"no master of the remaining regions answers ({errors})")
     problems = []
+    unanswered: list[str] = []
+    lagging: list[str] = []
     behind = dict.fromkeys(masters, 0)
+    master_serials: dict[str, int] = {}
     for zone in zones:
-        top_master = highest_serial(answers[m].serials[zone] for m in masters if zone in answers[m].serials)
+        served_by_masters = highest_serial(answers[m].serials[zone] for m in masters
+                                           if zone in answers[m].serials)
         served = highest_serial([answers[n].serials[zone] for n in nameservers if zone in answers[n].serials]
                                 + ([last_served[zone]] if zone in last_served else []))
+        if db_serials is not None:
+            top_master = db_serials.get(zone)
+        else:
+            top_master = served_by_masters
+            if top_master is None and any(zone in answers[m].unanswered for m in masters):
+                unanswered.append(zone)  # not "absent": a master may serve it, we do not know yet
+                continue
+        if top_master is not None:
+            master_serials[zone] = top_master
+            if any(answers[n].reachable and (zone not in answers[n].serials
+                                             or serial_lag(top_master, answers[n].serials[zone]))
+                   for n in nameservers if n not in masters):
+                lagging.append(zone)
         if top_master is None or (served is not None and serial_lag(served, top_master) > 0):
             problems.append(SerialProblem(zone, served, top_master))
         for master in masters:
-            serial = answers[master].serials.get(zone)
-            if answers[master].reachable and top_master is not None and (
-                    serial is None or serial_lag(top_master, serial) > 0):
+            got = answers[master]
+            serial = got.serials.get(zone)
+            if got.reachable and top_master is not None and (serial is not None or zone in got.missing) \
+                    and (serial is None or serial_lag(top_master, serial) > 0):
                 behind[master] += 1
+    other = "the other masters'" if db_serials is None else "its database's"
     warnings = [f"master {m} does not answer ({answers[m].error})" for m in masters if not answers[m].reachable]
-    warnings += [f"master {m} serves {count} zone(s) below (or without) the other masters' serial: is its "
+    warnings += [f"master {m} serves {count} zone(s) below (or without) {other} serial: is its "
                  "Designate database up to date?" for m, count in behind.items() if count]
-    return problems, warnings
+    for master in masters:
+        got = answers[master]
+        if got.reachable and got.unanswered:
+            warnings.append(f"master {master} gave no answer for {len(got.unanswered)} zone(s) within "
+                            f"{patience.retries + 1} tries" + (f" or {patience.max_time:g}s"
+                                                                if patience.max_time else ""))
+    return MasterSerials(master_serials, unanswered, problems, warnings, lagging)
 
 
 def _write_pools(plan: Plan, outcome: Outcome, progress: Progress) -> None:
@@ -348,28 +456,35 @@ def _write_pools(plan: Plan, outcome: Outcome, progress: Progress) -> None:
     progress(f"wrote {plan.path} (backup: {backup.name})")
 
 
-def _repoint(plan: Plan, outcome: Outcome, concurrency: int, progress: Progress) -> None:
+def _repoint(plan: Plan, outcome: Outcome, concurrency: int, serials: dict[str, int],
+             progress: Progress) -> None:
+    """Re-point every target; zones already on their masters but behind ``serials`` are refreshed."""
     for tp in plan.targets:
         module = _import(BACKEND_MODULES[tp.target.type])
         result = _backend_call(tp.target, "re-pointing", lambda m=module, t=tp: m.repoint_zones(
-            dict(t.target.options), list(t.masters), concurrency=concurrency))
+            dict(t.target.options), [list(g) for g in t.groups], concurrency=concurrency, serials=serials))
         outcome.repointed += len(result.changed)
+        outcome.refreshed += len(result.refreshed)
         outcome.already += len(result.unchanged)
         for zone, reason in result.failed.items():
             outcome.failed[f"{zone} on {tp.target.label}"] = reason
+        by_catalog = getattr(result, "by_catalog", [])
+        via = f" ({len(by_catalog)} through the catalog zone)" if by_catalog else ""
         progress(f"target {tp.target.label}: {len(result.changed)} zones re-pointed to "
-                 f"{', '.join(tp.masters)}, {len(result.unchanged)} already, {len(result.failed)} failed "
+                 f"{', '.join(tp.masters)}{via}, {len(result.refreshed)} behind and transferred again, "
+                 f"{len(result.unchanged)} already right, {len(result.failed)} failed "
                  f"({result.seconds:.1f}s)")
 
 
 def _fix_serials(problems: list[SerialProblem], api: DesignateAPI, masters: list[Address],
-                 wait: float, progress: Progress) -> None:
+                 wait: float, patience: Patience, keyrings: Keyrings | None, progress: Progress) -> None:
     fixable = [p for p in problems if p.primary is not None]
     for problem in fixable:
         api.bump_serial(api.find_zone(problem.zone))
     deadline = time.monotonic() + wait
     while fixable:
-        answers = query_serials(masters, [p.zone for p in fixable], retries=1)
+        answers = query_serials(masters, [p.zone for p in fixable], keyrings=keyrings,
+                                **patience.kwargs(max(1.0, deadline - time.monotonic())))
         for problem in list(fixable):
             serial = highest_serial(answers[m].serials[problem.zone] for m in masters
                                     if problem.zone in answers[m].serials)
@@ -383,27 +498,31 @@ def _fix_serials(problems: list[SerialProblem], api: DesignateAPI, masters: list
         time.sleep(0.5)
 
 
-def _wait_converged(zones: list[str], masters: list[Address], nameservers: list[Address],
-                    wait: float) -> list[str]:
+def _wait_converged(expected: dict[str, int], nameservers: list[Address], wait: float,
+                    patience: Patience) -> list[str]:
+    """Zones some live nameserver still serves below ``expected`` (the masters' serials) after ``wait``.
+
+    Only the nameservers are asked (the masters' serials are known from the preflight);
+    a nameserver serving more than expected has taken a newer change: that counts as served.
+    """
     deadline = time.monotonic() + wait
-    pending = list(zones)
+    pending = sorted(expected)
     while True:
-        answers = query_serials(list(dict.fromkeys(masters + nameservers)), pending, retries=1)
+        answers = query_serials(nameservers, pending,
+                                **patience.kwargs(max(1.0, deadline - time.monotonic())))
         live = [n for n in nameservers if answers[n].reachable]
-        still = []
-        for zone in pending:
-            top = highest_serial(answers[m].serials[zone] for m in masters if zone in answers[m].serials)
-            if top is None or any(zone not in answers[n].serials or serial_lag(top, answers[n].serials[zone])
-                                  for n in live):
-                still.append(zone)
-        pending = still
+        pending = [zone for zone in pending
+                   if any(zone not in answers[n].serials or serial_lag(expected[zone], answers[n].serials[zone])
+                          for n in live)]
         if not pending or time.monotonic() > deadline:
             return pending
         time.sleep(0.5)
 
 
 def execute(plan: Plan, *, dry_run: bool = False, api: DesignateAPI | None = None, concurrency: int = 8,
-            wait: float = 30.0, timeout: float = 1.0, last_served: dict[str, int] | None = None,
+            wait: float = 30.0, patience: Patience | None = None, last_served: dict[str, int] | None = None,
+            keyrings: Keyrings | None = None, tsig_keys: list | None = None,
+            db_serials: dict[str, int] | None = None, apply: ApplySettings | None = None,
             out: Progress = lambda line: None) -> Outcome:
     """Carry out ``plan`` (see the module docstring), saying what happens through ``out``.
 
@@ -411,7 +530,13 @@ def execute(plan: Plan, *, dry_run: bool = False, api: DesignateAPI | None = Non
     only a whole target failing to re-point raises, other problems are in the
     returned :class:`Outcome` (and :meth:`Outcome.error`).  ``last_served`` (zone ->
     serial, from ``dr check --state``) counts as served too: it covers servers that are gone.
+    ``patience`` bounds every DNS check; ``keyrings`` signs the queries to a server (TSIG);
+    zones a master refuses unsigned are asked again signed with ``tsig_keys``.  With
+    ``db_serials`` (zone -> serial, from the remaining region's Designate database) the
+    masters are asked only about a sample (:func:`_ask_masters`).  With ``apply``, the
+    new pools are loaded into Designate before the re-point (:mod:`designate_dr.ops.apply`).
     """
+    patience = patience or Patience()
     started = time.monotonic()
     outcome = Outcome(plan, dry_run)
 
@@ -424,9 +549,13 @@ def execute(plan: Plan, *, dry_run: bool = False, api: DesignateAPI | None = Non
     zones = sorted({z for zs in zones_by_target.values() for z in zs})
     outcome.zones = len(zones)
     masters = _masters(plan)
-    problems, warnings = (_serial_problems(zones, masters, _nameservers(plan), timeout, last_served or {})
-                          if zones else ([], []))
+    regions = {a: r for a, r in plan.new.masters()}
+    asked = (_ask_masters(zones, masters, _nameservers(plan), patience, last_served or {}, keyrings, regions,
+                          tsig_keys, db_serials)
+             if zones else MasterSerials({}, [], [], []))
+    problems, warnings = asked.problems, asked.warnings
     outcome.serial_problems = problems
+    outcome.unanswered = asked.unanswered
 
     verb = {"failover": f"fail over from region {plan.region}", "failback": f"fail back to region {plan.region}"}
     say(f"plan: {verb[plan.action]} ({len(zones)} zones; regions after: {', '.join(plan.regions_after)})")
@@ -436,9 +565,11 @@ def execute(plan: Plan, *, dry_run: bool = False, api: DesignateAPI | None = Non
     else:
         say(f"  pools.yaml: {plan.path} (a timestamped backup is kept next to it)")
         say("".join(f"    - {line}\n" for line in plan.changes).rstrip("\n"))
+    outcome.pending = plan.new_text is not None or bool(asked.lagging)
     for index, tp in enumerate(plan.targets):
         current = zones_by_target[index]
-        todo = sum(1 for masters_now in current.values() if tuple(masters_now) != tp.masters)
+        todo = sum(1 for zone, masters_now in current.items() if tuple(masters_now) != tp.masters_of(zone))
+        outcome.pending = outcome.pending or todo > 0
         say(f"  target {tp.target.label}: {todo} of {len(current)} zones to re-point to "
             f"{', '.join(tp.masters)}")
     if problems:
@@ -449,32 +580,51 @@ def execute(plan: Plan, *, dry_run: bool = False, api: DesignateAPI | None = Non
             say(f"    - ... and {len(problems) - 50} more")
     else:
         say("  serials: every zone's masters serve at least the highest served serial")
+    if asked.unanswered:
+        say(f"  serials: {len(asked.unanswered)} zone(s) got no answer from any master in time "
+            f"(first: {asked.unanswered[0]}); they are re-pointed, their serials are not checked")
     for warning in warnings:
         say(f"  warning: {warning}")
+    if asked.lagging:
+        say(f"  {len(asked.lagging)} zone(s) served below their masters' serial somewhere: transferred again")
     if dry_run:
-        say("dry run: nothing changed")
+        if apply is not None and apply_pools(plan.new, apply, say, dry_run=True):
+            outcome.pending = True
+        say("dry run: nothing changed" + ("" if outcome.pending else "; nothing to do either"))
         outcome.seconds = time.monotonic() - started
         return outcome
 
     if plan.new_text is not None:
         _write_pools(plan, outcome, progress)
-    _repoint(plan, outcome, concurrency, progress)
+    if apply is not None:
+        # the workers stop before the pool update and start with the new pools, before the
+        # re-point: none of them puts the old masters back
+        outcome.pools_applied = apply_pools(plan.new, apply, progress)
+    _repoint(plan, outcome, concurrency, asked.serials, progress)
+    expected = dict(asked.serials)
     if problems and api is not None:
-        _fix_serials(problems, api, masters, wait, progress)
-    skip = {p.zone for p in problems if not p.fixed_serial}
-    outcome.not_converged = _wait_converged([z for z in zones if z not in skip], masters,
-                                            _nameservers(plan, new_only=True), wait)
+        _fix_serials(problems, api, masters, wait, patience, keyrings, progress)
+        expected.update({p.zone: p.fixed_serial for p in problems if p.fixed_serial})
+    for problem in problems:
+        if not problem.fixed_serial:
+            expected.pop(problem.zone, None)
+    outcome.not_converged = _wait_converged(expected, _nameservers(plan, new_only=True), wait, patience)
     outcome.seconds = time.monotonic() - started
 
-    if outcome.changed_anything or outcome.failed or outcome.not_converged:
+    if outcome.changed_anything or outcome.failed or outcome.not_converged or outcome.unanswered:
         regions = ", ".join(plan.regions_after)
-        say(f"done in {outcome.seconds:.1f}s: {outcome.repointed} zones re-pointed, {outcome.already} already "
-            f"right, {len(outcome.failed)} failed; {outcome.zones - len(outcome.not_converged)}/{outcome.zones} "
+        say(f"done in {outcome.seconds:.1f}s: {outcome.repointed} zones re-pointed, {outcome.refreshed} "
+            f"transferred again, {outcome.already} already right, {len(outcome.failed)} failed; "
+            f"{outcome.zones - len(outcome.not_converged)}/{outcome.zones} "
             "zones served with the masters' serial")
-        say("next: load the new pools into Designate and restart what caches them, in every region "
-            f"that runs Designate ({regions}):")
-        say(f"  designate-manage pool update --file {plan.path}")
-        say(f"  systemctl restart {' '.join(RESTART)}   # the worker caches pools and backends until restarted")
+        if apply is None:
+            say("next: load the new pools into Designate and restart what caches them, in every region "
+                f"that runs Designate ({regions}), or run again with --apply-pools:")
+            say(f"  systemctl stop {' '.join(RESTART)}   # no worker may put the old masters back")
+            say(f"  designate-manage pool update --file {plan.path}")
+            say(f"  systemctl start {' '.join(RESTART)}")
+        elif apply.service_command is None and outcome.pools_applied:
+            say(f"next: start {', '.join(apply.services)} on every host of the region(s) ({regions})")
     else:
         say(f"nothing to do: pools.yaml unchanged, all {outcome.already} zones already on their masters "
             f"({outcome.seconds:.1f}s)")

@@ -45,6 +45,31 @@ class TestRegionMasters(testtools.TestCase):
         self.assertIn("not an IP address", str(error))
 
 
+class TestMastersOfAZone(testtools.TestCase):
+    """Region order kept; a region's masters rotated per zone, the same every time (issue 16 item 9)."""
+
+    groups = [[common.Master.parse(f"192.0.2.{i}") for i in (1, 2, 3)],
+              [common.Master.parse("198.51.100.1"), common.Master.parse("198.51.100.2")]]
+
+    def test_each_region_shares_the_zones_and_keeps_its_place(self) -> None:
+        firsts: dict[str, int] = {}
+        for i in range(300):
+            zone = f"z{i}.example."
+            masters = common.masters_for(zone, self.groups)
+            self.assertEqual(sorted(self.groups[0]), sorted(masters[:3]))  # region 1 first, whole
+            self.assertEqual(sorted(self.groups[1]), sorted(masters[3:]))
+            self.assertEqual(masters, common.masters_for(zone.upper().rstrip("."), self.groups))  # stable
+            firsts[str(masters[0])] = firsts.get(str(masters[0]), 0) + 1
+        self.assertEqual({"192.0.2.1:5354", "192.0.2.2:5354", "192.0.2.3:5354"}, set(firsts))
+        self.assertGreater(min(firsts.values()), 60)  # spread, not all on one mdns
+
+    def test_a_flat_list_keeps_its_order(self) -> None:
+        groups = common.repoint_masters("pdns4_dr", ["192.0.2.2:5354", "192.0.2.1:5354"])
+        for zone in ("a.example.", "b.example.", "c.example."):
+            self.assertEqual(["192.0.2.2:5354", "192.0.2.1:5354"],
+                             [str(m) for m in common.masters_for(zone, groups)])
+
+
 class TestNames(testtools.TestCase):
 
     def test_zone_names(self) -> None:

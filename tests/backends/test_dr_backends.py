@@ -33,18 +33,19 @@ class TestEntryPoints(testtools.TestCase):
         self.assertIs(bind9_dr.Bind9DRBackend, base.Backend.get_driver("bind9_dr"))
 
 
-class _Scenarios:
-    """The same story for both plugins; subclasses say how to reach their secondary."""
+class _Base:
+    """Two regions and one secondary of ``secondary_kind``; subclasses say how to reach it."""
 
     kind = ""
     module = pdns4_dr
     regions: dns.Regions
+    tsig = False
 
     @classmethod
     def setUpClass(cls) -> None:
         super().setUpClass()
         designate_ready()
-        cls.regions = dns.Regions(2, secondaries=(cls.secondary_kind,))
+        cls.regions = dns.Regions(2, secondaries=(cls.secondary_kind,), tsig=cls.tsig)
         cls.regions.setUp()
 
     @classmethod
@@ -64,6 +65,8 @@ class _Scenarios:
     def options(self, **extra: str) -> dict[str, str]:
         opts = {**self.secondary.target_options(), **self.regions.masters_options(),
                 "region": "region1", "region_preference": "region1,region2"}
+        if self.regions.tsig_key is not None:
+            opts["tsigkey_name"] = self.regions.tsig_key.name
         opts.update(extra)
         return opts
 
@@ -86,6 +89,43 @@ class _Scenarios:
         for secret in hidden:
             self.assertNotIn(secret, text)
         return text
+
+
+class _TsigScenarios(_Base):
+    """Every master refuses unsigned transfers; the pool's ``tsigkey_name`` signs them."""
+
+    tsig = True
+
+    def test_create_transfers_signed_with_the_pools_key(self) -> None:
+        zone = self.new_zone(10)
+        self.backend().create_zone(None, zone)
+        self.assertArrives(zone.name, 10)
+        self.regions.set_serial(zone.name, 11)
+        self.assertArrives(zone.name, 11)
+
+    def test_an_unsigned_zone_does_not_transfer_until_converged(self) -> None:
+        zone = self.new_zone(20)
+        unsigned = {k: v for k, v in self.options().items() if k != "tsigkey_name"}
+        base.Backend.get_driver(self.kind)(pool_target(self.kind, unsigned)).create_zone(None, zone)
+        # the masters really require the key: nothing arrives without it
+        self.assertIsNone(dns.wait_for_serial(zone.name, self.secondary, 20, timeout=3))
+        self.backend().update_zone(None, zone)  # the pool's key is set on the existing zone
+        self.assertArrives(zone.name, 20)
+
+    def test_repointed_zones_keep_transferring_signed(self) -> None:
+        zone = self.new_zone(30)
+        self.backend().create_zone(None, zone)
+        self.assertArrives(zone.name, 30)
+        r1, r2 = self.regions.primaries
+        result = self.module.repoint_zones(self.options(), [r2.master], zones=[zone.name])
+        self.assertEqual([zone.name], result.changed)
+        r1.stop()
+        self.regions.set_serial(zone.name, 31)
+        self.assertArrives(zone.name, 31)
+
+
+class _Scenarios(_Base):
+    """The same story for both plugins."""
 
     # -- the scenarios ---------------------------------------------------------
     def test_create_transfers_and_follows_primary_changes(self) -> None:
@@ -180,6 +220,26 @@ class _Scenarios:
         self.assertEqual(65, dns.wait_for_serial_below(name, self.secondary, 70),
                          f"log:\n{self.secondary.log_tail()}")
 
+    def test_a_regions_masters_are_rotated_per_zone_and_stay_put(self) -> None:
+        r1, r2 = self.regions.primaries
+        # both primaries in region 1 (two mdns of one region), no other region
+        options = {**self.secondary.target_options(), "region": "region1",
+                   "masters_region1": f"{r1.master}, {r2.master}"}
+        backend = base.Backend.get_driver(self.kind)(pool_target(self.kind, options))
+        zones = [zone_object(f"rot{i}.example.", 90) for i in range(8)]  # names that go both ways
+        self.regions.add_zones([z.name for z in zones], 90)
+        for zone in zones:
+            backend.create_zone(None, zone)
+        listed = self.module.list_zones(options)
+        orders = {tuple(listed[z.name]) for z in zones}
+        self.assertEqual({(r1.master, r2.master), (r2.master, r1.master)}, orders)  # both mdns lead some
+        for zone in zones:
+            self.assertArrives(zone.name, 90)
+            backend.update_zone(None, zone)  # the same order again: nothing to change
+        self.assertEqual(listed, self.module.list_zones(options))
+        result = self.module.repoint_zones(options, [[r1.master, r2.master]], zones=[z.name for z in zones])
+        self.assertEqual(([], 8), (result.changed, len(result.unchanged)))
+
     def test_delete_and_delete_again(self) -> None:
         zone = self.new_zone(60)
         backend = self.backend()
@@ -229,6 +289,19 @@ class TestPdns4DR(_Scenarios, testtools.TestCase):
         self.assertIn("rejected the API key", self.assertOneLineWithout(error, wrong))
 
 
+    def test_update_of_a_zone_that_is_right_is_one_read(self) -> None:
+        zone = self.new_zone(35)
+        backend = self.backend()
+        backend.create_zone(None, zone)
+        self.assertArrives(zone.name, 35)
+        log = self.regions.pdns.log_path
+        before = len(log.read_text(errors="replace").splitlines())
+        backend.update_zone(None, zone)  # what the worker calls on every record change
+        calls = [line for line in log.read_text(errors="replace").splitlines()[before:] if "[webserver]" in line]
+        self.assertEqual(1, len(calls), calls)
+        self.assertIn(f'"GET /api/v1/servers/localhost/zones/{zone.name} HTTP', calls[0])
+
+
 class TestBind9DR(_Scenarios, testtools.TestCase):
     kind = "bind9_dr"
     module = bind9_dr
@@ -259,6 +332,94 @@ class TestBind9DR(_Scenarios, testtools.TestCase):
         self.assertIn("wrong rndc key", self.assertOneLineWithout(error, wrong))
 
     def test_missing_key_file_is_a_backend_error(self) -> None:
-        error = self.assertRaises(exceptions.Backend, self.backend,
-                                  rndc_key_file="/nonexistent/rndc.key")
+        backend = self.backend(rndc_key_file="/nonexistent/rndc.key")  # the worker can still build the pool
+        error = self.assertRaises(exceptions.Backend, backend.create_zone, None, zone_object("k.example."))
         self.assertIn("/nonexistent/rndc.key", self.assertOneLineWithout(error))
+
+
+class TestPdns4DRTsig(_TsigScenarios, testtools.TestCase):
+    kind = "pdns4_dr"
+    module = pdns4_dr
+    secondary_kind = "pdns"
+
+
+class TestBind9DRTsig(_TsigScenarios, testtools.TestCase):
+    kind = "bind9_dr"
+    module = bind9_dr
+    secondary_kind = "bind"
+
+
+class TestPdns4DRCreateDuringOutage(_Base, testtools.TestCase):
+    """A region's mdns is down while zones are created (issue 16 item 4).
+
+    PowerDNS's axfr-retrieve picks a random master and, after a failure, waits
+    for its refresh cycle (an hour here): every zone must transfer anyway, from
+    a master that answers, and still list the masters of all regions.
+    """
+
+    kind = "pdns4_dr"
+    module = pdns4_dr
+    secondary_kind = "pdns"
+
+    @classmethod
+    def setUpClass(cls) -> None:
+        super(_Base, cls).setUpClass()
+        designate_ready()
+        cls.regions = dns.Regions(2, secondaries=("pdns",), xfr_cycle_interval=3600)
+        cls.regions.setUp()
+
+    def create_with_one_region_down(self, down: int) -> None:
+        primaries = self.regions.primaries
+        names = [f"out{uuid.uuid4().hex[:10]}.example." for _ in range(8)]
+        self.regions.add_zones(names, 80)  # no NOTIFY: the transfer is the plugin's doing
+        primaries[down].stop()
+        backend = self.backend()
+        for name in names:
+            backend.create_zone(None, zone_object(name, 80))
+        for name in names:
+            self.assertArrives(name, 80)
+        listed = self.module.list_zones(self.options())
+        self.assertEqual([[p.master for p in primaries]] * len(names), [listed[n] for n in names])
+
+    def test_create_with_the_preferred_region_down(self) -> None:
+        self.create_with_one_region_down(0)
+
+    def test_create_with_the_other_region_down(self) -> None:
+        self.create_with_one_region_down(1)
+
+
+class TestMisconfiguredTarget(testtools.TestCase):
+    """One target with a bad option fails alone: the worker builds the pool, the others work."""
+
+    def setUp(self) -> None:
+        super().setUp()
+        designate_ready()
+        self.regions = self.useFixture(dns.Regions(2, secondaries=("pdns", "bind")))
+
+    def test_a_bad_target_fails_its_own_zone_actions_only(self) -> None:
+        from designate import objects
+        from designate.worker import service as worker_service
+        masters = {**self.regions.masters_options(), "region": "region1"}
+        good = pool_target("pdns4_dr", {**self.regions.pdns.target_options(), **masters})
+        bad = [pool_target("bind9_dr", {**self.regions.bind.target_options(), **masters, "rndc_port": "95x3"}),
+               pool_target("bind9_dr", {**self.regions.bind.target_options(), **masters,
+                                        "rndc_key_file": "/nonexistent/rndc.key"}),
+               pool_target("pdns4_dr", {**self.regions.pdns.target_options(), **masters,
+                                        "api_endpoint": "http://127.0.0.1:80xx"}),
+               pool_target("pdns4_dr", {**self.regions.pdns.target_options(), "region": "region1",
+                                        "masters_region1": "not-an-address"})]
+        pool = objects.Pool(targets=objects.PoolTargetList(objects=bad + [good]))
+        with self.assertLogs("designate_dr.backend.common", "ERROR") as logs:
+            worker_service.Service._setup_target_backends(pool)  # as the worker does: must not raise
+        self.assertEqual(len(bad), len(logs.records))
+        zone = zone_object(f"g{uuid.uuid4().hex[:8]}.example.", 5)
+        self.regions.add_zone(zone.name, 5)
+        good.backend.create_zone(None, zone)
+        self.assertEqual(5, dns.wait_for_serial(zone.name, self.regions.pdns, 5))
+        reasons = ["rndc_port is not a number", "/nonexistent/rndc.key", "is not an http(s)://host[:port] URL",
+                   "bad masters option"]
+        for target, reason in zip(bad, reasons):
+            error = self.assertRaises(exceptions.Backend, target.backend.create_zone, None, zone)
+            self.assertIn(reason, str(error))
+            self.assertIn("misconfigured target", str(error))
+            self.assertNotIn("\n", str(error))

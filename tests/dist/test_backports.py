@@ -131,11 +131,18 @@ class TestCherryPick(BackportsCase):
         self.assertIn("already in progress", again.error_lines[0])
         tree = self.up.distro.work_tree
         zones = tree / "designate/sample/zones.py"
+        backup = tree / "designate/sample/zones.py.orig"
+        backup.write_text(zones.read_text())  # a merge tool's backup, conflict and all
         zones.write_text(re.sub(r"<<<<<<< [^\n]*\n.*?>>>>>>> [^\n]*\n",
                                 "    return (serial + 1) % 2**32\n", zones.read_text(), flags=re.S))
         unresolved = self.cli("-q", "cherry-pick", "--continue")
         self.assertEqual(3, unresolved.code, "still unmerged until `git add`")
         git(tree, "add", "designate/sample/zones.py")
+        refused = self.cli("-q", "cherry-pick", "--continue")
+        self.assertEqual(3, refused.code)
+        self.assertIn("conflict markers left in designate/sample/zones.py.orig", refused.error_lines[0])
+        backup.unlink()
+        (tree / "NOTES.txt").write_text("mine, not the patch's\n")  # untracked, never swept in
         done = self.cli("-q", "cherry-pick", "--continue", "--note", "22.x has no next_serial")
         self.assertEqual(0, done.code, done.stderr)
         name = "0003-fix-zone-serial-overflow.patch"
@@ -147,6 +154,7 @@ class TestCherryPick(BackportsCase):
         self.assertIn("Backport-Note: 22.x has no next_serial (adapted to designate 1.0.0;\n"
                       " changed from upstream's: designate/sample/zones.py)\n---\n", text)
         self.assertIn("+    return (serial + 1) % 2**32", text)
+        self.assertNotIn("NOTES.txt", text)
         patch = read_series(self.root).patches[2]
         self.assertEqual(("backport", "Test Author", (sha,)),
                          (patch.kind, patch.author.name, patch.upstream_commits))

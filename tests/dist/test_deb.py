@@ -133,6 +133,12 @@ class TestBuiltPackage(base.BaseTestCase):
                          {" ".join(line.split()[3:5]) for line in listing.splitlines()})
         self.assertEqual({"root/root"}, {line.split()[1] for line in listing.splitlines()})
 
+    def test_readme_says_how_to_make_designate_conf_on_this_system(self) -> None:
+        readme = (self.root / "etc" / "designate" / "README-designate.conf.txt").read_text()
+        self.assertIn("cp /etc/designate/designate.conf.sample /etc/designate/designate.conf", readme)
+        self.assertIn("/opt/venvs/designate/bin/oslo-config-generator", readme)
+        self.assertNotIn("\n    tox -e genconfig", readme)
+
     def test_console_script_points_at_the_installed_venv(self) -> None:
         script = self.root / VENV.lstrip("/") / "bin" / "designate-manage"
         self.assertEqual(f"#!{VENV}/bin/python", script.read_text().splitlines()[0])

@@ -64,6 +64,17 @@ class TestDocs(base.BaseTestCase):
         pages = {page.resolve() for page in (ROOT / "docs").rglob("*.md") if page.name != "index.md"}
         self.assertEqual(set(), {str(p.relative_to(ROOT)) for p in pages - linked})
 
+    def test_designate_dr_commands_named_in_the_docs_exist(self) -> None:
+        from designate_dr.cli import build_parser as dr_parser
+        known = set(subcommands(dr_parser()))
+        unknown = []
+        for doc in doc_files():
+            code = "\n".join(CODE.findall(doc.read_text(encoding="utf-8")))
+            for match in re.finditer(r"designate-dr[ \t]+([a-z][a-z0-9-]*)", code):
+                if match.group(1) not in known:
+                    unknown.append(f"{doc.relative_to(ROOT)}: designate-dr {match.group(1)}")
+        self.assertEqual([], unknown)
+
     def test_commands_named_in_the_docs_exist(self) -> None:
         unknown, seen = [], set()
         for doc in doc_files():
@@ -101,8 +112,11 @@ class TestManPages(base.BaseTestCase):
         self.assertEqual([], stale, "regenerate with: .venv/bin/python -m designate_dist.manpages")
 
     def test_every_command_has_a_page_that_groff_renders_cleanly(self) -> None:
+        from designate_dr.cli import build_parser as dr_parser
         names = {"-".join(("designate-dist", *path)) for path, _, _ in walk(build_parser())}
+        names |= {"-".join(("designate-dr", *path)) for path, _, _ in walk(dr_parser())}
         self.assertEqual(names, {page.name for page in manpages.all_pages()})
+        self.assertIn("designate-dr-failover", names)
         self.assertIn("designate-dist-dr-check", names)
         groff = shutil.which("groff")
         self.assertIsNotNone(groff, "groff (Debian's groff-base) renders the man pages")

@@ -25,8 +25,17 @@ from oslotest import base
 
 from designate_dist.errors import BuildLocked, ConfigError, VerificationError
 from designate_dist.errors import PublishConflict
-from designate_dist.publish import PublishRequest, compare_debian_versions, publish, repo_lock
+from designate_dist.publish import (
+    PublishRequest,
+    _deb,
+    _Deb,
+    compare_debian_versions,
+    packages_index,
+    publish,
+    repo_lock,
+)
 from tests.fixtures.cli import run_cli
+from tests.fixtures.gnupg import GnupgFixture, GnupgHome
 
 EPOCHS = {1: 1_700_000_500, 2: 1_700_086_400}
 HEADS = {1: "a1b2c3d4e5f6", 2: None}
@@ -183,14 +192,17 @@ def pip_env() -> dict[str, str]:
 class AptRoot:
     """apt with a private configuration: no root, no system sources, status or lists."""
 
-    def __init__(self, base: Path, repo: Path) -> None:
+    def __init__(self, base: Path, repo: Path | None, options: str = "trusted=yes",
+                 sources: Path | None = None) -> None:
         self.base = base
         for sub in ("state/lists/partial", "cache/archives/partial", "download"):
             (base / sub).mkdir(parents=True, exist_ok=True)
         (base / "status").write_text("")
-        (base / "sources.list").write_text(f"deb [trusted=yes] file:{repo} ./\n")
+        if sources is None:
+            sources = base / "sources.list"
+            sources.write_text(f"deb [{options}] file:{repo} ./\n")
         self.options = []
-        for key, value in (("Dir::Etc::SourceList", base / "sources.list"),
+        for key, value in (("Dir::Etc::SourceList", sources),
                            ("Dir::Etc::SourceParts", "/dev/null"),
                            ("Dir::Etc::Preferences", "/dev/null"),
                            ("Dir::Etc::PreferencesParts", "/dev/null"),
@@ -199,11 +211,22 @@ class AptRoot:
                            ("APT::Sandbox::User", getpass.getuser())):
             self.options += ["-o", f"{key}={value}"]
 
-    def run(self, tool: str, *args: str, cwd: Path | None = None) -> str:
+    def run(self, tool: str, *args: str, cwd: Path | None = None, check: bool = True) -> str:
         proc = subprocess.run([tool, *self.options, *args], cwd=cwd, text=True,
                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-        if proc.returncode != 0:
+        if check and proc.returncode != 0:
             raise AssertionError(f"{tool} {' '.join(args)} failed:\n{proc.stdout}")
+        return proc.stdout
+
+    def refused(self) -> str:
+        """``apt-get update`` must fail and leave no package known; its output."""
+        proc = subprocess.run(["apt-get", *self.options, "update"], text=True,
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        if proc.returncode == 0 and "W: " not in proc.stdout:
+            raise AssertionError(f"apt-get update accepted the repository:\n{proc.stdout}")
+        madison = self.run("apt-cache", "madison", "designate", check=False)
+        if "1:1.0.0" in madison:
+            raise AssertionError(f"apt knows the packages of a refused repository:\n{madison}")
         return proc.stdout
 
 
@@ -292,7 +315,8 @@ class TestTwoReleases(base.BaseTestCase):
                          [line for line in packages.splitlines() if line.startswith("Version:")])
         scanned = subprocess.run(["dpkg-scanpackages", "-m", "pool", "/dev/null"], cwd=self.repo,
                                  check=True, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL).stdout
-        self.assertEqual(scanned.decode(), packages)
+        # the same stanzas, byte for byte; dpkg-scanpackages lists them in directory order
+        self.assertEqual(sorted(scanned.decode().split("\n\n")), sorted(packages.split("\n\n")))
         with gzip.open(self.repo / "Packages.gz") as handle:
             self.assertEqual(packages.encode(), handle.read())
         self.assertEqual(b"\0\0\0\0", (self.repo / "Packages.gz").read_bytes()[4:8])  # mtime 0
@@ -571,3 +595,220 @@ class TestCli(base.BaseTestCase):
         outcome = run_cli("--distro", str(self.distro), "publish")
         self.assertEqual(2, outcome.code)
         self.assertIn("--repo", outcome.stderr)
+
+
+class TestPackagesOrder(base.BaseTestCase):
+    def test_versions_in_debian_order_whatever_the_directory_order(self) -> None:
+        tmp = Path(self.useFixture(fixtures.TempDir()).path)
+        made = {revision: make_deb(tmp, f"1:1.0.0-{revision}") for revision in range(1, 12)}
+        outputs = []
+        for name, order in (("one", sorted(made)), ("two", sorted(made, reverse=True))):
+            pool = tmp / name / "pool"
+            pool.mkdir(parents=True)
+            for revision in order:
+                shutil.copyfile(made[revision], pool / made[revision].name)
+            debs = [_Deb(d.control, d.path, f"pool/{d.path.name}") for d in map(_deb, pool.iterdir())]
+            outputs.append(packages_index(debs))
+        self.assertEqual(outputs[0], outputs[1])
+        versions = [line for line in outputs[0].decode().splitlines() if line.startswith("Version:")]
+        self.assertEqual([f"Version: 1:1.0.0-{n}" for n in range(1, 12)], versions)
+
+
+class TestSigned(base.BaseTestCase):
+    """Two releases published with --sign-key, read by real apt with signed-by=."""
+
+    @classmethod
+    def setUpClass(cls) -> None:
+        super().setUpClass()
+        cls.base = Path(tempfile.mkdtemp(prefix="test-publish-signed-"))
+        cls.gnupg = GnupgHome()
+        try:
+            cls.builds = Builds(cls.base)
+            cls.repo = cls.base / "repo"
+            cls.results = [publish(cls.builds.request(cls.repo, revision, sign_key=cls.gnupg.uid,
+                                                      gnupg_home=cls.gnupg.home))
+                           for revision in (1, 2)]
+        except BaseException:
+            cls.tearDownClass()
+            raise
+
+    @classmethod
+    def tearDownClass(cls) -> None:
+        cls.gnupg.close()
+        shutil.rmtree(cls.base, ignore_errors=True)
+        super().tearDownClass()
+
+    def setUp(self) -> None:
+        super().setUp()
+        self.tmp = Path(self.useFixture(fixtures.TempDir()).path)
+
+    def copy(self) -> Path:
+        repo = self.tmp / "repo"
+        shutil.copytree(self.repo, repo)
+        return repo
+
+    def apt(self, repo: Path, keyring: Path | None = None) -> AptRoot:
+        keyring = keyring or repo / "signing-key.asc"
+        return AptRoot(self.tmp / "apt", repo, f"signed-by={keyring}")
+
+    def test_summaries_name_the_key(self) -> None:
+        self.assertEqual([self.gnupg.fingerprint] * 2, [r.signed_by for r in self.results])
+        self.assertTrue(self.results[1].summary().endswith(f"; signed by {self.gnupg.fingerprint}"))
+        self.assertEqual(("Release", "Release.gpg", "InRelease"), self.results[1].indexes[-3:])
+
+    def test_real_apt_accepts_the_signed_repository(self) -> None:
+        apt = self.apt(self.copy())
+        output = apt.run("apt-get", "update")
+        self.assertNotIn("W:", output)
+        madison = apt.run("apt-cache", "madison", "designate")
+        self.assertIn("1:1.0.0-1", madison)
+        self.assertIn("1:1.0.0-2", madison)
+
+    def test_the_signatures_are_good_and_by_the_key(self) -> None:
+        release = (self.repo / "Release").read_bytes()
+        status = self.gnupg.gpg("--status-fd", "1", "--verify", str(self.repo / "Release.gpg"),
+                                str(self.repo / "Release"))
+        self.assertIn(f"VALIDSIG {self.gnupg.fingerprint}", status)
+        signed = self.tmp / "signed"
+        self.gnupg.gpg("--output", str(signed), "--decrypt", str(self.repo / "InRelease"))
+        self.assertEqual(release, signed.read_bytes())
+        self.assertEqual(self.gnupg.export(), (self.repo / "signing-key.asc").read_bytes())
+
+    def test_apt_refuses_an_inrelease_altered_after_signing(self) -> None:
+        repo = self.copy()
+        inrelease = (repo / "InRelease").read_text()
+        self.assertIn("Description: designate-dist releases", inrelease)
+        (repo / "InRelease").write_text(inrelease.replace("Description: designate-dist releases",
+                                                          "Description: designate-dist RELEASES"))
+        self.assertIn("BADSIG", self.apt(repo).refused())
+
+    def test_apt_refuses_a_release_altered_after_signing(self) -> None:
+        repo = self.copy()
+        (repo / "InRelease").unlink()  # apt falls back to Release + Release.gpg
+        release = (repo / "Release").read_text()
+        (repo / "Release").write_text(release.replace("Label: designate-dist", "Label: evil"))
+        self.assertIn("BADSIG", self.apt(repo).refused())
+        (repo / "Release").write_text(release)  # the control: unaltered, accepted
+        self.apt(repo).run("apt-get", "update")
+
+    def test_apt_refuses_a_repository_signed_by_another_key(self) -> None:
+        other = GnupgHome("someone else <else@example.org>")
+        self.addCleanup(other.close)
+        keyring = self.tmp / "other.asc"
+        keyring.write_bytes(other.export())
+        self.assertIn("NO_PUBKEY", self.apt(self.copy(), keyring).refused())
+
+    def test_apt_refuses_an_unsigned_repository_with_signed_by(self) -> None:
+        repo = self.copy()
+        for name in ("InRelease", "Release.gpg"):
+            (repo / name).unlink()
+        self.assertIn("is not signed", self.apt(repo, self.repo / "signing-key.asc").refused())
+
+    def test_the_secret_key_never_lands_in_the_repository(self) -> None:
+        secret = self.gnupg.gpg("--armor", "--export-secret-keys", self.gnupg.fingerprint).encode()
+        body = b"".join(secret.splitlines(keepends=True)[2:8])  # a piece of the secret block
+        for path in self.repo.rglob("*"):
+            if path.is_file():
+                data = path.read_bytes()
+                self.assertNotIn(b"PRIVATE KEY", data, path)
+                self.assertNotIn(body, data, path)
+        packets = subprocess.run(["gpg", "--list-packets", str(self.repo / "signing-key.asc")],
+                                 text=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                 env={**os.environ, "GNUPGHOME": str(self.tmp)}).stdout
+        self.assertIn(":public key packet:", packets)
+        self.assertNotIn("secret", packets)
+        self.assertEqual(0o644, (self.repo / "signing-key.asc").stat().st_mode & 0o777)
+
+    def test_publishing_again_keeps_the_signatures(self) -> None:
+        repo = self.copy()
+        before = snapshot(repo)
+        result = publish(self.builds.request(repo, 2, sign_key=self.gnupg.fingerprint,
+                                             gnupg_home=self.gnupg.home))
+        self.assertEqual((), result.indexes)
+        self.assertEqual(before, snapshot(repo))
+
+    def test_a_stale_signature_is_remade(self) -> None:
+        repo = self.copy()
+        (repo / "InRelease").write_bytes((repo / "Release.gpg").read_bytes())
+        result = publish(self.builds.request(repo, 2, sign_key=self.gnupg.fingerprint,
+                                             gnupg_home=self.gnupg.home))
+        self.assertIn("InRelease", result.indexes)
+        self.apt(repo).run("apt-get", "update")
+
+    def test_an_unsigned_publish_into_a_signed_repository_is_refused(self) -> None:
+        repo = self.copy()
+        before = snapshot(repo)
+        with self.assertRaises(ConfigError) as caught:
+            publish(self.builds.request(repo, 1))
+        self.assertEqual(f"{repo} is a signed repository (Release.gpg): an unsigned publish would "
+                         "leave a signature that no longer matches Release; nothing was written",
+                         str(caught.exception))
+        self.assertEqual("publish with --sign-key KEY", caught.exception.hint)
+        self.assertEqual(before, snapshot(repo))
+
+
+class TestSigningErrors(base.BaseTestCase):
+    """Keys that cannot sign: one error line, nothing written, no key material shown."""
+
+    @classmethod
+    def setUpClass(cls) -> None:
+        super().setUpClass()
+        cls.base = Path(tempfile.mkdtemp(prefix="test-publish-keys-"))
+        cls.builds = Builds(cls.base)
+
+    @classmethod
+    def tearDownClass(cls) -> None:
+        shutil.rmtree(cls.base, ignore_errors=True)
+        super().tearDownClass()
+
+    def setUp(self) -> None:
+        super().setUp()
+        self.tmp = Path(self.useFixture(fixtures.TempDir()).path)
+        self.repo = self.tmp / "repo"
+
+    def publish_cli(self, gnupg: GnupgHome, key: str):
+        request = self.builds.request(self.repo, 1)
+        return run_cli("publish", "--repo", str(self.repo), "--build", str(request.build_dir),
+                       "--lock", str(request.lock_file), "--wheelhouse", str(request.wheelhouse),
+                       "--sign-key", key, "--gnupg-home", str(gnupg.home))
+
+    def test_an_unknown_key(self) -> None:
+        gnupg = self.useFixture(GnupgFixture()).home
+        outcome = self.publish_cli(gnupg, "nobody@example.org")
+        self.assertEqual(1, outcome.code)
+        self.assertEqual([f"error: no secret key 'nobody@example.org' in GnuPG's keyring {gnupg.home} "
+                          "(`gpg --list-secret-keys` lists them; --gnupg-home or GNUPGHOME selects "
+                          "another keyring)"], outcome.error_lines)
+        self.assertFalse(self.repo.exists())
+
+    def test_a_name_matching_two_keys(self) -> None:
+        gnupg = self.useFixture(GnupgFixture(uid="first <same@example.org>")).home
+        gnupg.gpg("--passphrase", "", "--pinentry-mode", "loopback", "--quick-gen-key",
+                  "second <same@example.org>", "ed25519", "sign", "never")
+        outcome = self.publish_cli(gnupg, "same@example.org")
+        self.assertEqual(1, outcome.code)
+        [line] = outcome.error_lines
+        self.assertTrue(line.startswith("error: --sign-key 'same@example.org' matches 2 secret keys ("),
+                        line)
+        self.assertTrue(line.endswith("(name the key by its fingerprint)"), line)
+        self.assertFalse(self.repo.exists())
+
+    def test_an_expired_key(self) -> None:
+        gnupg = self.useFixture(GnupgFixture(expire="1d", faked_time="20200101T000000")).home
+        outcome = self.publish_cli(gnupg, gnupg.fingerprint)
+        self.assertEqual(1, outcome.code)
+        self.assertEqual([f"error: the key {gnupg.fingerprint} cannot sign: expired"],
+                         outcome.error_lines)
+        self.assertFalse(self.repo.exists())
+
+    def test_a_key_whose_passphrase_the_agent_does_not_hold(self) -> None:
+        passphrase = "correct horse battery staple"
+        gnupg = self.useFixture(GnupgFixture(passphrase=passphrase)).home
+        outcome = self.publish_cli(gnupg, gnupg.fingerprint)
+        self.assertEqual(1, outcome.code)
+        [line] = outcome.error_lines
+        self.assertTrue(line.startswith(f"error: sign Release with {gnupg.fingerprint} failed"), line)
+        self.assertTrue(line.endswith("(a key with a passphrase must be unlocked in gpg-agent first)"),
+                        line)
+        self.assertNotIn(passphrase, outcome.stderr + outcome.stdout)
+        self.assertFalse(self.repo.exists())

@@ -19,18 +19,12 @@ from oslotest import base
 
 from designate_dist.errors import ConfigError
 from designate_dist.testsuite import VENV_MARKER, junit_xml, parse_exclusions
+from tests.fixtures.cache import shared_test_cache
 from tests.fixtures.cli import run_cli
 from tests.fixtures.distro import DATA, DistroFixture, git, replace_in, write_file
 
-# read before any test fakes HOME
-_DEFAULT_CACHE = Path.home() / ".cache" / "designate-dist-tests"
 FIXTURE_LOCK = DATA / "fixture-constraints.txt"
 MIDDLEWARE_TESTS = "designate.tests.test_middleware.TestMiddleware"
-
-
-def shared_cache() -> Path:
-    """The cache shared by the slow tests (archives, test venvs)."""
-    return Path(os.environ.get("DESIGNATE_DIST_TEST_CACHE", _DEFAULT_CACHE))
 
 
 class TestExclusionFormat(testtools.TestCase):
@@ -75,7 +69,7 @@ class StageTestCase(base.BaseTestCase):
         super().setUp()
         self.useFixture(fixtures.Timeout(900, gentle=True))
         self.distro = self.useFixture(DistroFixture())
-        self.cache = shared_cache()
+        self.cache = shared_test_cache()
         self.useFixture(fixtures.EnvironmentVariable("DESIGNATE_DIST_CACHE", str(self.cache)))
         shutil.copyfile(FIXTURE_LOCK, self.distro.root / "build" / "constraints.txt")
         self.distro.commit("fixture lock")

@@ -33,7 +33,7 @@ import fixtures
 from oslotest import base
 
 from designate_dist.deb import read_lock
-from tests.dist.test_real_build import test_cache
+from tests.fixtures.cache import shared_test_cache
 from tests.fixtures.release import (
     ANSIBLE,
     BIN,
@@ -60,7 +60,7 @@ class TestUpgradeAndRollback(base.BaseTestCase):
     def setUpClass(cls) -> None:
         super().setUpClass()
         cls._env = dict(os.environ)
-        os.environ["DESIGNATE_DIST_CACHE"] = str(test_cache())
+        os.environ["DESIGNATE_DIST_CACHE"] = str(shared_test_cache())
         cls._tmp = tempfile.TemporaryDirectory(prefix="designate-dist-upgrade-")
         # apt fetches file: sources as its sandbox user (_apt): the repository must be readable
         os.chmod(cls._tmp.name, 0o755)
@@ -126,7 +126,7 @@ class TestUpgradeAndRollback(base.BaseTestCase):
         subprocess.run(["apt-get", "purge", "-y", "-qq", "designate"], check=False,
                        stdout=subprocess.DEVNULL, env={**os.environ, "DEBIAN_FRONTEND": "noninteractive"})
         for path in ("/etc/apt/sources.list.d/designate-dist.list",
-                     "/etc/apt/preferences.d/designate-dist"):
+                     "/etc/apt/preferences.d/designate-dist", "/etc/apt/keyrings/designate-dist.asc"):
             Path(path).unlink(missing_ok=True)
 
     def upgrade_and_rollback(self, target: Target) -> None:

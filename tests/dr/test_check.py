@@ -1,4 +1,4 @@
-"""``designate-dist dr check`` against real BIND and PowerDNS servers: exit codes 0/1/2 and formats."""
+"""``designate-dr check`` against real BIND and PowerDNS servers: exit codes 0/1/2 and formats."""
 from __future__ import annotations
 
 import http.server
@@ -13,23 +13,24 @@ from pathlib import Path
 from unittest import mock
 from urllib.parse import parse_qs, urlparse
 
-from designate_dr.ops.check import highest_serial, serial_lag
 from designate_dr.ops.soa import parse_soa_answer, soa_query_wire
+from designate_dr.serial import highest_serial, serial_lag
 from tests.dr.servers import BindPrimary, PdnsServer, free_port, have_servers
-from tests.fixtures.cli import run_cli
+from tests.fixtures.cli import run_dr
 
 ZONES = {f"zone{i}.example.": 2026010100 + i for i in range(30)}
 SAMPLE_LINE = re.compile(r'^[a-zA-Z_:][a-zA-Z0-9_:]*(\{([a-z_]+="[^"]*",?)*\})? -?[0-9.e+]+$')
 
 
-def pools_yaml(servers: list[tuple[str, object]]) -> str:
+def pools_yaml(servers: list[tuple[str, object]], master: tuple[str, int] = ("127.0.0.40", 5354)) -> str:
+    """A pool whose targets are ``servers`` (region, server), all fed by ``master`` (host, port)."""
     lines = ["- name: default", "  nameservers:"]
     for _, server in servers:
         lines += [f"  - host: {server.host}", f"    port: {server.port}"]
     lines.append("  targets:")
     for region, server in servers:
         kind = "bind9_dr" if isinstance(server, BindPrimary) else "pdns4_dr"
-        lines += [f"  - type: {kind}", "    masters:", "    - host: 127.0.0.40", "      port: 5354",
+        lines += [f"  - type: {kind}", "    masters:", f"    - host: {master[0]}", f"      port: {master[1]}",
                   "    options:", f"      host: {server.host}", f"      port: '{server.port}'",
                   f"      region: {region}"]
     return "\n".join(lines) + "\n"
@@ -43,18 +44,19 @@ class TestCheck(unittest.TestCase):
         self.bind = BindPrimary("127.0.0.1", ZONES)
         self.pdns1 = PdnsServer("127.0.0.21", ZONES)
         self.pdns2 = PdnsServer("127.0.0.22", ZONES)
-        for server in (self.bind, self.pdns1, self.pdns2):
+        self.master = PdnsServer("127.0.0.40", ZONES)  # the masters (mdns) of region 1
+        for server in (self.bind, self.pdns1, self.pdns2, self.master):
             self.addCleanup(server.cleanup)
             server.start()
         tmp = Path(self.enterContext(tempfile.TemporaryDirectory()))
         self.pools = tmp / "pools.yaml"
         self.pools.write_text(pools_yaml([("region1", self.bind), ("region1", self.pdns1),
-                                          ("region2", self.pdns2)]))
+                                          ("region2", self.pdns2)], (self.master.host, self.master.port)))
         self.zones = tmp / "zones.txt"
         self.zones.write_text("# every zone of the pool\n" + "\n".join(z.rstrip(".") for z in ZONES) + "\n")
 
     def check(self, *extra: str):
-        return run_cli("dr", "check", "--pools", str(self.pools), "--zones", str(self.zones),
+        return run_dr("check", "--pools", str(self.pools), "--zones", str(self.zones),
                        "--timeout", "0.5", *extra)
 
     def test_all_in_sync_exit_0(self) -> None:
@@ -128,16 +130,34 @@ class TestCheck(unittest.TestCase):
                       text)
         self.assertIn('designate_dr_region_up{region="region1"} 1', text)
 
+    def test_masters_are_checked_too(self) -> None:
+        master = f"127.0.0.40:{self.master.port}"
+        self.master.set_serial("zone3.example.", ZONES["zone3.example."] - 5)  # its database is behind
+        report = json.loads(self.check("--format", "json").stdout)
+        self.assertTrue(all(m["reachable"] for m in report["masters"]))
+        self.assertEqual([(master, "region1", 29, 1)],
+                         [(m["server"], m["region"], m["in_sync"], m["lagging"]) for m in report["masters"]])
+        (problem,) = report["problems"]
+        self.assertEqual(("zone3.example.", master, "master", "lagging", 5),
+                         (problem["zone"], problem["server"], problem["role"], problem["state"], problem["lag"]))
+        self.master.stop()  # a dead mdns shows before any zone lags
+        outcome = self.check("--format", "prometheus")
+        self.assertEqual(1, outcome.code, outcome.stderr)
+        self.assertIn(f'designate_dr_master_up{{region="region1",server="{master}"}} 0', outcome.stdout)
+        table = self.check()
+        self.assertIn(f"masters unreachable: {master}", table.stdout)
+        self.assertEqual(0, self.check("--no-masters").code)
+
     def test_bad_input_is_one_line(self) -> None:
         self.pools.write_text("- name: default\n  targets: [\n")
         outcome = self.check()
         self.assertEqual(1, outcome.code)
         self.assertEqual([f"error: {self.pools}: not valid YAML at line 3, column 1: expected the node "
                           "content, but found '<stream end>'"], outcome.stderr.splitlines())
-        missing = run_cli("dr", "check", "--pools", str(self.pools), "--zones", "/nonexistent/zones")
+        missing = run_dr("check", "--pools", str(self.pools), "--zones", "/nonexistent/zones")
         self.assertEqual(1, missing.code)
         self.zones.write_text("# nothing yet\n")
-        self.pools.write_text(pools_yaml([("region1", self.bind)]))
+        self.pools.write_text(pools_yaml([("region1", self.bind)], (self.master.host, self.master.port)))
         empty = self.check()
         self.assertEqual((1, ["error: no zones to check (give --zones FILE or --from-api URL)"]),
                          (empty.code, empty.stderr.splitlines()))
@@ -157,13 +177,13 @@ class TestCheck(unittest.TestCase):
         self.addCleanup(api.server_close)
         self.addCleanup(api.shutdown)
         with mock.patch.dict(os.environ, {"OS_AUTH_TOKEN": "monitor-token"}):
-            outcome = run_cli("dr", "check", "--pools", str(self.pools), "--from-api", api.url + "/v2",
+            outcome = run_dr("check", "--pools", str(self.pools), "--from-api", api.url + "/v2",
                               "--insecure-http", "--format", "json")
         self.assertEqual(0, outcome.code, outcome.stderr)
         self.assertEqual(30, json.loads(outcome.stdout)["zones"])
         self.assertEqual(3, api.pages)  # 30 zones, 12 a page: followed the next links
         with mock.patch.dict(os.environ, {"OS_AUTH_TOKEN": "stale-token"}):
-            refused = run_cli("dr", "check", "--pools", str(self.pools), "--from-api", api.url,
+            refused = run_dr("check", "--pools", str(self.pools), "--from-api", api.url,
                               "--insecure-http")
         self.assertEqual(1, refused.code)
         self.assertEqual(["error: Designate API refused listing zones: HTTP 401 (set OS_AUTH_TOKEN to an "

@@ -41,8 +41,8 @@ import fixtures
 import testtools
 import testtools.content
 
-from tests.dist.test_real_build import test_cache
 from tests.fixtures import dns
+from tests.fixtures.cache import shared_test_cache
 from tests.fixtures.cli import run_cli
 from tests.fixtures.designate_build import designate_venv
 from tests.fixtures.designate_regions import NOTIFICATIONS, SHOVEL_QUEUE, TwoRegions
@@ -111,9 +111,9 @@ class TestRegionDrill(testtools.TestCase):
     def setUp(self) -> None:
         super().setUp()
         self.useFixture(fixtures.Timeout(1500, gentle=True))
-        self.useFixture(fixtures.EnvironmentVariable("DESIGNATE_DIST_CACHE", str(test_cache())))
+        self.useFixture(fixtures.EnvironmentVariable("DESIGNATE_DIST_CACHE", str(shared_test_cache())))
         started = time.monotonic()
-        venv = designate_venv(test_cache() / "drill")
+        venv = designate_venv(shared_test_cache() / "drill")
         self.figures: dict[str, float | int | str] = {"build_s": time.monotonic() - started}
         # DESIGNATE_DIST_DRILL_DIR=DIR keeps the environment's logs and data there (stopped)
         keep = os.environ.get("DESIGNATE_DIST_DRILL_DIR")

@@ -1,0 +1,259 @@
+"""``dr check``, ``dr failover`` and ``dr failback`` with real designate-mdns as the masters.
+
+Region 1: designate-mdns on 127.0.0.2, a PowerDNS and a BIND secondary on 127.0.0.1;
+region 2: designate-mdns on 127.0.0.3 (its database a copy of region 1's), a PowerDNS
+secondary on 127.0.0.4.  Zones are made by Designate's ``central.create_zone`` (a few)
+and copied in the database (the rest); the secondaries get them through the DR plugins,
+by real transfers from mdns.  Real mdns answers ~100 queries a second: the checks must
+wait for it rather than call its zones missing.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import fixtures
+import testtools
+from designate.backend import base
+
+from tests.fixtures import dns
+from tests.fixtures.cli import run_dr
+from tests.fixtures.designate_mdns import DesignateMdns
+from tests.fixtures.designate_objects import designate_ready, pool_target, zone_object
+
+N_CENTRAL = 3  # zones made by central.create_zone
+N_ZONES = 120
+
+
+class _Regions(fixtures.Fixture):
+    """Two regions of real mdns and the secondaries they feed, zones loaded everywhere."""
+
+    def _setUp(self) -> None:
+        designate_ready()
+        tmp = Path(self.useFixture(fixtures.TempDir()).path)
+        self.r1 = DesignateMdns(tmp / "r1", "127.0.0.2", "region1")
+        self.zones = [f"real{i}.example." for i in range(N_ZONES)]
+        self.serials = self.r1.create_zones(self.zones[:N_CENTRAL])
+        self.r1.clone_zones(self.zones[N_CENTRAL:], like=self.zones[0])
+        self.r2 = DesignateMdns(tmp / "r2", "127.0.0.3", "region2")
+        self.r1.copy_database_to(self.r2)
+        self.useFixture(self.r1)
+        self.useFixture(self.r2)
+        self.p1 = self.useFixture(dns.PdnsSecondary(tmp / "p1", "127.0.0.1"))
+        self.b1 = self.useFixture(dns.BindSecondary(tmp / "b1", "127.0.0.1"))
+        self.p2 = self.useFixture(dns.PdnsSecondary(tmp / "p2", "127.0.0.4"))
+        self.secondaries = [self.p1, self.b1, self.p2]
+        masters = {"masters_region1": self.r1.master, "masters_region2": self.r2.master}
+        self.targets = [
+            ("pdns4_dr", self.p1, {"host": "127.0.0.1", "port": str(self.p1.port), **self.p1.target_options(),
+                                   "region": "region1", **masters}),
+            ("bind9_dr", self.b1, {"host": "127.0.0.1", "port": str(self.b1.port), **self.b1.target_options(),
+                                   "region": "region1", **masters}),
+            ("pdns4_dr", self.p2, {"host": "127.0.0.4", "port": str(self.p2.port), **self.p2.target_options(),
+                                   "region": "region2", "region_preference": "region2,region1", **masters}),
+        ]
+        serial = self.serials[self.zones[0]]
+        for kind, _, options in self.targets:
+            backend = base.Backend.get_driver(kind)(pool_target(kind, options))
+            for zone in self.zones:
+                backend.create_zone(None, zone_object(zone, serial))
+        for zone in self.zones:
+            for secondary in self.secondaries:
+                got = dns.wait_for_serial(zone, secondary, self.r1.serials()[zone])
+                if got is None:
+                    raise AssertionError(f"{zone} never reached {secondary.address}:{secondary.port}; "
+                                         f"log:\n{secondary.log_tail()}\nmdns log:\n{self.r1.log_tail()}")
+        self.pools = tmp / "pools.yaml"
+        lines = ["- name: default", "  nameservers:"]
+        for _, server, _ in self.targets:
+            lines += [f"  - host: {server.address}", f"    port: {server.port}"]
+        lines.append("  targets:")
+        for kind, _, options in self.targets:
+            lines += [f"  - type: {kind}", "    options:"] + [f"      {k}: '{v}'" for k, v in options.items()]
+        self.pools.write_text("\n".join(lines) + "\n")
+        self.zone_file = tmp / "zones.txt"
+        self.zone_file.write_text("\n".join(self.zones) + "\n")
+
+
+class TestCheckWithRealMdns(testtools.TestCase):
+    regions: _Regions
+
+    @classmethod
+    def setUpClass(cls) -> None:
+        super().setUpClass()
+        cls.regions = _Regions()
+        cls.regions.setUp()
+
+    @classmethod
+    def tearDownClass(cls) -> None:
+        cls.regions.cleanUp()
+        super().tearDownClass()
+
+    def check(self, *extra: str):
+        return run_dr("check", "--pools", str(self.regions.pools), "--zones", str(self.regions.zone_file),
+                       "--format", "json", *extra)
+
+    def test_every_zone_in_sync_on_the_nameservers_and_the_masters(self) -> None:
+        outcome = self.check()
+        self.assertEqual(0, outcome.code, outcome.stdout + outcome.stderr)
+        report = json.loads(outcome.stdout)
+        self.assertEqual(N_ZONES, report["zones_in_sync"])
+        masters = {m["server"]: m for m in report["masters"]}
+        self.assertEqual({self.regions.r1.master, self.regions.r2.master}, set(masters))
+        for master in masters.values():
+            self.assertEqual((True, N_ZONES, 0, 0), (master["reachable"], master["in_sync"], master["missing"],
+                                                       master["no_answer"]))
+            self.assertIsNotNone(master["rtt_ms"])
+
+    def test_a_zone_without_answer_in_time_is_not_called_missing(self) -> None:
+        # a total time far too short for mdns: what is not answered yet is "no answer"
+        outcome = self.check("--max-time", "0.3", "--window", "2")
+        self.assertEqual(1, outcome.code, outcome.stdout + outcome.stderr)
+        report = json.loads(outcome.stdout)
+        states = {(p["role"], p["state"]) for p in report["problems"]}
+        self.assertIn(("master", "no-answer"), states)
+        self.assertNotIn(("master", "missing"), states)
+        self.assertTrue(all(m["reachable"] for m in report["masters"]))
+
+    def test_a_zone_mdns_does_not_have_is_missing_there(self) -> None:
+        zones = self.regions.zone_file.with_name("more.txt")
+        zones.write_text("\n".join(self.regions.zones[:5] + ["nowhere.example."]) + "\n")
+        outcome = run_dr("check", "--pools", str(self.regions.pools), "--zones", str(zones),
+                          "--format", "json")
+        self.assertEqual(1, outcome.code, outcome.stdout + outcome.stderr)
+        report = json.loads(outcome.stdout)
+        missing = {(p["zone"], p["role"], p["reason"]) for p in report["problems"] if p["state"] == "missing"}
+        self.assertIn(("nowhere.example.", "master", "REFUSED"), missing)
+        self.assertEqual(5, report["zones_in_sync"])
+
+
+class TestFailoverWithRealMdns(testtools.TestCase):
+    def setUp(self) -> None:
+        super().setUp()
+        self.regions = self.useFixture(_Regions())
+
+    def dr(self, *argv: str):
+        return run_dr(*argv, "--pools", str(self.regions.pools), "--wait", "60")
+
+    def test_failover_and_failback_exit_0_and_converge(self) -> None:
+        reg = self.regions
+        for server in (reg.r1, reg.p1, reg.b1):
+            server.stop()
+        # the serials from region 2's database; mdns is asked about a sample
+        fail = self.dr("failover", "--lost", "region1", "--designate-conf", str(reg.r2.config_path))
+        self.assertEqual(0, fail.code, fail.stdout + fail.stderr)
+        self.assertIn(f"{N_ZONES}/{N_ZONES} zones served with the masters' serial", fail.stdout)
+        again = self.dr("failover", "--lost", "region1")  # every serial from mdns this time
+        self.assertEqual(0, again.code, again.stdout + again.stderr)
+        self.assertIn("nothing to do", again.stdout)
+
+        # region 2 goes on: a few zones change (its worker tells its own nameservers)
+        changed = reg.zones[:N_CENTRAL]
+        new = reg.r2.bump_serials(changed)
+        for zone in changed:
+            reg.p2.api("PUT", f"/zones/{zone}/axfr-retrieve").raise_for_status()
+            self.assertEqual(new[zone], dns.wait_for_serial(zone, reg.p2, new[zone]))
+
+        # region 1 is back with its database restored from region 2's
+        reg.r2.copy_database_to(reg.r1)
+        for server in (reg.r1, reg.p1, reg.b1):
+            server.start()
+        back = self.dr("failback", "--restore", "region1")
+        self.assertEqual(0, back.code, back.stdout + back.stderr)
+        for zone in changed:
+            for secondary in reg.secondaries:
+                self.assertEqual(new[zone], dns.soa_serial(zone, secondary), f"{zone} on {secondary.address}")
+        check = run_dr("check", "--pools", str(reg.pools), "--zones", str(reg.zone_file))
+        self.assertEqual(0, check.code, check.stdout + check.stderr)
+        again = self.dr("failback", "--restore", "region1")
+        self.assertEqual(0, again.code, again.stdout + again.stderr)
+        self.assertIn("nothing to do", again.stdout)
+
+
+class TestZonesOfAnotherPool(testtools.TestCase):
+    """mdns answers unsigned queries for the default pool only: the DR tools sign with the pool's key."""
+
+    def setUp(self) -> None:
+        super().setUp()
+        tmp = Path(self.useFixture(fixtures.TempDir()).path)
+        self.mdns = DesignateMdns(tmp / "mdns", "127.0.0.2", "region1")
+        pool_id = self.mdns.create_pool("pool2")
+        self.key = dns.TsigKey.new("pool2-transfer")
+        self.mdns.add_tsig_key(self.key, pool_id)
+        self.zones = ["p2a.example.", "p2b.example."]
+        self.serials = self.mdns.create_zones(self.zones, pool_id=pool_id)
+        self.useFixture(self.mdns)
+        self.nameserver = self.useFixture(dns.PdnsSecondary(tmp / "ns", "127.0.0.1"))
+        self.pools = tmp / "pools.yaml"
+        self.pools.write_text(f"""- name: pool2
+  nameservers:
+  - {{host: 127.0.0.1, port: {self.nameserver.port}}}
+  targets:
+  - type: pdns4_dr
+    masters: [{{host: 127.0.0.2, port: {self.mdns.port}}}]
+    options: {{host: 127.0.0.1, port: '{self.nameserver.port}', region: region1,
+               tsigkey_name: {self.key.name}, api_endpoint: '{self.nameserver.api_endpoint}'}}
+""")
+        self.keys = tmp / "tsig.keys"
+        self.keys.write_text(dns.TsigKey.new("other").named_conf() + self.key.named_conf())
+        self.keys.chmod(0o600)
+        self.zone_file = tmp / "zones.txt"
+        self.zone_file.write_text("\n".join(self.zones) + "\n")
+
+    def master_view(self, *extra: str) -> dict:
+        outcome = run_dr("check", "--pools", str(self.pools), "--zones", str(self.zone_file),
+                          "--format", "json", *extra)
+        self.assertNotIn(self.key.secret, outcome.stdout + outcome.stderr)
+        (master,) = json.loads(outcome.stdout)["masters"]
+        return master
+
+    def test_queries_are_signed_with_the_pools_key(self) -> None:
+        unsigned = self.master_view()
+        self.assertEqual((0, 2), (unsigned["in_sync"], unsigned["missing"]))  # REFUSED: not the default pool
+        signed = self.master_view("--tsig-keys", str(self.keys))
+        self.assertEqual((2, 0), (signed["in_sync"], signed["missing"]))
+        bad = run_dr("check", "--pools", str(self.pools), "--zones", str(self.zone_file),
+                      "--tsig-keys", str(self.zone_file))
+        self.assertEqual([f'error: {self.zone_file}: no key statement (key "name" {{ algorithm ...; '
+                          'secret "..."; };)'], bad.error_lines)
+
+
+class TestSerialsFromTheDatabase(testtools.TestCase):
+    """``--designate-conf``: serials read from the database mdns serves from; bad input is one line."""
+
+    def setUp(self) -> None:
+        super().setUp()
+        self.tmp = Path(self.useFixture(fixtures.TempDir()).path)
+
+    def test_zone_serials_are_those_mdns_serves(self) -> None:
+        from designate_dr.ops.database import zone_serials
+        mdns = self.useFixture(DesignateMdns(self.tmp / "m", "127.0.0.2"))
+        made = mdns.create_zones(["db1.example.", "db2.example."])
+        mdns.set_serial("db2.example.", 12345)
+        self.assertEqual({"db1.example.": made["db1.example."], "db2.example.": 12345},
+                         zone_serials(mdns.config_path))
+        self.assertEqual(12345, dns.soa_serial("db2.example.", mdns))
+
+    def test_bad_config_is_one_line_without_the_password(self) -> None:
+        pools = self.tmp / "pools.yaml"
+        pools.write_text("- name: default\n  nameservers: [{host: 127.0.0.1, port: 53}, "
+                         "{host: 127.0.0.4, port: 53}]\n  targets:\n"
+                         "  - type: pdns4_dr\n    options: {host: 127.0.0.1, port: '53', region: region1,\n"
+                         "               masters_region2: '127.0.0.3:5354', api_endpoint: 'http://127.0.0.1:1'}\n"
+                         "  - type: pdns4_dr\n    options: {host: 127.0.0.4, port: '53', region: region2,\n"
+                         "               masters_region2: '127.0.0.3:5354', api_endpoint: 'http://127.0.0.4:1'}\n")
+        conf = self.tmp / "designate.conf"
+        cases = [("[database]\nconnection = sqlite:////nonexistent/s3cret-pw/designate.sqlite\n",
+                  "cannot be read (OperationalError)"),
+                 ("[storage:sqlalchemy]\nconnection = nosuchdb+nodriver://designate:s3cret-pw@127.0.0.9:1/d\n",
+                  "cannot use its database connection"),
+                 ("[DEFAULT]\ndebug = True\n", "no [storage:sqlalchemy] or [database] connection"),
+                 ("connection = x\n", "not an INI file")]
+        for text, expected in cases:
+            conf.write_text(text)
+            outcome = run_dr("failover", "--lost", "region1", "--pools", str(pools),
+                              "--designate-conf", str(conf))
+            self.assertEqual(1, outcome.code, outcome.stdout + outcome.stderr)
+            self.assertEqual(1, len(outcome.error_lines), outcome.stderr)
+            self.assertIn(expected, outcome.error_lines[0])
+            self.assertNotIn("s3cret-pw", outcome.stdout + outcome.stderr)
