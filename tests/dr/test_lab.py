@@ -19,7 +19,7 @@ import fixtures
 import testtools
 
 from tests.fixtures import lab
-from tests.fixtures.designate_regions import MARK, group_alive, marked_processes
+from tests.fixtures.processes import MARK, group_alive, marked_processes
 
 
 def run_lab(*argv: str) -> tuple[int, str, str]:
@@ -81,7 +81,7 @@ class TestLab(testtools.TestCase):
         code, out, err = run_lab("status", "--dir", str(self.root))
         self.assertEqual(0, code, err)
         self.assertIn(f"up   region1/designate-worker (process group {stubborn.pid})", out)
-        self.useFixture(fixtures.MonkeyPatch("tests.fixtures.designate_regions.STOP_GRACE", 1.0))
+        self.useFixture(fixtures.MonkeyPatch("tests.fixtures.processes.STOP_GRACE", 1.0))
         code, out, err = run_lab("down", "--dir", str(self.root))
         self.assertEqual((0, f"lab in {self.root} stopped and removed\n", ""), (code, out, err))
         # SIGTERM first; ignored, so SIGKILL after the grace (down reaps its own children: no status)

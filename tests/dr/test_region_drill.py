@@ -46,7 +46,8 @@ from tests.fixtures import dns
 from tests.fixtures.cache import shared_test_cache
 from tests.fixtures.cli import run_cli
 from tests.fixtures.designate_build import designate_venv
-from tests.fixtures.designate_regions import NOTIFICATIONS, SERVICES, SHOVEL_QUEUE, TwoRegions
+from tests.fixtures.designate_regions import SERVICES, TwoRegions
+from tests.fixtures.rabbitmq import NOTIFICATIONS, SHOVEL_QUEUE
 from tests.fixtures.region_api import APIFailed, DesignateClient
 
 N_ZONES = 8
@@ -282,6 +283,7 @@ class TestRegionDrill(testtools.TestCase):
         started = time.monotonic()
         first = run_cli("dr", "failback", "--restore", "region1", "--pools", str(env.pools_file),
                         "--wait", "3", *self.apply_args("region1"))
+        self.figures["dr_failback_first_exit"] = first.code
         if first.code != 0:
             self.assertEqual(1, first.code, first.stdout + first.stderr)
             self.assertIn("not yet served with the masters' serial", first.error_lines[0])
