@@ -50,7 +50,8 @@ from designate_dist.distro import load_distro  # noqa: E402
 from designate_dist.fetch import fetch  # noqa: E402
 from designate_dist.gitrepo import WorkTree  # noqa: E402
 from designate_dist.series import read_series  # noqa: E402
-from designate_dist.upstream_import import import_upstream, read_state, write_state  # noqa: E402
+from designate_dist.tree_state import read_tree_state, write_tree_state  # noqa: E402
+from designate_dist.upstream_import import import_upstream  # noqa: E402
 from tests.fixtures.distro import PatchMaker, copy_upstream, git, make_sdist, replace_in, sha256  # noqa: E402
 
 
@@ -239,9 +240,8 @@ def main() -> int:
 
         def ours() -> float:
             git(tree, "checkout", "-q", "-f", "-B", "patched", imported.upstream_commit)
-            state = read_state(WorkTree(tree))
-            state.pop("series", None)  # never reuse: apply every time
-            write_state(WorkTree(tree), state)
+            git_dir = WorkTree(tree).git_dir  # never reuse: apply every time
+            write_tree_state(git_dir, dataclasses.replace(read_tree_state(git_dir), series=None))
             start = time.perf_counter()
             result = apply_series(distro, imported, series)
             elapsed = time.perf_counter() - start

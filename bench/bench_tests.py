@@ -24,8 +24,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from designate_dist.cache import cache_root
 from designate_dist.distro import load_distro
-from designate_dist.fetch import cache_root
 from designate_dist.testsuite import TestRequest, ensure_venv, suite_env
 
 REPO = Path(__file__).resolve().parents[1]

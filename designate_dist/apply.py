@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from designate_dist.distro import Distro
@@ -21,7 +21,8 @@ from designate_dist.gitrepo import ApplyFailure, Identity, WorkTree, explain_app
 from designate_dist.links import leaving, leaving_in_tree, may_change_links
 from designate_dist.series import PatchFile, PatchSeries
 from designate_dist.tree_apply import HunkFailed, TreePatcher, Unsupported
-from designate_dist.upstream_import import ImportResult, maintainer_identity, read_state, write_state
+from designate_dist.tree_state import TreeState, read_tree_state, write_tree_state
+from designate_dist.upstream_import import BRANCH, ImportResult, maintainer_identity
 
 LOG = logging.getLogger(__name__)
 
@@ -109,19 +110,14 @@ def apply_series(distro: Distro, imported: ImportResult, series: PatchSeries, *,
     is checked out once at the last one that applied.
     """
     tree = WorkTree(tree_path or imported.work_tree)
-    state = read_state(tree)
-    fingerprint = series.fingerprint()
-    if (imported.reused and state.get("series") == fingerprint and state.get("head")
-            and tree.head() == state["head"] and not state.get("failed")
-            and not tree.dirty_paths()):
-        applied = tuple(AppliedPatch(p, c) for p, c in zip(series, state.get("commits", [])))
-        if len(applied) == len(series):
-            return ApplyResult(tree.path, imported.upstream_commit, applied, tree.head(), reused=True)
-    from designate_dist.upstream_import import BRANCH
+    state = read_tree_state(tree.git_dir)
+    if imported.reused and state.holds(series.fingerprint(), len(series), tree.head()) and not tree.dirty_paths():
+        applied = tuple(AppliedPatch(p, c) for p, c in zip(series, state.commits))
+        return ApplyResult(tree.path, imported.upstream_commit, applied, tree.head(), reused=True)
     if not tree.can_write_objects():
         return _apply_series_with_git(distro, imported, series, tree, state)
-    state.update({"series": fingerprint, "commits": [], "head": imported.upstream_commit, "failed": None})
-    write_state(tree, state)
+    state = replace(state, series=series.fingerprint(), commits=(), head=imported.upstream_commit, failed=None)
+    write_tree_state(tree.git_dir, state)
     built = commit_series(tree, imported.upstream_commit, series,
                           lambda patch: patch_identities(distro, patch, imported.import_time))
     unsafe = _first_leaving_link(tree, series, built)
@@ -131,10 +127,9 @@ def apply_series(distro: Distro, imported: ImportResult, series: PatchSeries, *,
         built = SeriesCommits(commits, commits[-1] if commits else imported.upstream_commit, series.patches[index])
     tree.reset_hard(built.head, BRANCH)
     applied = tuple(AppliedPatch(p, c) for p, c in zip(series, built.commits))
-    state.update({"commits": list(built.commits), "head": built.head})
+    state = replace(state, commits=built.commits, head=built.head)
     if built.failed is not None:
-        state["failed"] = built.failed.ref
-        write_state(tree, state)
+        write_tree_state(tree.git_dir, replace(state, failed=built.failed.ref))
         last = applied[-1].patch.ref if applied else f"upstream/{distro.pin.version}"
         if built.failure is not None:
             problem, files = f"does not apply: {built.failure.describe()}", [built.failure.file]
@@ -144,7 +139,7 @@ def apply_series(distro: Distro, imported: ImportResult, series: PatchSeries, *,
         raise PatchApplyError(f"{built.failed.series}/series: {built.failed.name} {problem}",
                               patch=built.failed.ref, files=files,
                               hint=f"work tree {tree.path} left at {built.head[:12]} ({last})")
-    write_state(tree, state)
+    write_tree_state(tree.git_dir, state)
     return ApplyResult(tree.path, imported.upstream_commit, applied, built.head, reused=False)
 
 
@@ -168,14 +163,12 @@ def _first_leaving_link(tree: WorkTree, series: PatchSeries,
 
 
 def _apply_series_with_git(distro: Distro, imported: ImportResult, series: PatchSeries, tree: WorkTree,
-                           state: dict) -> ApplyResult:
+                           state: TreeState) -> ApplyResult:
     """One ``git apply --index`` and one commit per patch: for repositories we cannot write objects to."""
-    from designate_dist.upstream_import import BRANCH
     tree.reset_hard(imported.upstream_commit, BRANCH)
     applied: list[AppliedPatch] = []
-    state.update({"series": series.fingerprint(), "commits": [], "head": imported.upstream_commit,
-                  "failed": None})
-    write_state(tree, state)
+    state = replace(state, series=series.fingerprint(), commits=(), head=imported.upstream_commit, failed=None)
+    write_tree_state(tree.git_dir, state)
     for patch in series:
         error = tree.apply(patch.path)
         problem, files = None, []
@@ -189,8 +182,7 @@ def _apply_series_with_git(distro: Distro, imported: ImportResult, series: Patch
                 problem, files = _leaving_link_problem(*escaping[0]), [escaping[0][0]]
         if problem is not None:
             head = tree.head()
-            state.update({"failed": patch.ref, "head": head})
-            write_state(tree, state)
+            write_tree_state(tree.git_dir, replace(state, failed=patch.ref, head=head))
             last = applied[-1].patch.ref if applied else f"upstream/{distro.pin.version}"
             raise PatchApplyError(f"{patch.series}/series: {patch.name} {problem}",
                                   patch=patch.ref, files=files,
@@ -198,8 +190,7 @@ def _apply_series_with_git(distro: Distro, imported: ImportResult, series: Patch
         author, committer = patch_identities(distro, patch, imported.import_time)
         commit = tree.commit_index(patch.message, author, committer)
         applied.append(AppliedPatch(patch, commit))
-        state["commits"] = [a.commit for a in applied]
-        state["head"] = commit
-        write_state(tree, state, durable=False)
-    write_state(tree, state)
+        state = replace(state, commits=tuple(a.commit for a in applied), head=commit)
+        write_tree_state(tree.git_dir, state, durable=False)
+    write_tree_state(tree.git_dir, state)
     return ApplyResult(tree.path, imported.upstream_commit, tuple(applied), tree.head(), reused=False)

@@ -30,13 +30,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from designate_dist.apply import apply_series
+from designate_dist.cache import cache_root
 from designate_dist.distro import Distro
 from designate_dist.errors import ConfigError, UsageError
-from designate_dist.fetch import cache_root, fetch
+from designate_dist.fetch import fetch
 from designate_dist.gitrepo import TreeIndex, UpstreamCommit, UpstreamRepo, WorkTree, check_ref_name
 from designate_dist.history import ChangeKeys, Evidence, find_carrier, open_upstream, release_keys, series_keys
 from designate_dist.series import PatchSeries, change_ids_in, read_series
-from designate_dist.upstream_import import import_upstream, read_state
+from designate_dist.tree_state import read_tree_state
+from designate_dist.upstream_import import import_upstream
 
 Progress = Callable[[str], None]
 
@@ -207,10 +209,9 @@ def patched_tree(distro: Distro, series: PatchSeries, scratch: Path, progress: P
     existing = distro.work_tree
     if (existing / ".git").is_dir():
         tree = WorkTree(existing)
-        state = read_state(tree)
-        if (state.get("series") == series.fingerprint() and state.get("head") == tree.head()
-                and not state.get("failed") and len(state.get("commits", [])) == len(series)
-                and state.get("upstream", {}).get("version") == distro.pin.version):
+        state = read_tree_state(tree.git_dir)
+        if (state.holds(series.fingerprint(), len(series), tree.head())
+                and state.upstream is not None and state.upstream.version == distro.pin.version):
             progress(f"backports: our patched tree: {existing} (HEAD {tree.head()[:12]})")
             return existing, tree.archive_tree()
     progress(f"backports: applying the series on {distro.pin.version} (scratch tree)")

@@ -31,15 +31,15 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from designate_dist import rebase_state
 from designate_dist.apply import patch_identities
 from designate_dist.atomic import write_bytes, write_json, write_text
+from designate_dist.cache import cache_root
 from designate_dist.distro import Distro
 from designate_dist.errors import DistError, PatchApplyError, UsageError
-from designate_dist.fetch import cache_root
 from designate_dist.gitrepo import Identity, UpstreamCommit, UpstreamRepo, WorkTree, explain_apply_failure
 from designate_dist.history import ChangeKeys, find_carrier, open_upstream, series_keys
-from designate_dist.rebase import parse_diff
-from designate_dist.rebase import state_path as rebase_state_path
+from designate_dist.pipeline import build_lock, prepare_held
 from designate_dist.series import (
     KIND_CUSTOM,
     SERIES_FILE,
@@ -49,7 +49,9 @@ from designate_dist.series import (
     read_series,
     series_with_entry,
 )
-from designate_dist.upstream_import import BRANCH, STATE_FILE, maintainer_identity, read_state, write_state
+from designate_dist.tree_state import read_tree_state, state_file, write_tree_state
+from designate_dist.unidiff import parse_diff
+from designate_dist.upstream_import import BRANCH, maintainer_identity
 
 Progress = Callable[[str], None]
 STATE_DIR = "cherry-pick"
@@ -140,7 +142,7 @@ def _check_can_start(distro: Distro) -> None:
     if state is not None:
         raise CherryPickStateError(f"a cherry-pick of {state['commit'][:12]} is already in progress",
                                    hint="`designate-dist cherry-pick --continue` or `--abort`")
-    if rebase_state_path(distro).is_file():
+    if rebase_state.in_progress(distro):
         raise CherryPickStateError("a rebase is in progress",
                                    hint="finish it with `designate-dist rebase --continue` or `--abort`")
 
@@ -170,7 +172,6 @@ def _customs_apply(tree: WorkTree, customs: list[PatchFile], distro: Distro, whe
 def cherry_pick(distro: Distro, request: CherryPickRequest, *, progress: Progress = _quiet,
                 cache: Path | None = None) -> CherryPickResult:
     """Add ``request.commit`` at the end of ``cherry-pick/``; raise :class:`CherryPickConflict` when it stops."""
-    from designate_dist.pipeline import build_lock, prepare_held
     cache = cache or cache_root()
     with build_lock(distro):
         _check_can_start(distro)
@@ -196,7 +197,7 @@ def cherry_pick(distro: Distro, request: CherryPickRequest, *, progress: Progres
         directory = distro.series_dir("cherry-pick")
         state = {"commit": commit.sha, "upstream": str(repo.path), "where": where,
                  "head": tree.head(), "base": base, "tree": str(tree.path),
-                 "tree_state": _backup(tree.git_dir / STATE_FILE),
+                 "tree_state": _backup(state_file(tree.git_dir)),
                  "series": _backup(directory / SERIES_FILE),
                  "files": sorted(p.name for p in directory.iterdir()) if directory.is_dir() else [],
                  "import_time": prepared.import_time, "conflicts": []}
@@ -245,7 +246,7 @@ def _put_back(tree: WorkTree, state: dict) -> None:
     tree.discard_merge()
     tree.reset_hard(state["head"], BRANCH)
     tree.delete_ref(PICK_REF)
-    _restore_file(tree.git_dir / STATE_FILE, state["tree_state"])
+    _restore_file(state_file(tree.git_dir), state["tree_state"])
 
 
 def _write_patch(distro: Distro, path: Path, text: str) -> None:
@@ -256,9 +257,8 @@ def _write_patch(distro: Distro, path: Path, text: str) -> None:
     tree_state = distro.work_tree
     if (tree_state / ".git").is_dir():
         tree = WorkTree(tree_state)
-        state = read_state(tree)
-        state.update({"series": None})  # the next prepare applies the new series
-        write_state(tree, state)
+        # the next prepare applies the new series
+        write_tree_state(tree.git_dir, read_tree_state(tree.git_dir).series_rewritten(tree.head()))
 
 
 def _adaptation_note(upstream_diff: str, ours: str, version: str) -> str:
@@ -298,7 +298,6 @@ def _wrap(label: str, text: str, width: int = 72) -> str:
 def cherry_pick_continue(distro: Distro, *, note: str | None = None,
                          progress: Progress = _quiet) -> CherryPickResult:
     """Turn the developer's resolution into an adapted ``.patch`` and add it to the series."""
-    from designate_dist.pipeline import build_lock
     with build_lock(distro):
         state = _read_state(distro)
         if state is None:
@@ -356,7 +355,6 @@ def cherry_pick_continue(distro: Distro, *, note: str | None = None,
 
 def cherry_pick_abort(distro: Distro) -> list[str]:
     """Put the work tree and ``cherry-pick/`` back as they were; return the files restored."""
-    from designate_dist.pipeline import build_lock
     with build_lock(distro):
         state = _read_state(distro)
         if state is None:

@@ -30,23 +30,20 @@ goes above the existing entries.  The distribution repository is never written t
 """
 from __future__ import annotations
 
-import email.utils
 import hashlib
 import os
 import re
 import shutil
 import sys
-import textwrap
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 
-from designate_dist import scratch
+from designate_dist import lockfile, scratch
 from designate_dist.atomic import write_text
+from designate_dist.changelog import merge_changelog
 from designate_dist.errors import CommandFailed, ConfigError, ToolNotFound
 from designate_dist.links import check_tree
-from designate_dist.lockfile import canonical
 from designate_dist.runner import debian_env, run
 from designate_dist.versions import DistroVersion
 
@@ -61,8 +58,6 @@ REQUIRED_TOOLS: Mapping[str, str] = {
 OWN_PROJECTS = frozenset({"designate", "designate-dist"})
 #: Extras of the patched Designate the package installs: the database and coordination drivers.
 DESIGNATE_EXTRAS = ("mysql", "memcached")
-DEB_DISTRIBUTION = "bookworm"
-_PIN = re.compile(r"^([A-Za-z0-9][A-Za-z0-9._-]*)==([A-Za-z0-9._!+-]+)$")
 _MAINTAINER = re.compile(r"^[^<>\n]+ <[^<>@\s]+@[^<>\s]+>$")
 
 
@@ -95,22 +90,8 @@ class DebResult:
 
 
 def read_lock(lock_file: Path) -> list[tuple[str, str]]:
-    """The ``(name, version)`` pins of the lock file, our own projects left out."""
-    try:
-        text = lock_file.read_text()
-    except OSError as exc:
-        raise ConfigError(f"{lock_file}: cannot read the lock file: {exc.strerror}") from exc
-    pins = []
-    for number, raw in enumerate(text.splitlines(), 1):
-        line = raw.split("#", 1)[0].strip()
-        if not line:
-            continue
-        match = _PIN.match(line.replace(" ", ""))
-        if not match:
-            raise ConfigError(f"{lock_file}:{number}: not a name==version pin: {line!r}")
-        if canonical(match.group(1)) not in OWN_PROJECTS:
-            pins.append((match.group(1), match.group(2)))
-    return pins
+    """The ``(name, version)`` pins of the lock file, in its order, our own projects left out."""
+    return [pin for name, pin in lockfile.read_lock(lock_file).pins.items() if name not in OWN_PROJECTS]
 
 
 def lock_key(lock_file: Path) -> str:
@@ -152,52 +133,6 @@ def ensure_wheelhouse(lock_file: Path, cache_dir: Path, source_date_epoch: int) 
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return Wheelhouse(final, tuple(sorted(final.glob("*.whl"))), reused=False)
-
-
-def changelog_entry(version: DistroVersion, items: list[str] | tuple[str, ...], maintainer: str,
-                    when: int, package: str = "designate") -> str:
-    """One ``debian/changelog`` entry: ``* item`` lines wrapped below 80 columns, dated ``when``."""
-    date = email.utils.format_datetime(datetime.fromtimestamp(when, tz=UTC))
-    bullets = "".join(textwrap.fill(item, width=79, initial_indent="  * ", subsequent_indent="    ",
-                                    break_long_words=False, break_on_hyphens=False) + "\n"
-                      for item in items)
-    return (f"{package} ({version.debian}) {DEB_DISTRIBUTION}; urgency=medium\n\n"
-            f"{bullets}\n -- {maintainer}  {date}\n")
-
-
-def changelog(version: DistroVersion, maintainer: str, source_date_epoch: int,
-              package: str = "designate") -> str:
-    """The build entry of ``debian/changelog`` for an unreleased version, dated SOURCE_DATE_EPOCH."""
-    return changelog_entry(version, [f"designate-dist build of upstream {version.upstream}, "
-                                     f"distro revision {version.revision} ({version.pep440})."],
-                           maintainer, source_date_epoch, package)
-
-
-_CHANGELOG_HEAD = re.compile(r"^(?P<package>[a-z0-9][a-z0-9.+-]*) \((?P<version>[^()\s]+)\)")
-
-
-def changelog_top_version(text: str) -> str | None:
-    """The version of the newest entry of a ``debian/changelog`` text, or None."""
-    for line in text.splitlines():
-        if line.strip():
-            match = _CHANGELOG_HEAD.match(line)
-            return match.group("version") if match else None
-    return None
-
-
-def merge_changelog(existing: str | None, version: DistroVersion, maintainer: str,
-                    source_date_epoch: int, package: str = "designate") -> str:
-    """The ``debian/changelog`` to build ``version`` with.
-
-    The released text when its newest entry is ``version`` (``designate-dist
-    release`` wrote it); otherwise a build entry above the history (or alone).
-    """
-    if existing and changelog_top_version(existing) == version.debian:
-        return existing
-    entry = changelog(version, maintainer, source_date_epoch, package)
-    if existing and existing.strip():
-        return entry + "\n" + existing.lstrip("\n")
-    return entry
 
 
 def _requirement(wheel: Path, extras: tuple[str, ...] = ()) -> str:

@@ -8,6 +8,7 @@ A distribution repository (this repo's root is one) holds::
     cherry-pick/series    upstream backports, applied first
     customs/series        our own changes, applied second
     patches/              the exported series for the Debian source package (generated)
+    dist/                 build outputs (the default --output; not committed)
     debian/               packaging of the patched Designate
 """
 from __future__ import annotations
@@ -26,6 +27,8 @@ PIN_FILE = Path("build") / "upstream.toml"
 LOCK_FILE = Path("build") / "constraints.txt"
 EXCLUSIONS_FILE = Path("build") / "test-exclusions.txt"
 SERIES_DIRS = ("cherry-pick", "customs")
+#: Where builds go unless told otherwise (``--output``): ``DISTRO/dist``.
+OUTPUT_DIR = Path("dist")
 SOURCE_KINDS = ("pypi", "git", "file")
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 _GIT_COMMIT = re.compile(r"^[0-9a-f]{40}([0-9a-f]{24})?$")
@@ -216,6 +219,10 @@ class Distro:
     def work_tree(self) -> Path:
         """Where the patched upstream tree of the pinned version lives."""
         return self.work_root / f"{self.pin.name}-{self.pin.version}"
+
+    def output_root(self, output: Path | None = None) -> Path:
+        """Where builds go: ``output``, else ``DISTRO/dist``."""
+        return output or self.root / OUTPUT_DIR
 
     @property
     def state_dir(self) -> Path:

@@ -1,7 +1,6 @@
 """Stage: fetch the pinned upstream archive into a content-addressed cache and verify it.
 
-Cache layout (root: ``$DESIGNATE_DIST_CACHE``, else ``$XDG_CACHE_HOME/designate-dist``,
-else ``~/.cache/designate-dist``)::
+Cache layout (root: :func:`designate_dist.cache.cache_root`)::
 
     archives/sha256/<sha256>/<name>-<version>.tar.gz     pypi and file sources
     archives/git/<commit>/<name>-<version>.tar            git sources (git archive of the tag)
@@ -14,7 +13,6 @@ that is not the pinned version, whatever its hash: an sdist's file name and its
 from __future__ import annotations
 
 import email.parser
-import hashlib
 import lzma
 import os
 import re
@@ -26,31 +24,16 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 from designate_dist import gitrepo, scratch
+from designate_dist.cache import cache_root
+from designate_dist.digest import sha256_of
 from designate_dist.distro import Distro, Pin
 from designate_dist.errors import CommandFailed, ConfigError, DistError, VerificationError, os_failure
 from designate_dist.lockfile import canonical
 from designate_dist.runner import run
 from designate_dist.versions import same_version
 
-CACHE_ENV = "DESIGNATE_DIST_CACHE"
 #: Scratch the stage makes in the cache root (see designate_dist.scratch).
 SCRATCH_KINDS = (".download-", ".clone-", ".copy-")
-
-
-def cache_root() -> Path:
-    """The user cache directory of designate-dist."""
-    if os.environ.get(CACHE_ENV):
-        return Path(os.environ[CACHE_ENV]).expanduser().resolve()
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "designate-dist"
-
-
-def sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 @dataclass(frozen=True)
@@ -257,10 +240,9 @@ def _fetch_file(distro: Distro, pin: Pin, root: Path) -> FetchResult:
 def git_source_url(distro: Distro, pin: Pin) -> str:
     """The pin's git URL; a relative local path is taken from the distro repository, like a file source."""
     assert pin.url
-    from designate_dist.history import is_url
     if pin.url.startswith("-"):
         raise ConfigError(f"{pin.url!r} is not a git URL or path")
-    if is_url(pin.url):
+    if gitrepo.is_url(pin.url):
         return pin.url
     path = Path(pin.url).expanduser()
     return str(path if path.is_absolute() else distro.root / path)

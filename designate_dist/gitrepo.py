@@ -11,7 +11,7 @@ import re
 import struct
 import tempfile
 import zlib
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -216,16 +216,93 @@ class _PackWriter:
         self.objects.clear()
 
 
-class WorkTree:
-    """A git work tree holding an upstream import and the applied series."""
+def _commit_object(tree: str, parent: str | None, message: str, author: Identity, committer: Identity) -> bytes:
+    """The body of the commit object ``git commit --cleanup=verbatim`` writes for these (plain) identities."""
+    return (f"tree {tree}\n" + (f"parent {parent}\n" if parent else "")
+            + f"author {author.name} <{author.email}> {author.when} +0000\n"
+            + f"committer {committer.name} <{committer.email}> {committer.when} +0000\n\n"
+            + message).encode("utf-8")
+
+
+class _Repository:
+    """What every repository we write to shares: opening it, ``git commit``, HEAD and its history."""
+
+    kind = "repository"
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        self._pack: _PackWriter | None = None
         try:
             self.repo = git.Repo(path)
         except (git.InvalidGitRepositoryError, git.NoSuchPathError) as exc:
-            raise GitError(f"{path} is not a git work tree") from exc
+            raise GitError(f"{path} is not a git {self.kind}") from exc
+
+    @property
+    def git_dir(self) -> Path:
+        return Path(self.repo.git_dir)
+
+    @contextmanager
+    def _env(self, env: Mapping[str, str]) -> Iterator[None]:
+        with self.repo.git.custom_environment(**env):
+            yield
+
+    def _message_file(self, message: str) -> str:
+        path = self.git_dir / "DESIGNATE_DIST_MSG"
+        path.write_text(message, encoding="utf-8")
+        return str(path)
+
+    def _git_commit(self, message: str, env: Mapping[str, str], paths: Sequence[str] = ()) -> str:
+        """``git commit`` of the index (or of exactly ``paths``), message verbatim; the one ``git commit``."""
+        try:
+            with self._env(env):
+                self.repo.git.commit("--quiet", "--no-verify", "--allow-empty", "--cleanup=verbatim",
+                                     "-F", self._message_file(message), *(("--", *paths) if paths else ()))
+        except git.GitCommandError as exc:
+            raise _git_error("commit", exc) from exc
+        return self.head()
+
+    def head(self) -> str:
+        return self.repo.head.commit.hexsha
+
+    def resolve(self, rev: str) -> str | None:
+        try:
+            return self.repo.commit(rev).hexsha
+        except (git.BadName, ValueError, git.GitCommandError):
+            return None
+
+    def current_branch(self) -> str | None:
+        try:
+            return self.repo.active_branch.name
+        except TypeError:  # detached HEAD
+            return None
+
+    def dirty_paths(self) -> list[str]:
+        """Modified, staged or untracked (not ignored) paths: what a reset would destroy."""
+        out = self.repo.git.status("--porcelain", "--untracked-files=normal")
+        return [line[3:] for line in out.splitlines() if line.strip()]
+
+    def commit_message(self, rev: str) -> str:
+        return self.repo.commit(rev).message
+
+    def commit_author(self, rev: str) -> Identity:
+        commit = self.repo.commit(rev)
+        return Identity(commit.author.name, commit.author.email, int(commit.authored_date))
+
+    def tag_target(self, name: str) -> str | None:
+        """The commit the tag ``name`` points to, or None when there is no such tag."""
+        return self.resolve(f"refs/tags/{name}^{{commit}}")
+
+
+class WorkTree(_Repository):
+    """A work tree under ``.work/``: an upstream release imported as one commit, the series applied on it.
+
+    Not the distribution repository (that is :class:`DistroRepo`).
+    """
+
+    kind = "work tree"
+
+    def __init__(self, path: Path) -> None:
+        super().__init__(path)
+        self._pack: _PackWriter | None = None
 
     # -- creation -----------------------------------------------------------------
     @classmethod
@@ -243,30 +320,13 @@ class WorkTree:
         exclude.write_text("# build outputs (designate-dist)\n" + "\n".join(WORKTREE_EXCLUDES) + "\n")
         return cls(path)
 
-    @property
-    def git_dir(self) -> Path:
-        return Path(self.repo.git_dir)
-
-    @contextmanager
-    def _env(self, env: Mapping[str, str]) -> Iterator[None]:
-        with self.repo.git.custom_environment(**env):
-            yield
-
-    def _message_file(self, message: str) -> str:
-        path = self.git_dir / "DESIGNATE_DIST_MSG"
-        path.write_text(message, encoding="utf-8")
-        return str(path)
-
     def commit_all(self, message: str, author: Identity, committer: Identity) -> str:
         """Stage everything (upstream's own .gitignore notwithstanding) and commit."""
         try:
             self.repo.git.add("--all", "--force", ".")
-            with self._env({**author.env("AUTHOR"), **committer.env("COMMITTER")}):
-                self.repo.git.commit("--quiet", "--no-verify", "--allow-empty",
-                                     "--cleanup=verbatim", "-F", self._message_file(message))
         except git.GitCommandError as exc:
             raise _git_error("commit", exc) from exc
-        return self.head()
+        return self._git_commit(message, {**author.env("AUTHOR"), **committer.env("COMMITTER")})
 
     def commit_index(self, message: str, author: Identity, committer: Identity) -> str:
         """Commit what is staged in the index.
@@ -286,20 +346,11 @@ class WorkTree:
                 parent = git.SymbolicReference.dereference_recursive(self.repo, "HEAD")
             except ValueError:
                 parent = None  # an unborn branch
-            raw = (f"tree {tree}\n" + (f"parent {parent}\n" if parent else "")
-                   + f"author {author.name} <{author.email}> {author.when} +0000\n"
-                   + f"committer {committer.name} <{committer.email}> {committer.when} +0000\n\n"
-                   + message).encode("utf-8")
+            raw = _commit_object(tree, parent, message, author, committer)
             commit = self._write_loose_object("commit", raw)
             self._move_ref(ref, parent, commit, committer, "commit: " + message.split("\n", 1)[0])
             return commit
-        try:
-            with self._env({**author.env("AUTHOR"), **committer.env("COMMITTER")}):
-                self.repo.git.commit("--quiet", "--no-verify", "--allow-empty",
-                                     "--cleanup=verbatim", "-F", self._message_file(message))
-        except git.GitCommandError as exc:
-            raise _git_error("commit", exc) from exc
-        return self.head()
+        return self._git_commit(message, {**author.env("AUTHOR"), **committer.env("COMMITTER")})
 
     def _sha1_objects(self) -> bool:
         if not hasattr(self, "_sha1"):
@@ -308,6 +359,7 @@ class WorkTree:
         return self._sha1
 
     # -- objects, without a work tree or an index (designate_dist.tree_apply) ---------------
+
     def can_write_objects(self) -> bool:
         """True when objects can be written here directly (a SHA-1 repository)."""
         return self._sha1_objects()
@@ -352,10 +404,7 @@ class WorkTree:
         which cleans them as ``git commit`` does.
         """
         if _plain_ident(author) and _plain_ident(committer) and self._sha1_objects():
-            raw = (f"tree {tree}\n" + (f"parent {parent}\n" if parent else "")
-                   + f"author {author.name} <{author.email}> {author.when} +0000\n"
-                   + f"committer {committer.name} <{committer.email}> {committer.when} +0000\n\n"
-                   + message).encode("utf-8")
+            raw = _commit_object(tree, parent, message, author, committer)
             return self.write_object("commit", raw)
         self.flush_objects()
         try:
@@ -479,26 +528,6 @@ class WorkTree:
             raise _git_error(f"tag {name}", exc) from exc
 
     # -- queries ------------------------------------------------------------------
-    def head(self) -> str:
-        return self.repo.head.commit.hexsha
-
-    def resolve(self, rev: str) -> str | None:
-        try:
-            return self.repo.commit(rev).hexsha
-        except (git.BadName, ValueError, git.GitCommandError):
-            return None
-
-    def tag_message(self, name: str) -> str | None:
-        try:
-            ref = self.repo.tags[name]
-        except IndexError:
-            return None
-        return ref.tag.message if ref.tag is not None else ""
-
-    def dirty_paths(self) -> list[str]:
-        """Modified, staged or untracked (not ignored) paths: what a reset would destroy."""
-        out = self.repo.git.status("--porcelain", "--untracked-files=normal")
-        return [line[3:] for line in out.splitlines() if line.strip()]
 
     def tracked_symlinks(self) -> list[str]:
         """The paths the index holds as symbolic links (mode 120000)."""
@@ -509,6 +538,7 @@ class WorkTree:
                                                                "MERGE_HEAD", "CHERRY_PICK_HEAD"))
 
     # -- changes ------------------------------------------------------------------
+
     def reset_hard(self, rev: str, branch: str) -> None:
         """Point ``branch`` at ``rev``, check it out and drop untracked files."""
         try:
@@ -545,6 +575,7 @@ class WorkTree:
         return self.repo.head.commit.tree.hexsha
 
     # -- rebase and patch queue (designate_dist.rebase, designate_dist.patchqueue) ---------
+
     def check_apply(self, patch_file: Path, *, reverse: bool = False,
                     min_context: int | None = None) -> str | None:
         """``git apply --check`` against the work tree; git's stderr on failure, None if it applies."""
@@ -607,10 +638,6 @@ class WorkTree:
         if item.type != "blob":
             return None
         return item.data_stream.read().decode("utf-8", errors="surrogateescape")
-
-    def paths_at(self, rev: str) -> set[str]:
-        """Every file path in the tree of ``rev``."""
-        return {item.path for item in self.repo.commit(rev).tree.traverse() if item.type == "blob"}
 
     def move_to(self, rev: str) -> None:
         """Move the current branch, index and files to ``rev`` (a clean tree: nothing else to drop)."""
@@ -739,13 +766,6 @@ class WorkTree:
         except git.GitCommandError as exc:
             raise _git_error(f"diff {commit[:12]}", exc) from exc
 
-    def file_at(self, rev: str, path: str) -> str | None:
-        """The text of ``path`` at ``rev``, or None when it does not exist there."""
-        try:
-            return self.repo.git.show(f"{rev}:{path}", strip_newline_in_stdout=False)
-        except git.GitCommandError:
-            return None
-
     def fetch_ref(self, source: Path, ref: str, dest_ref: str) -> str:
         """Copy ``ref`` (and its objects) from the repository at ``source`` to ``dest_ref``."""
         try:
@@ -762,39 +782,6 @@ class WorkTree:
             raise _git_error(f"rev-list {base[:12]}..{tip[:12]}", exc) from exc
         return out.split()
 
-    def merge_commits_between(self, base: str, tip: str) -> list[str]:
-        out = self.repo.git.rev_list("--merges", f"{base}..{tip}")
-        return out.split()
-
-    def commit_message(self, rev: str) -> str:
-        return self.repo.commit(rev).message
-
-    def commit_author(self, rev: str) -> Identity:
-        commit = self.repo.commit(rev)
-        return Identity(commit.author.name, commit.author.email, int(commit.authored_date))
-
-    def current_branch(self) -> str | None:
-        try:
-            return self.repo.active_branch.name
-        except TypeError:  # detached HEAD
-            return None
-
-    def branch_exists(self, name: str) -> bool:
-        return name in [head.name for head in self.repo.heads]
-
-    def delete_branch(self, name: str) -> None:
-        try:
-            self.repo.git.branch("--quiet", "-D", name)
-        except git.GitCommandError as exc:
-            raise _git_error(f"branch -D {name}", exc) from exc
-
-    def switch_branch(self, name: str) -> None:
-        """Check out the existing branch ``name`` (the work tree must be clean)."""
-        try:
-            self.repo.git.checkout("--quiet", name)
-        except git.GitCommandError as exc:
-            raise _git_error(f"checkout {name}", exc) from exc
-
     def create_branch_here(self, name: str) -> None:
         """Create ``name`` at HEAD (replacing it) and check it out."""
         try:
@@ -802,25 +789,18 @@ class WorkTree:
         except git.GitCommandError as exc:
             raise _git_error(f"checkout -B {name}", exc) from exc
 
-    def set_branch(self, name: str, rev: str) -> None:
-        """Point ``name`` at ``rev`` without touching the work tree (it must not be checked out)."""
-        try:
-            self.repo.git.branch("--force", name, rev)
-        except git.GitCommandError as exc:
-            raise _git_error(f"branch {name}", exc) from exc
 
+class DistroRepo(_Repository):
+    """The distribution repository itself: its release commits and tags (designate_dist.release)."""
 
-    # -- releases of the distribution repository (designate_dist.release) -----------
+    kind = "repository"
+
     def tags_merged(self, pattern: str, rev: str = "HEAD") -> list[str]:
         """Tags matching the glob ``pattern`` that point at ``rev`` or one of its ancestors."""
         try:
             return self.repo.git.tag("--list", "--merged", rev, pattern).split()
         except git.GitCommandError as exc:
             raise _git_error("tag --merged", exc) from exc
-
-    def tag_target(self, name: str) -> str | None:
-        """The commit the tag ``name`` points to, or None when there is no such tag."""
-        return self.resolve(f"refs/tags/{name}^{{commit}}")
 
     def files_at(self, rev: str, paths: list[str]) -> dict[str, bytes]:
         """The bytes of every file at ``rev`` under ``paths`` (files or directories)."""
@@ -848,13 +828,10 @@ class WorkTree:
     def commit_paths(self, paths: list[str], message: str, env: Mapping[str, str] | None = None) -> str:
         """Stage ``paths`` and commit exactly them, with git's own identity unless ``env`` sets one."""
         try:
-            with self._env(dict(env or {})):
-                self.repo.git.add("--", *paths)
-                self.repo.git.commit("--quiet", "--no-verify", "--allow-empty", "--cleanup=verbatim",
-                                     "-F", self._message_file(message), "--", *paths)
+            self.repo.git.add("--", *paths)
         except git.GitCommandError as exc:
             raise _git_error("commit", exc) from exc
-        return self.head()
+        return self._git_commit(message, dict(env or {}), paths)
 
     def unstage(self, paths: list[str]) -> None:
         """Take ``paths`` out of the index again (back to HEAD's version there)."""
@@ -926,6 +903,12 @@ def archive(repo_path: Path, commit: str, prefix: str, out: Path) -> None:
 
 # -- an upstream repository with history (designate_dist.backports, cherrypick, history) ----
 _REF_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_./@{}^~+-]*$")
+_URL = re.compile(r"^([a-z][a-z0-9+.-]*://|[^/@:\s]+@[^/:\s]+:)", re.I)
+
+
+def is_url(spec: str) -> bool:
+    """True when ``spec`` names a repository by URL (``scheme://`` or scp-like ``user@host:``), not a path."""
+    return bool(_URL.match(spec))
 
 
 def check_ref_name(name: str, what: str) -> str:
@@ -994,12 +977,6 @@ class UpstreamRepo:
             except git.GitCommandError as exc:
                 raise _git_error(f"fetch {url}", exc) from exc
         return cls(dest)
-
-    @property
-    def objects_dir(self) -> Path:
-        common = self.git_dir / "commondir"
-        base = (self.git_dir / common.read_text().strip()) if common.is_file() else self.git_dir
-        return base.resolve() / "objects"
 
     def resolve(self, name: str, what: str = "revision") -> str:
         """The commit ``name`` names; :class:`GitError` when there is none."""

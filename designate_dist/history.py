@@ -15,22 +15,16 @@ the new release contains, from history rather than from the sdist's ChangeLog).
 from __future__ import annotations
 
 import hashlib
-import re
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
 from designate_dist.errors import UsageError
-from designate_dist.gitrepo import UpstreamCommit, UpstreamRepo
+from designate_dist.gitrepo import UpstreamCommit, UpstreamRepo, is_url
 from designate_dist.series import PatchFile, change_ids_in, cherry_picked_from_in
 
 #: ``scheme://...`` or scp-like ``user@host:path``: a repository to clone, not a local path.
-_URL = re.compile(r"^([a-z][a-z0-9+.-]*://|[^/@:\s]+@[^/:\s]+:)", re.I)
 _MIN_ABBREV = 7
-
-
-def is_url(spec: str) -> bool:
-    return bool(_URL.match(spec))
 
 
 def open_upstream(spec: str, *, cache: Path, base: Path | None = None) -> UpstreamRepo:

@@ -12,7 +12,7 @@ from typing import Any
 
 from designate_dist import tool_version
 from designate_dist.atomic import write_json
-from designate_dist.fetch import sha256_of
+from designate_dist.digest import sha256_of
 
 MANIFEST = "manifest.json"
 FORMAT = 1

@@ -28,6 +28,7 @@ from designate_dist.atomic import write_json, write_text
 from designate_dist.distro import SERIES_DIRS, Distro
 from designate_dist.errors import DirtyWorkTree, DistError, SeriesError
 from designate_dist.gitrepo import WorkTree
+from designate_dist.pipeline import build_lock, prepare_held
 from designate_dist.series import (
     SERIES_FILE,
     PatchFile,
@@ -35,7 +36,8 @@ from designate_dist.series import (
     read_series,
     series_with_entry,
 )
-from designate_dist.upstream_import import read_state, write_state
+from designate_dist.tree_state import read_tree_state, write_tree_state
+from designate_dist.unidiff import rewrite_patch, same_hunks
 
 Progress = Callable[[str], None]
 BRANCH = "patch-queue"
@@ -82,7 +84,6 @@ def _state_path(tree: WorkTree) -> Path:
 
 def import_queue(distro: Distro, *, force: bool = False, progress: Progress = _quiet) -> QueueImport:
     """Prepare the work tree and put the applied series on the ``patch-queue`` branch (under the build lock)."""
-    from designate_dist.pipeline import build_lock, prepare_held
     with build_lock(distro):
         prepared = prepare_held(distro, force=force, progress=progress)
         tree = WorkTree(prepared.work_tree)
@@ -107,13 +108,11 @@ def _series_header(series_file: Path) -> str:
 def export_queue(distro: Distro, *, new_series: str = "customs",
                  progress: Progress = _quiet) -> QueueExport:
     """Write the ``patch-queue`` commits back into the series files and patch files (under the build lock)."""
-    from designate_dist.pipeline import build_lock
     with build_lock(distro):
         return _export_queue(distro, new_series=new_series, progress=progress)
 
 
 def _export_queue(distro: Distro, *, new_series: str, progress: Progress) -> QueueExport:
-    from designate_dist.rebase import rewrite_patch, same_hunks
     if new_series not in SERIES_DIRS:
         raise SeriesError(f"unknown series {new_series!r} (one of {', '.join(SERIES_DIRS)})")
     if not (distro.work_tree / ".git").exists():
@@ -203,9 +202,7 @@ def _export_queue(distro: Distro, *, new_series: str, progress: Progress) -> Que
                for r in results if r.status != "removed"]
     write_json(_state_path(tree), {"base": state["base"], "patches": entries})
     # The work tree's commits now match the files; the next prepare re-applies them from the files.
-    tree_state = read_state(tree)
-    tree_state.update({"series": None, "head": tree.head(), "failed": None})
-    write_state(tree, tree_state)
+    write_tree_state(tree.git_dir, read_tree_state(tree.git_dir).series_rewritten(tree.head()))
     return QueueExport(tuple(results))
 
 
@@ -229,7 +226,6 @@ def add_commits(distro: Distro, revs: list[str] | tuple[str, ...] = (), *, serie
     ``prepare`` applies the series again from the files (the work tree's own
     commits carry the developer's committer and date, not the build's).  Under the build lock.
     """
-    from designate_dist.pipeline import build_lock
     with build_lock(distro):
         return _add_commits(distro, revs, series=series, progress=progress)
 
@@ -242,9 +238,8 @@ def _add_commits(distro: Distro, revs: list[str] | tuple[str, ...], *, series: s
         raise PatchQueueError(f"no work tree at {distro.work_tree}",
                               hint="run `designate-dist prepare`, commit your change there, then add it")
     tree = WorkTree(distro.work_tree)
-    state = read_state(tree)
-    base = state.get("head") if state.get("series") else None
-    if not base or state.get("failed"):
+    base = read_tree_state(tree.git_dir).applied_head
+    if not base:
         raise PatchQueueError(f"{tree.path} does not hold the applied series",
                               hint="run `designate-dist prepare` first")
     if tree.is_rebasing():
@@ -285,7 +280,5 @@ def _add_commits(distro: Distro, revs: list[str] | tuple[str, ...], *, series: s
     write_text(directory / SERIES_FILE, series_with_entry(directory / SERIES_FILE, *texts))
     for patch in added:
         progress(f"patches: {patch.series}/{patch.file} from {patch.commit[:12]}")
-    tree_state = read_state(tree)
-    tree_state.update({"series": None, "head": tree.head(), "failed": None})
-    write_state(tree, tree_state)
+    write_tree_state(tree.git_dir, read_tree_state(tree.git_dir).series_rewritten(tree.head()))
     return tuple(added)

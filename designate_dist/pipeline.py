@@ -9,7 +9,6 @@ directory atomically.
 """
 from __future__ import annotations
 
-import fcntl
 import json
 import os
 import shutil
@@ -18,14 +17,19 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from designate_dist import lockfile, locking, scratch, tool_version
 from designate_dist import manifest as manifest_mod
-from designate_dist import scratch, tool_version
 from designate_dist.apply import ApplyResult, apply_series
+from designate_dist.cache import cache_root
+from designate_dist.deb import DebRequest, build_debs
+from designate_dist.digest import sha256_of
 from designate_dist.distro import Distro
 from designate_dist.errors import BuildLocked
-from designate_dist.fetch import FetchResult, cache_root, fetch, sha256_of
+from designate_dist.fetch import FetchResult, fetch
 from designate_dist.migrations import migration_head
+from designate_dist.quilt import QuiltResult, export_quilt
 from designate_dist.series import PatchSeries, read_series
+from designate_dist.testsuite import TestReport, TestRequest, run_upstream_tests
 from designate_dist.upstream_import import import_upstream
 from designate_dist.wheel import WheelRequest, build_wheel
 
@@ -77,38 +81,16 @@ def source_date_epoch(distro: Distro) -> int | None:
 def build_lock(distro: Distro) -> Iterator[None]:
     """Refuse a second concurrent build in the same distribution repository.
 
-    The lock file is removed on the way out, still locked, so that nothing is
-    left behind; a process that opened it just before then finds, once it has
-    the lock, that the file it locked is no longer the one at the path, and
-    tries again on the new one.
+    The lock file says who holds it and is removed on the way out (see
+    :func:`designate_dist.locking.hold`).
     """
-    distro.work_root.mkdir(parents=True, exist_ok=True)
-    path = distro.work_root / "build.lock"
-    while True:
-        handle = open(path, "a+")
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            handle.seek(0)
-            holder = handle.read().strip() or "another process"
-            handle.close()
-            raise BuildLocked(f"another designate-dist build is running in {distro.root} ({holder})",
-                              hint="wait for it to finish") from None
-        try:
-            if os.stat(path).st_ino == os.fstat(handle.fileno()).st_ino:
-                break
-        except FileNotFoundError:
-            pass
-        handle.close()
-    try:
-        handle.seek(0)
-        handle.truncate()
-        handle.write(f"pid {os.getpid()}")
-        handle.flush()
+    def busy(holder: str) -> BuildLocked:
+        return BuildLocked(f"another designate-dist build is running in {distro.root} "
+                           f"({holder or 'another process'})", hint="wait for it to finish")
+
+    with locking.hold(distro.work_root / "build.lock", wait=0, busy=busy, owner=f"pid {os.getpid()}",
+                      remove=True):
         yield
-    finally:
-        path.unlink(missing_ok=True)
-        handle.close()
 
 
 def prepare(distro: Distro, *, force: bool = False, cache: Path | None = None,
@@ -119,9 +101,13 @@ def prepare(distro: Distro, *, force: bool = False, cache: Path | None = None,
 
 
 def prepare_held(distro: Distro, *, force: bool = False, cache: Path | None = None,
-                 progress: Progress = _quiet) -> PrepareResult:
-    """:func:`prepare` for a caller that already holds :func:`build_lock` (build, test, lock, quilt...)."""
-    series = read_series(distro.root)
+                 series: PatchSeries | None = None, progress: Progress = _quiet) -> PrepareResult:
+    """:func:`prepare` for a caller that already holds :func:`build_lock` (build, test, lock, quilt...).
+
+    ``series``: the series as the caller parsed it (else it is read here).
+    """
+    if series is None:
+        series = read_series(distro.root)
     progress(f"fetch: {distro.pin.describe_source()}")
     fetched = fetch(distro, cache=cache)
     progress(f"fetch: {fetched.archive} sha256 {fetched.sha256[:16]}... "
@@ -182,14 +168,19 @@ def _publish_dir(staging: Path, final: Path) -> None:
 
 def build(distro: Distro, *, output: Path | None = None, skip_tests: bool = False,
           force: bool = False, rebuild: bool = False, cache: Path | None = None,
-          concurrency: int | None = None, progress: Progress = _quiet) -> BuildResult:
-    """The whole build; see BUILD_STAGES.  Output goes to ``output/<distro-version>/``."""
+          concurrency: int | None = None, series: PatchSeries | None = None,
+          progress: Progress = _quiet) -> BuildResult:
+    """The whole build; see BUILD_STAGES.  Output goes to ``output/<distro-version>/``.
+
+    ``series``: the series as the caller parsed it (release), else it is read here, once.
+    """
     cache = cache or cache_root()
-    out_root = (output or distro.root / "dist").resolve()
+    out_root = distro.output_root(output).resolve()
     version = distro.pin.distro_version
     final = out_root / version.pep440
     with build_lock(distro):
-        series = read_series(distro.root)
+        if series is None:
+            series = read_series(distro.root)
         epoch_hint = source_date_epoch(distro)
         inputs = inputs_of(distro, series, skip_tests=skip_tests, epoch=epoch_hint)
         digest = inputs_digest(inputs)
@@ -198,7 +189,7 @@ def build(distro: Distro, *, output: Path | None = None, skip_tests: bool = Fals
             data = json.loads((final / manifest_mod.MANIFEST).read_text())
             return BuildResult(final, final / manifest_mod.MANIFEST,
                                tuple(final / a["file"] for a in data["artifacts"]), reused=True)
-        prepared = prepare_held(distro, force=force, cache=cache, progress=progress)
+        prepared = prepare_held(distro, force=force, cache=cache, series=series, progress=progress)
         epoch = epoch_hint if epoch_hint is not None else prepared.import_time
         out_root.mkdir(parents=True, exist_ok=True)
         scratch.sweep(out_root, ".partial-", ".old-")
@@ -224,7 +215,6 @@ def _build_into(distro: Distro, prepared: PrepareResult, staging: Path, inputs: 
     pin = distro.pin
     tests: dict = {"ran": False, "skipped_by_request": True}
     if not skip_tests:
-        from designate_dist.testsuite import TestRequest, run_upstream_tests
         progress("test: upstream unit tests (stestr)")
         report = run_upstream_tests(TestRequest(
             work_tree=prepared.work_tree, lock_file=distro.lock_file,
@@ -239,7 +229,6 @@ def _build_into(distro: Distro, prepared: PrepareResult, staging: Path, inputs: 
         wheels.append(build_wheel(WheelRequest(distro.root, version.pep440, epoch, staging)))
     debs: list[Path] = []
     if (distro.root / "debian" / "rules").is_file():
-        from designate_dist.deb import DebRequest, build_debs
         progress("deb: dpkg-buildpackage")
         result = build_debs(DebRequest(
             packaging_dir=distro.root / "debian", work_tree=prepared.work_tree,
@@ -266,15 +255,14 @@ def _build_into(distro: Distro, prepared: PrepareResult, staging: Path, inputs: 
 
 
 def run_tests(distro: Distro, *, output: Path | None, concurrency: int | None, force: bool,
-              progress: Progress = _quiet):
+              progress: Progress = _quiet) -> TestReport:
     """prepare, then upstream's unit tests on the patched tree (``designate-dist test``).
 
     Outputs (subunit, JUnit XML, log) go to ``output`` (default:
     ``DISTRO/dist/tests-<pep440>/``); returns the :class:`~designate_dist.testsuite.TestReport`.
     """
-    from designate_dist.testsuite import TestRequest, run_upstream_tests
     version = distro.pin.distro_version
-    out = (output or distro.root / "dist" / f"tests-{version.pep440}").resolve()
+    out = (output or distro.output_root() / f"tests-{version.pep440}").resolve()
     with build_lock(distro):
         prepared = prepare_held(distro, force=force, progress=progress)
         progress("test: upstream unit tests (stestr)")
@@ -289,20 +277,18 @@ def relock(distro: Distro, *, force: bool, progress: Progress = _quiet) -> Path:
 
     Holds (``# hold: name==version  # reason``) are kept; see designate_dist.lockfile.
     """
-    from designate_dist import lockfile
     with build_lock(distro):
         prepared = prepare_held(distro, force=force, progress=progress)
         return lockfile.relock(prepared.work_tree, distro.lock_file, progress=progress)
 
 
 def quilt(distro: Distro, *, output: Path | None = None, force: bool = False,
-          progress: Progress = _quiet):
+          progress: Progress = _quiet) -> QuiltResult:
     """prepare, then write the applied series as a quilt series (``designate-dist quilt``).
 
     Into ``output`` (default: ``DISTRO/patches``), under the build lock; returns
     the :class:`~designate_dist.quilt.QuiltResult`.
     """
-    from designate_dist.quilt import export_quilt
     with build_lock(distro):
         prepared = prepare_held(distro, force=force, progress=progress)
         return export_quilt(prepared.applied, output or distro.root / "patches")

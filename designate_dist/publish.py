@@ -25,48 +25,38 @@ so publishing the same build again changes nothing.  The indexes depend only
 on the repository's content: the same releases give byte-identical indexes
 (the signatures carry their signing time: a valid one is kept, not remade).
 
-The indexes are ours, not apt-ftparchive's or dpkg-scanpackages': a stanza is
-byte-for-byte what ``dpkg-scanpackages -m`` writes, but both standard tools
-list the versions of a package in directory order, which differs between two
-copies of the same repository; ours are in Debian version order.
+The indexes themselves are :mod:`designate_dist.repo_index`'s.
 """
 from __future__ import annotations
 
-import email.utils
-import fcntl
-import gzip
 import hashlib
-import html
-import io
 import json
 import os
 import re
 import shutil
-import time
-import zipfile
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from email.parser import HeaderParser
-from functools import cmp_to_key
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
 
-from packaging.utils import InvalidWheelFilename, canonicalize_name, parse_wheel_filename
+from packaging.utils import canonicalize_name
 from packaging.version import InvalidVersion, Version
 
+from designate_dist import locking
 from designate_dist.atomic import write_bytes
+from designate_dist.cache import cache_root
 from designate_dist.deb import read_lock
+from designate_dist.debversion import DEB_VERSION
+from designate_dist.digest import sha256_of
 from designate_dist.errors import (
     BuildLocked,
     ConfigError,
     PublishConflict,
     VerificationError,
 )
-from designate_dist.fetch import cache_root, sha256_of
 from designate_dist.manifest import MANIFEST, artifact_problem
-from designate_dist.runner import run
+from designate_dist.repo_index import Deb, Wheel, indexes, read_deb, read_wheel
 from designate_dist.scratch import make_file, sweep_temp_files
 from designate_dist.signing import (
     SigningKey,
@@ -78,18 +68,9 @@ from designate_dist.signing import (
 from designate_dist.versions import same_version
 
 Progress = Callable[[str], None]
-RELEASES_FORMAT = 1
-ORIGIN = "designate-dist"
 #: The repository's public key (armored), written by a signed publish.
 KEY_FILE = "signing-key.asc"
 SIGNATURES = ("Release.gpg", "InRelease")  # written after Release, in this order
-#: Fields an index adds to a .deb's control fields, and the fields they go before
-#: (dpkg-scanpackages' order, so that both tools write the same stanza).
-_INDEX_FIELDS = ("Filename", "Size", "MD5sum", "SHA1", "SHA256")
-_AFTER_INDEX_FIELDS = frozenset({"Section", "Priority", "Multi-Arch", "Homepage", "Description",
-                                 "Tag", "Task"})
-
-
 def _quiet(_: str) -> None:
     pass
 
@@ -140,59 +121,6 @@ class PublishResult:
                 f"{len(self.present)} file(s) already present{signed}")
 
 
-# --- Debian versions -------------------------------------------------------------------------
-
-def _order(char: str) -> int:
-    if not char or char.isdigit():
-        return 0
-    if char.isalpha():
-        return ord(char)
-    if char == "~":
-        return -1
-    return ord(char) + 256
-
-
-def _compare_part(a: str, b: str) -> int:
-    """dpkg's verrevcmp: non-digit runs by _order, digit runs numerically."""
-    i = j = 0
-    while i < len(a) or j < len(b):
-        while (i < len(a) and not a[i].isdigit()) or (j < len(b) and not b[j].isdigit()):
-            ac = _order(a[i] if i < len(a) else "")
-            bc = _order(b[j] if j < len(b) else "")
-            if ac != bc:
-                return ac - bc
-            i += 1
-            j += 1
-        start_i, start_j = i, j
-        while i < len(a) and a[i].isdigit():
-            i += 1
-        while j < len(b) and b[j].isdigit():
-            j += 1
-        na, nb = int(a[start_i:i] or 0), int(b[start_j:j] or 0)
-        if na != nb:
-            return -1 if na < nb else 1
-    return 0
-
-
-def _split_version(version: str) -> tuple[int, str, str]:
-    epoch, _, rest = version.rpartition(":") if ":" in version else ("0", "", version)
-    upstream, _, revision = rest.rpartition("-") if "-" in rest else (rest, "", "")
-    return int(epoch or 0), upstream, revision
-
-
-def compare_debian_versions(a: str, b: str) -> int:
-    """Like ``dpkg --compare-versions``: negative, zero or positive."""
-    ea, ua, ra = _split_version(a)
-    eb, ub, rb = _split_version(b)
-    if ea != eb:
-        return -1 if ea < eb else 1
-    return _compare_part(ua, ub) or _compare_part(ra, rb)
-
-
-def _noepoch(version: str) -> str:
-    return version.split(":", 1)[1] if ":" in version else version
-
-
 # --- reading the inputs ----------------------------------------------------------------------
 
 @dataclass(frozen=True)
@@ -209,33 +137,14 @@ class _File:
         return self.data if self.data is not None else self.source.read_bytes()
 
 
-@dataclass(frozen=True)
-class _Deb:
-    control: tuple[tuple[str, str], ...]   # (field, value with continuation lines)
-    path: Path                            # where its bytes are now
-    filename: str                         # pool/...
-
-    def field(self, name: str) -> str:
-        return next((v for k, v in self.control if k.lower() == name.lower()), "")
-
-
-@dataclass(frozen=True)
-class _Wheel:
-    file: str
-    project: str                            # canonical name
-    version: str
-    sha256: str
-    requires_python: str | None
-
-
 @dataclass
 class _Plan:
     manifest: dict[str, Any]
     manifest_bytes: bytes
     files: list[_File] = field(default_factory=list)
-    debs: list[_Deb] = field(default_factory=list)
-    wheels: list[_Wheel] = field(default_factory=list)     # every wheel of this release
-    own_wheels: list[_Wheel] = field(default_factory=list)
+    debs: list[Deb] = field(default_factory=list)
+    wheels: list[Wheel] = field(default_factory=list)     # every wheel of this release
+    own_wheels: list[Wheel] = field(default_factory=list)
 
     @property
     def pep440(self) -> str:
@@ -280,7 +189,7 @@ def _check_manifest(data: Any, path: Path) -> None:
         Version(pep440)
     except InvalidVersion:
         raise bad(f"distro_version.pep440 {pep440!r} is not a PEP 440 version") from None
-    if not isinstance(debian, str) or not _DEB_VERSION.match(debian):
+    if not isinstance(debian, str) or not DEB_VERSION.match(debian):
         raise bad(f"distro_version.debian {debian!r} is not a Debian version")
     epoch = data["source_date_epoch"]
     if not isinstance(epoch, int) or isinstance(epoch, bool) or epoch < 0:
@@ -325,67 +234,6 @@ def read_sums(wheelhouse: Path) -> dict[str, str]:
     return sums
 
 
-def wheel_metadata(path: Path) -> tuple[str, str, str | None]:
-    """``(canonical project, version, Requires-Python or None)`` of a wheel file."""
-    try:
-        name, version, _, _ = parse_wheel_filename(path.name)
-        project, version_text = str(name), str(version)
-    except (InvalidWheelFilename, InvalidVersion):
-        project = version_text = ""
-    try:
-        with zipfile.ZipFile(path) as archive:
-            meta = next((n for n in archive.namelist()
-                         if n.count("/") == 1 and n.endswith(".dist-info/METADATA")), None)
-            if meta is None:
-                raise VerificationError(f"{path.name}: not a wheel (no .dist-info/METADATA)")
-            headers = HeaderParser().parsestr(archive.read(meta).decode("utf-8", "replace"))
-    except zipfile.BadZipFile:
-        raise VerificationError(f"{path.name}: not a wheel (not a zip file)") from None
-    project = project or canonicalize_name(headers.get("Name", ""))
-    version_text = version_text or headers.get("Version", "")
-    if not project:
-        raise VerificationError(f"{path.name}: a wheel without a project name")
-    requires = headers.get("Requires-Python")
-    return project, version_text, (requires.strip() if requires and requires.strip() else None)
-
-
-def _wheel(path: Path, sha256: str) -> _Wheel:
-    project, version, requires = wheel_metadata(path)
-    return _Wheel(path.name, project, version, sha256, requires)
-
-
-def deb_control(path: Path) -> tuple[tuple[str, str], ...]:
-    """The control fields of a .deb, in their order, continuation lines kept."""
-    text = run(["dpkg-deb", "-f", str(path)], what=f"read the control fields of {path.name}").stdout
-    fields: list[list[str]] = []
-    for line in text.splitlines():
-        if line[:1] in (" ", "\t") and fields:
-            fields[-1][1] += "\n" + line
-        elif ":" in line:
-            name, _, value = line.partition(":")
-            fields.append([name.strip(), value.strip()])
-    control = tuple((k, v) for k, v in fields)
-    names = {k for k, _ in control}
-    if not {"Package", "Version", "Architecture"} <= names:
-        raise VerificationError(f"{path.name}: control fields lack Package, Version or Architecture")
-    return control
-
-
-_DEB_NAME = re.compile(r"^[a-z0-9][a-z0-9+.-]*$")
-_DEB_VERSION = re.compile(r"^([0-9]+:)?[A-Za-z0-9][A-Za-z0-9.+~-]*$")
-
-
-def _deb(path: Path) -> _Deb:
-    control = deb_control(path)
-    values = dict(control)
-    if not (_DEB_NAME.match(values["Package"]) and _DEB_VERSION.match(values["Version"])
-            and _DEB_NAME.match(values["Architecture"])):
-        raise VerificationError(f"{path.name}: unusable Package/Version/Architecture "
-                                f"{values['Package']!r} {values['Version']!r} {values['Architecture']!r}")
-    name = f"{values['Package']}_{_noepoch(values['Version'])}_{values['Architecture']}.deb"
-    return _Deb(control, path, f"pool/{name}")
-
-
 def default_wheelhouse(lock_sha256: str) -> Path:
     return cache_root() / "wheelhouse" / lock_sha256
 
@@ -425,7 +273,7 @@ def plan(request: PublishRequest) -> _Plan:
         if actual != digest:
             raise VerificationError(f"wheelhouse {wheelhouse}: {name} has sha256 {actual[:16]}..., "
                                     f"SHA256SUMS says {digest[:16]}...")
-        wheel = _wheel(path, digest)
+        wheel = read_wheel(path, digest)
         result.files.append(_File(f"wheels/{name}", digest, path.stat().st_size, source=path))
         result.wheels.append(wheel)
     for pin_name, pin_version in read_lock(request.lock_file):
@@ -440,13 +288,13 @@ def plan(request: PublishRequest) -> _Plan:
         if path.parent != request.build_dir:
             continue  # tests/ and other reports stay with the build
         if path.suffix == ".whl":
-            wheel = _wheel(path, artifact["sha256"])
+            wheel = read_wheel(path, artifact["sha256"])
             result.own_wheels.append(wheel)
             result.wheels.append(wheel)
             result.files.append(_File(f"wheels/{path.name}", artifact["sha256"], artifact["size"],
                                       source=path))
         elif path.suffix == ".deb":
-            deb = _deb(path)
+            deb = read_deb(path)
             result.debs.append(deb)
             result.files.append(_File(deb.filename, artifact["sha256"], artifact["size"], source=path))
     if not result.debs and not result.own_wheels:
@@ -467,23 +315,17 @@ def plan(request: PublishRequest) -> _Plan:
 
 @contextmanager
 def repo_lock(repo: Path, timeout: float | None) -> Iterator[None]:
-    """Hold the fcntl lock of ``repo/.lock`` (the file itself is never rewritten)."""
+    """Hold the fcntl lock of ``repo/.lock``, waiting up to ``timeout`` seconds (None: as long as it takes).
+
+    The file itself is never rewritten.
+    """
     repo.mkdir(parents=True, exist_ok=True)
-    handle = open(repo / ".lock", "a")
-    try:
-        deadline = None if timeout is None else time.monotonic() + timeout
-        while True:
-            try:
-                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except BlockingIOError:
-                if deadline is not None and time.monotonic() >= deadline:
-                    raise BuildLocked(f"another designate-dist publish holds {repo / '.lock'}",
-                                      hint="wait for it to finish") from None
-                time.sleep(0.1)
+
+    def busy(_: str) -> BuildLocked:
+        return BuildLocked(f"another designate-dist publish holds {repo / '.lock'}", hint="wait for it to finish")
+
+    with locking.hold(repo / ".lock", wait=timeout, busy=busy):
         yield
-    finally:
-        handle.close()
 
 
 def install_file(repo: Path, item: _File) -> None:
@@ -524,20 +366,6 @@ def _conflicts(repo: Path, files: Iterable[_File]) -> tuple[list[_File], list[_F
     return new, present, conflicts
 
 
-def _read_releases(repo: Path) -> list[dict[str, Any]]:
-    path = repo / "releases.json"
-    if not path.exists():
-        return []
-    try:
-        data = json.loads(path.read_text())
-        releases = data["releases"]
-        if data.get("format") != RELEASES_FORMAT or not isinstance(releases, list):
-            raise ValueError(f"format {data.get('format')!r}")
-    except (ValueError, KeyError, TypeError) as exc:
-        raise ConfigError(f"{path}: not a releases.json of this tool ({exc})") from None
-    return releases
-
-
 def release_entry(plan_: _Plan) -> dict[str, Any]:
     manifest = plan_.manifest
     version = manifest["distro_version"]
@@ -556,140 +384,6 @@ def release_entry(plan_: _Plan) -> dict[str, Any]:
         "manifest": f"manifests/{version['pep440']}.json",
         "source_date_epoch": int(manifest["source_date_epoch"]),
     }
-
-
-def releases_json(releases: list[dict[str, Any]]) -> bytes:
-    ordered = sorted(releases, key=lambda r: Version(r["pep440"]))
-    return (json.dumps({"format": RELEASES_FORMAT, "releases": ordered}, indent=2, sort_keys=True)
-            + "\n").encode()
-
-
-def _hashes(path: Path) -> tuple[int, str, str, str]:
-    md5, sha1, sha256 = hashlib.md5(), hashlib.sha1(), hashlib.sha256()
-    size = 0
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            size += len(block)
-            md5.update(block)
-            sha1.update(block)
-            sha256.update(block)
-    return size, md5.hexdigest(), sha1.hexdigest(), sha256.hexdigest()
-
-
-def packages_index(debs: Iterable[_Deb]) -> bytes:
-    """The ``Packages`` file: each deb's control fields plus Filename/Size/hashes."""
-    def key(a: _Deb, b: _Deb) -> int:
-        return ((a.field("Package") > b.field("Package")) - (a.field("Package") < b.field("Package"))
-                or compare_debian_versions(a.field("Version"), b.field("Version"))
-                or (a.filename > b.filename) - (a.filename < b.filename))
-
-    stanzas = []
-    for deb in sorted(debs, key=cmp_to_key(key)):
-        size, md5, sha1, sha256 = _hashes(deb.path)
-        extra = dict(zip(_INDEX_FIELDS, (deb.filename, str(size), md5, sha1, sha256)))
-        lines = []
-        for name, value in deb.control:
-            if name in extra:
-                continue
-            if name in _AFTER_INDEX_FIELDS:
-                lines += [f"{k}: {v}" for k, v in extra.items()]
-                extra = {}
-            lines.append(f"{name}: {value}")
-        lines += [f"{k}: {v}" for k, v in extra.items()]
-        stanzas.append("\n".join(lines) + "\n")
-    return "".join(stanza + "\n" for stanza in stanzas).encode()
-
-
-def gzip_bytes(data: bytes) -> bytes:
-    buffer = io.BytesIO()
-    with gzip.GzipFile(filename="", mode="wb", fileobj=buffer, mtime=0, compresslevel=9) as gz:
-        gz.write(data)
-    return buffer.getvalue()
-
-
-def release_file(indexes: dict[str, bytes], architectures: Iterable[str], epoch: int) -> bytes:
-    """``Release`` of a flat repository, dated by the newest release (reproducible)."""
-    lines = [f"Origin: {ORIGIN}", f"Label: {ORIGIN}",
-             f"Date: {email.utils.formatdate(epoch, usegmt=True).replace('GMT', 'UTC')}",
-             f"Architectures: {' '.join(sorted(set(architectures))) or 'all'}",
-             "Description: designate-dist releases (apt and pip)"]
-    for title, algorithm in (("MD5Sum", hashlib.md5), ("SHA1", hashlib.sha1),
-                             ("SHA256", hashlib.sha256)):
-        lines.append(f"{title}:")
-        for name, data in sorted(indexes.items()):
-            lines.append(f" {algorithm(data).hexdigest()} {len(data):>16} {name}")
-    return ("\n".join(lines) + "\n").encode()
-
-
-_PAGE = ("<!DOCTYPE html>\n<html>\n  <head>\n"
-         '    <meta name="pypi:repository-version" content="1.0">\n'
-         "    <title>{title}</title>\n  </head>\n  <body>\n{body}  </body>\n</html>\n")
-
-
-def simple_root(projects: Iterable[str]) -> bytes:
-    body = "".join(f'    <a href="{quote(p)}/">{html.escape(p)}</a><br>\n' for p in sorted(set(projects)))
-    return _PAGE.format(title="Simple index", body=body).encode()
-
-
-def simple_project(project: str, wheels: Iterable[_Wheel]) -> bytes:
-    def order(wheel: _Wheel) -> tuple:
-        try:
-            return (0, Version(wheel.version), wheel.file)
-        except InvalidVersion:
-            return (1, Version("0"), wheel.file)
-
-    body = ""
-    for wheel in sorted(wheels, key=order):
-        requires = (f' data-requires-python="{html.escape(wheel.requires_python, quote=True)}"'
-                    if wheel.requires_python else "")
-        body += (f'    <a href="../../wheels/{quote(wheel.file)}#sha256={wheel.sha256}"{requires}>'
-                 f"{html.escape(wheel.file)}</a><br>\n")
-    return _PAGE.format(title=f"Links for {html.escape(project)}", body=body).encode()
-
-
-def _existing_wheels(repo: Path, planned: dict[str, _Wheel]) -> list[_Wheel]:
-    wheels = dict(planned)
-    directory = repo / "wheels"
-    if directory.is_dir():
-        for path in sorted(directory.glob("*.whl")):
-            if path.name.startswith(".") or path.name in wheels:
-                continue
-            wheels[path.name] = _wheel(path, sha256_of(path))
-    return list(wheels.values())
-
-
-def _existing_debs(repo: Path, planned: list[_Deb]) -> list[_Deb]:
-    debs = {d.filename: d for d in planned}
-    directory = repo / "pool"
-    if directory.is_dir():
-        for path in sorted(directory.glob("*.deb")):
-            name = f"pool/{path.name}"
-            if path.name.startswith(".") or name in debs:
-                continue
-            deb = _deb(path)
-            debs[name] = _Deb(deb.control, path, name)  # as it is named in the pool
-    return list(debs.values())
-
-
-def indexes(repo: Path, plan_: _Plan) -> dict[str, bytes]:
-    """Every index of the repository with this release in it: ``{relative path: bytes}``."""
-    releases = [r for r in _read_releases(repo) if r.get("pep440") != plan_.pep440]
-    releases.append(release_entry(plan_))
-    wheels = _existing_wheels(repo, {w.file: w for w in plan_.wheels})
-    debs = _existing_debs(repo, plan_.debs)
-    out: dict[str, bytes] = {"releases.json": releases_json(releases)}
-    by_project: dict[str, list[_Wheel]] = {}
-    for wheel in wheels:
-        by_project.setdefault(wheel.project, []).append(wheel)
-    for project, items in sorted(by_project.items()):
-        out[f"simple/{project}/index.html"] = simple_project(project, items)
-    out["simple/index.html"] = simple_root(by_project)
-    packages = packages_index(debs)
-    apt = {"Packages": packages, "Packages.gz": gzip_bytes(packages)}
-    out.update(apt)
-    epoch = max(int(r["source_date_epoch"]) for r in releases)
-    out["Release"] = release_file(apt, (d.field("Architecture") for d in debs), epoch)
-    return out
 
 
 def _signed_indexes(repo: Path, wanted: dict[str, bytes], key: SigningKey | None,
@@ -740,7 +434,8 @@ def publish(request: PublishRequest, *, progress: Progress = _quiet) -> PublishR
                                   hint="a published file never changes; bump the distro revision")
         # The indexes and signatures are made before anything is written: a failure there
         # writes nothing.
-        wanted = _signed_indexes(repo, indexes(repo, planned), key, public_key)
+        wanted = _signed_indexes(repo, indexes(repo, release_entry(planned), planned.wheels, planned.debs),
+                                 key, public_key)
         progress(f"publish: {len(new)} new file(s), {len(present)} already present")
         for item in new:
             install_file(repo, item)

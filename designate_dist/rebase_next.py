@@ -9,14 +9,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import replace
-from typing import TYPE_CHECKING
 
 from designate_dist.distro import Distro, load_distro
 from designate_dist.errors import DistError
+from designate_dist.pipeline import quilt
+from designate_dist.rebase_outcome import RebaseReport
 from designate_dist.text import counted
-
-if TYPE_CHECKING:
-    from designate_dist.rebase import RebaseReport
 
 QUILT_DIR = "patches"
 
@@ -27,7 +25,6 @@ def after_finish(distro: Distro, report: RebaseReport, progress: Callable[[str],
     steps: list[str] = []
     quilt_dir = root / QUILT_DIR
     if (quilt_dir / "series").is_file():
-        from designate_dist.pipeline import quilt
         progress(f"rebase: regenerating {QUILT_DIR}/ on {report.onto}")
         try:
             written = quilt(load_distro(root, distro.work_root), output=quilt_dir, progress=progress)

@@ -31,7 +31,7 @@ from typing import Any
 
 from packaging.version import InvalidVersion, Version
 
-from designate_dist import deb, lockfile
+from designate_dist import changelog, lockfile, pipeline
 from designate_dist import manifest as manifest_mod
 from designate_dist.atomic import write_bytes, write_text
 from designate_dist.distro import LOCK_FILE, PIN_FILE, SERIES_DIRS, Distro, Pin, load_distro, parse_pin, read_utf8
@@ -43,8 +43,8 @@ from designate_dist.errors import (
     ReleaseRefused,
     StaleBuild,
 )
-from designate_dist.gitrepo import WorkTree
-from designate_dist.series import PatchFile, read_series
+from designate_dist.gitrepo import DistroRepo
+from designate_dist.series import PatchFile, PatchSeries, read_series
 from designate_dist.versions import DEBIAN_EPOCH, DistroVersion
 
 Progress = Callable[[str], None]
@@ -101,7 +101,7 @@ class Plan:
         return self.title + "\n\n" + "".join(f"* {change}\n" for change in self.changes)
 
     def debian_entry(self) -> str:
-        return deb.changelog_entry(self.version, self.changes, self.maintainer, self.date, self.package)
+        return changelog.changelog_entry(self.version, self.changes, self.maintainer, self.date, self.package)
 
     def markdown_entry(self) -> str:
         day = datetime.fromtimestamp(self.date, tz=UTC).strftime("%Y-%m-%d")
@@ -128,17 +128,17 @@ class ReleaseResult:
 
 
 # -- the repository -------------------------------------------------------------------
-def _open_repo(distro: Distro) -> WorkTree:
+def _open_repo(distro: Distro) -> DistroRepo:
     if not (distro.root / ".git").exists():
         raise ReleaseRefused(f"{distro.root} is not a git repository: a release is a tagged commit",
                              hint="git init and commit the distribution first")
-    return WorkTree(distro.root)
+    return DistroRepo(distro.root)
 
 
 def _ignored_outputs(distro: Distro, output: Path | None) -> list[str]:
     """Directories the tool itself writes into the repository (work trees, build outputs)."""
     outs = []
-    for path in (distro.work_root, (output or distro.root / "dist")):
+    for path in (distro.work_root, distro.output_root(output)):
         try:
             outs.append(path.resolve().relative_to(distro.root).as_posix().rstrip("/") + "/")
         except ValueError:
@@ -146,7 +146,7 @@ def _ignored_outputs(distro: Distro, output: Path | None) -> list[str]:
     return outs
 
 
-def _check_clean(distro: Distro, repo: WorkTree, output: Path | None) -> None:
+def _check_clean(distro: Distro, repo: DistroRepo, output: Path | None) -> None:
     if repo.current_branch() is None:
         raise ReleaseRefused("HEAD is detached: a release is made on a branch",
                              hint="git switch <branch> first")
@@ -158,7 +158,7 @@ def _check_clean(distro: Distro, repo: WorkTree, output: Path | None) -> None:
                             hint="commit or remove them; a release is made from a clean tree")
 
 
-def _last_release(repo: WorkTree) -> str | None:
+def _last_release(repo: DistroRepo) -> str | None:
     """The highest release tag reachable from HEAD."""
     ordered = [(key, tag) for tag in repo.tags_merged(TAG_PREFIX + "*")
                if (key := _tag_order(tag)) is not None]
@@ -170,8 +170,13 @@ class _Snapshot:
     """The pin, series and lock of one commit, materialised in a directory."""
 
     pin: Pin
-    patches: dict[str, PatchFile]   # ref -> patch, in series order
+    series: PatchSeries
     lock: dict[str, str]            # normalised name -> version
+
+    @property
+    def patches(self) -> dict[str, PatchFile]:
+        """ref -> patch, in series order."""
+        return {p.ref: p for p in self.series}
 
 
 def _snapshot(root: Path, where: str) -> _Snapshot:
@@ -183,10 +188,10 @@ def _snapshot(root: Path, where: str) -> _Snapshot:
         series = read_series(root)
     except ConfigError as exc:
         raise ConfigError(f"{where}: {exc}") from exc
-    return _Snapshot(pin, {p.ref: p for p in series}, _read_lock(root / LOCK_FILE))
+    return _Snapshot(pin, series, _read_lock(root / LOCK_FILE))
 
 
-def _snapshot_at(repo: WorkTree, rev: str) -> _Snapshot:
+def _snapshot_at(repo: DistroRepo, rev: str) -> _Snapshot:
     files = repo.files_at(rev, [str(PIN_FILE), str(LOCK_FILE), *SERIES_DIRS])
     with tempfile.TemporaryDirectory(prefix="designate-dist-release-") as tmp:
         for rel, data in files.items():
@@ -276,7 +281,7 @@ def _has_packaging(distro: Distro) -> bool:
     return (distro.root / "debian" / "rules").is_file()
 
 
-def _resumable(distro: Distro, repo: WorkTree) -> bool:
+def _resumable(distro: Distro, repo: DistroRepo) -> bool:
     """HEAD is a release commit of the pin's version that has no tag yet."""
     version = distro.pin.distro_version
     title = _COMMIT_TITLE.format(pep440=version.pep440, debian=version.debian)
@@ -286,6 +291,11 @@ def _resumable(distro: Distro, repo: WorkTree) -> bool:
 
 def plan_release(distro: Distro, *, output: Path | None = None) -> Plan:
     """Check the repository and work out the release; changes nothing."""
+    return _plan(distro, output)[0]
+
+
+def _plan(distro: Distro, output: Path | None) -> tuple[Plan, PatchSeries | None]:
+    """The plan, and the series of the working files as it parsed them (None when resuming)."""
     repo = _open_repo(distro)
     _check_clean(distro, repo, output)
     common = dict(maintainer=distro.pin.maintainer, package=_package_name(distro),
@@ -298,7 +308,7 @@ def plan_release(distro: Distro, *, output: Path | None = None) -> Plan:
                         if line.startswith("* "))
         return Plan(version=version, tag=tag_name(version), previous_tag=previous_tag,
                     previous_version=_previous_version(repo, previous_tag), changes=changes,
-                    date=repo.commit_author("HEAD").when, resume=True, **common)
+                    date=repo.commit_author("HEAD").when, resume=True, **common), None
     old = _snapshot_at(repo, previous_tag) if previous_tag else None
     new = _snapshot(distro.root, "HEAD")
     version = DistroVersion(distro.pin.version, _next_revision(old.pin if old else None, distro.pin))
@@ -311,43 +321,15 @@ def plan_release(distro: Distro, *, output: Path | None = None) -> Plan:
     return Plan(version=version, tag=tag, previous_tag=previous_tag,
                 previous_version=old.pin.distro_version.debian if old else None,
                 changes=tuple(describe_changes(old, new)), date=_changelog_date(), resume=False,
-                **common)
+                **common), new.series
 
 
-def _previous_version(repo: WorkTree, tag: str | None) -> str | None:
+def _previous_version(repo: DistroRepo, tag: str | None) -> str | None:
     return _snapshot_at(repo, tag).pin.distro_version.debian if tag else None
 
 
 # -- writing ------------------------------------------------------------------------------
-def _with_markdown(existing: str | None, entry: str, version: DistroVersion) -> str:
-    """CHANGELOG.md with ``entry`` on top; an earlier entry of the same (untagged) version goes."""
-    header = "# Changelog\n\n"
-    if not existing or not existing.strip():
-        return header + entry
-    lines = existing.splitlines(keepends=True)
-    sections = [i for i, line in enumerate(lines) if line.startswith("## ")] + [len(lines)]
-    at = sections[0]
-    head = "".join(lines[:at])
-    if head and not head.endswith("\n\n"):
-        head = head.rstrip("\n") + "\n\n"
-    if at < len(lines) and lines[at].startswith(f"## {version.pep440} ("):
-        at = sections[1]  # a release of this version that never got its tag
-    rest = "".join(lines[at:])
-    return head + entry + ("\n" + rest if rest else "")
-
-
-def _with_debian_entry(existing: str | None, entry: str, version: DistroVersion) -> str:
-    """debian/changelog with ``entry`` on top; an earlier entry of the same (untagged) version goes."""
-    if not existing or not existing.strip():
-        return entry
-    text = existing.lstrip("\n")
-    if deb.changelog_top_version(text) == version.debian:
-        trailer = re.search(r"(?m)^ -- .*\n?", text)
-        text = text[trailer.end():].lstrip("\n") if trailer else ""
-    return entry + ("\n" + text if text else "")
-
-
-def _write_release(distro: Distro, repo: WorkTree, plan: Plan, env: dict[str, str]) -> str:
+def _write_release(distro: Distro, repo: DistroRepo, plan: Plan, env: dict[str, str]) -> str:
     """Write the pin and the changelogs and commit them; on any failure put everything back."""
     files = [PIN_FILE, CHANGELOG_MD] + ([DEBIAN_CHANGELOG] if plan.debian_changelog else [])
     before = {rel: (distro.root / rel).read_bytes() if (distro.root / rel).is_file() else None
@@ -359,11 +341,11 @@ def _write_release(distro: Distro, repo: WorkTree, plan: Plan, env: dict[str, st
         if plan.debian_changelog:
             old = before[DEBIAN_CHANGELOG]
             write_text(distro.root / DEBIAN_CHANGELOG,
-                       _with_debian_entry(old.decode("utf-8") if old else None, plan.debian_entry(),
+                       changelog.with_debian_entry(old.decode("utf-8") if old else None, plan.debian_entry(),
                                           plan.version))
         old_md = before[CHANGELOG_MD]
         write_text(distro.root / CHANGELOG_MD,
-                   _with_markdown(old_md.decode("utf-8") if old_md else None, plan.markdown_entry(),
+                   changelog.with_markdown_entry(old_md.decode("utf-8") if old_md else None, plan.markdown_entry(),
                                   plan.version))
         return repo.commit_paths([str(rel) for rel in files], plan.message, env)
     except BaseException:
@@ -396,14 +378,15 @@ def _shown(path: Path, root: Path) -> str:
         return str(path)
 
 
-def check_build(distro: Distro, output: Path | None, *, skip_tests: bool) -> Path:
+def check_build(distro: Distro, output: Path | None, *, skip_tests: bool,
+                series: PatchSeries | None = None) -> Path:
     """The build dir of the pin's version, if its manifest says it was made from HEAD's inputs.
 
     Raises :class:`StaleBuild` naming the inputs that differ (or what is missing).
+    ``series``: the series as the caller parsed it (else it is read here).
     """
-    from designate_dist import pipeline
     version = distro.pin.distro_version
-    out_dir = (output or distro.root / "dist").resolve() / version.pep440
+    out_dir = distro.output_root(output).resolve() / version.pep440
     shown = _shown(out_dir, distro.root)
     try:
         data = json.loads((out_dir / manifest_mod.MANIFEST).read_text(encoding="utf-8"))
@@ -413,7 +396,8 @@ def check_build(distro: Distro, output: Path | None, *, skip_tests: bool) -> Pat
     built = data.get("distro_version", {}).get("pep440")
     if built != version.pep440:
         raise StaleBuild(f"the build in {shown} is of {built}, not {version.pep440}", hint="rebuild")
-    inputs = pipeline.inputs_of(distro, read_series(distro.root), skip_tests=skip_tests,
+    inputs = pipeline.inputs_of(distro, read_series(distro.root) if series is None else series,
+                                skip_tests=skip_tests,
                                 epoch=pipeline.source_date_epoch(distro))
     if data.get("inputs_digest") != pipeline.inputs_digest(inputs):
         recorded = data.get("inputs", {})
@@ -432,10 +416,10 @@ def release(distro: Distro, *, dry_run: bool = False, build: bool = True, output
             skip_tests: bool = False, concurrency: int | None = None,
             progress: Progress = _quiet) -> ReleaseResult:
     """Release the distribution (see the module docstring); ``dry_run`` only plans."""
-    plan = plan_release(distro, output=output)
+    plan, series = _plan(distro, output)
     if dry_run:
         return ReleaseResult(plan, None, plan.tag, None, dry_run=True)
-    repo = WorkTree(distro.root)
+    repo = DistroRepo(distro.root)
     env = {} if repo.has_identity() else _maintainer_env(plan.maintainer)  # commit and tag
     if plan.resume:
         progress(f"release: resuming {plan.title}: HEAD {repo.head()[:12]} is its untagged commit")
@@ -444,14 +428,15 @@ def release(distro: Distro, *, dry_run: bool = False, build: bool = True, output
         commit = _write_release(distro, repo, plan, env)
         progress(f"release: committed {plan.title} as {commit[:12]}")
     released = load_distro(distro.root, distro.work_root)
+    if series is None:  # resuming: the plan did not read it
+        series = read_series(released.root)
     resume_hint = (f"the release commit {commit[:12]} is made; fix the cause and run "
                    "`designate-dist release` again to build and tag it (no second bump)")
     try:
         if build:
-            from designate_dist import pipeline
-            pipeline.build(released, output=output, skip_tests=skip_tests,
+            pipeline.build(released, output=output, skip_tests=skip_tests, series=series,
                            concurrency=concurrency, progress=progress)
-        build_dir = check_build(released, output, skip_tests=skip_tests)
+        build_dir = check_build(released, output, skip_tests=skip_tests, series=series)
     except DistError as exc:
         exc.hint = f"{exc.hint}; {resume_hint}" if exc.hint else resume_hint
         raise

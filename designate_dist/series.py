@@ -30,6 +30,7 @@ from pathlib import Path
 
 from designate_dist.distro import read_utf8
 from designate_dist.errors import SeriesError
+from designate_dist.unidiff import diff_files, split_head
 
 SERIES_FILE = "series"
 KIND_UPSTREAM = "upstream"
@@ -43,7 +44,6 @@ _ENTRY = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]*$")
 # Only the "[PATCH ...]" groups format-patch adds (git mailinfo -b): upstream's own
 # "[trivial]" or "[docs]" is part of its subject.
 _SUBJECT_PREFIX = re.compile(r"^\s*(\[[^\]]*\bPATCH\b[^\]]*\]\s*)+")
-_DIFF_START = re.compile(r"^(diff --git |--- (a/|/dev/null)|Index: )", re.M)
 _PROVENANCE = re.compile(r"^Upstream:[ \t]*(\S.*)$", re.M)
 _PROVENANCE_COMMIT = re.compile(r"\bcommit ([0-9a-f]{7,40})\b")
 _CHANGE_ID = re.compile(r"^Change-Id:\s*(I[0-9a-f]{40})\s*$", re.M)
@@ -125,28 +125,6 @@ def cherry_picked_from_in(message: str) -> tuple[str, ...]:
     return tuple(_CHERRY.findall(message))
 
 
-def diff_files(diff: str) -> list[str]:
-    """The paths a unified diff touches, in order (new name for renames)."""
-    files: list[str] = []
-    for line in diff.splitlines():
-        if line.startswith("+++ ") or line.startswith("--- "):
-            path = line[4:].split("\t")[0].strip()
-            if path == "/dev/null":
-                continue
-            if path.startswith(("a/", "b/")):
-                path = path[2:]
-            if path not in files:
-                files.append(path)
-    return files
-
-
-def _split_diff(text: str) -> tuple[str, str]:
-    match = _DIFF_START.search(text)
-    if match is None:
-        return text, ""
-    return text[:match.start()], text[match.start():]
-
-
 def _clean_body(lines: list[str]) -> str:
     while lines and not lines[-1].strip():
         lines.pop()
@@ -162,7 +140,7 @@ def parse_patch(path: Path, series: str, kind: str) -> PatchFile:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise SeriesError(f"{series}/{path.name}: not UTF-8 text ({exc.reason} at byte {exc.start})") from exc
-    head, diff = _split_diff(text)
+    head, diff = split_head(text)
     if not diff.strip():
         raise SeriesError(f"{series}/{path.name}: contains no diff")
     first = head.lstrip("\n").split("\n", 1)[0]

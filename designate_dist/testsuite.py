@@ -25,7 +25,6 @@ output).  A failing test raises :class:`TestsFailed` (exit 4).
 """
 from __future__ import annotations
 
-import fcntl
 import hashlib
 import io
 import os
@@ -34,16 +33,15 @@ import shutil
 import threading
 import time
 import xml.etree.ElementTree as ET
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from designate_dist import scratch
+from designate_dist import locking, scratch
 from designate_dist.atomic import write_json, write_text
 from designate_dist.distro import read_utf8
-from designate_dist.errors import ConfigError, TestsFailed
+from designate_dist.errors import BuildLocked, ConfigError, TestsFailed
 from designate_dist.lockfile import (
     REQUIREMENT_FILES,
     TOOL_REQUIREMENTS,
@@ -237,17 +235,6 @@ def venv_key(lock_file: Path, work_tree: Path, version: str) -> str:
     return digest.hexdigest()[:20]
 
 
-@contextmanager
-def _file_lock(path: Path) -> Iterator[None]:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
-
-
 def ensure_venv(lock_file: Path, work_tree: Path, cache_dir: Path, *, python: str | None = None,
                 progress: Progress = _quiet) -> Venv:
     """The cached test venv for this lock and tree, made if missing (see the module docstring)."""
@@ -256,7 +243,8 @@ def ensure_venv(lock_file: Path, work_tree: Path, cache_dir: Path, *, python: st
     version = python_version(python)
     key = venv_key(lock_file, work_tree, version)
     path = cache_dir / "venvs" / key
-    with _file_lock(cache_dir / "venvs" / f"{key}.lock"):
+    # Another build making the same venv: wait for it, then reuse what it made.
+    with locking.hold(cache_dir / "venvs" / f"{key}.lock", wait=None, busy=BuildLocked):
         if (path / VENV_MARKER).is_file():
             return Venv(path, key, reused=True)
         if path.exists():  # a half-made venv from an interrupted run

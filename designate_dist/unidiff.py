@@ -1,4 +1,11 @@
-"""Unified diffs as data: files and hunks, read by their line counts (trailers ignored)."""
+"""Unified diffs as data, and patch files as a head and a diff.
+
+The one place that knows where a patch file's diff starts (:func:`split_head`),
+which files a diff touches, its files and hunks (read by their line counts,
+trailers ignored), and how to give a patch file a fresh diff keeping its header
+and message (:func:`rewrite_patch`).  The series, the rebase, the patch queue and
+cherry-pick all read diffs through it.
+"""
 from __future__ import annotations
 
 import re
@@ -15,6 +22,40 @@ def split_head(text: str) -> tuple[str, str]:
     if match is None:
         return text, ""
     return text[:match.start()], text[match.start():]
+
+
+def diff_files(diff: str) -> list[str]:
+    """The paths a unified diff touches, in order (both names of a rename)."""
+    files: list[str] = []
+    for line in diff.splitlines():
+        if line.startswith("+++ ") or line.startswith("--- "):
+            path = line[4:].split("\t")[0].strip()
+            if path == "/dev/null":
+                continue
+            if path.startswith(("a/", "b/")):
+                path = path[2:]
+            if path not in files:
+                files.append(path)
+    return files
+
+
+def rewrite_patch(original: str, mail: bool, fresh: str) -> str:
+    """``original``'s header and message with the diff of ``fresh``.
+
+    ``fresh`` is ``git format-patch`` output for a mail-format patch (its ``---``
+    part, diffstat and diff, replaces the original's) or a plain diff.
+    """
+    head, _ = split_head(original)
+    if mail:
+        cut = head.rfind("\n---\n")
+        fresh_head, fresh_diff = split_head(fresh)
+        fresh_cut = fresh_head.rfind("\n---\n")
+        tail = fresh[fresh_cut + 1:] if fresh_cut != -1 else fresh_diff
+        if cut != -1:
+            return head[:cut + 1] + tail
+        return head + (fresh_diff if not head.endswith("\n---\n") else tail)
+    _, fresh_diff = split_head(fresh)
+    return head + fresh_diff
 
 
 @dataclass(frozen=True)

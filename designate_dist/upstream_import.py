@@ -8,7 +8,6 @@ from PBR_VERSION or git.
 """
 from __future__ import annotations
 
-import json
 import shutil
 import tarfile
 from dataclasses import dataclass
@@ -21,9 +20,9 @@ from designate_dist.errors import ConfigError, DirtyWorkTree, DistError, GitErro
 from designate_dist.fetch import FetchResult, archive_error
 from designate_dist.gitrepo import Identity, WorkTree
 from designate_dist.links import resolve
+from designate_dist.tree_state import TreeState, UpstreamImport, read_tree_state, write_tree_state
 
 BRANCH = "patched"
-STATE_FILE = "designate-dist.json"
 _METADATA = ("PKG-INFO",)
 
 
@@ -43,19 +42,6 @@ class ImportResult:
     import_time: int  # newest mtime in the archive: the upstream release's own date
     reused: bool
     checked_out: bool = True  # False: the branch is at the commit, the index and files are not (yet)
-
-
-def read_state(tree: WorkTree) -> dict:
-    path = tree.git_dir / STATE_FILE
-    try:
-        return json.loads(path.read_text())
-    except (OSError, ValueError):
-        return {}
-
-
-def write_state(tree: WorkTree, state: dict, *, durable: bool = True) -> None:
-    from designate_dist.atomic import write_json
-    write_json(tree.git_dir / STATE_FILE, state, durable=durable)
 
 
 class _ArchiveTree:
@@ -236,14 +222,14 @@ def import_upstream(distro: Distro, fetched: FetchResult, *, force: bool = False
     if (target / ".git").exists():
         tree = WorkTree(target)
         check_clean(tree, force=force)
-        state = read_state(tree)
-        if not force and state.get("head") and tree.head() != state.get("head"):
+        state = read_tree_state(tree.git_dir)
+        if not force and state.head and tree.head() != state.head:
             raise DirtyWorkTree(
                 f"work tree {target} has commits that are not from the series (HEAD {tree.head()[:12]})",
                 hint="export them with `designate-dist patches export`, or pass --force")
         commit = tree.resolve(f"refs/tags/{tag}^{{commit}}")
-        if commit and state.get("upstream", {}).get("sha256") == fetched.sha256:
-            return ImportResult(target, commit, int(state["upstream"]["import_time"]), reused=True)
+        if commit and state.upstream is not None and state.upstream.sha256 == fetched.sha256:
+            return ImportResult(target, commit, state.upstream.import_time, reused=True)
     target.parent.mkdir(parents=True, exist_ok=True)
     with scratch.directory(target.parent, ".import-", f"{target.name}-") as tmp:
         cached = tree_cache.lookup(pin, fetched)
@@ -269,9 +255,8 @@ def import_upstream(distro: Distro, fetched: FetchResult, *, force: bool = False
             commit = tree.commit_all(message, who, who)
             tree.tag(tag, f"{pin.name} {pin.version}\nsha256 {fetched.sha256}\n", who)
             tree_cache.store(tree, pin, fetched, tag, newest)
-        write_state(tree, {"upstream": {"name": pin.name, "version": pin.version,
-                                        "sha256": fetched.sha256, "commit": commit,
-                                        "import_time": newest}})
+        write_tree_state(tree.git_dir, TreeState(upstream=UpstreamImport(pin.name, pin.version, fetched.sha256,
+                                                                         commit, newest)))
         old = None
         if target.exists():
             old = Path(tmp) / "old"

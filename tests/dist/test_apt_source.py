@@ -20,7 +20,7 @@ import fixtures
 from oslotest import base
 
 from designate_dist.publish import publish
-from tests.dist.test_publish import AptRoot, Builds
+from tests.fixtures.publish import AptRoot, Builds
 from tests.fixtures.gnupg import GnupgHome
 from tests.fixtures.release import ANSIBLE, BIN
 

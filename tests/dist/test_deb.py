@@ -18,14 +18,12 @@ from pathlib import Path
 import fixtures
 from oslotest import base
 
+from designate_dist.changelog import changelog, changelog_top_version, merge_changelog
 from designate_dist.deb import (
     DebRequest,
     Wheelhouse,
     build_debs,
-    changelog,
-    changelog_top_version,
     failure_reason,
-    merge_changelog,
     prepare_source,
     read_lock,
 )
@@ -232,7 +230,7 @@ class TestDebErrors(base.BaseTestCase):
         lock = self.base / "constraints.txt"
         lock.write_text("# comment\npbr==7.1.3\nDesignate==22.0.1\nrequests>=2\n")
         error = self.assertRaises(ConfigError, read_lock, lock)
-        self.assertEqual(f"{lock}:4: not a name==version pin: 'requests>=2'", str(error))
+        self.assertEqual(f"{lock}:4: not a `name==version` pin: 'requests>=2'", str(error))
         lock.write_text("pbr==7.1.3  # pinned\nDesignate==22.0.1\ndesignate_dist==1\n")
         self.assertEqual([("pbr", "7.1.3")], read_lock(lock))
 

@@ -104,7 +104,7 @@ class TestSweep(WithOnePatch):
 
     def test_publish_sweeps_a_killed_publishers_half_copied_files(self) -> None:
         from designate_dist.publish import publish
-        from tests.dist.test_publish import Builds
+        from tests.fixtures.publish import Builds
         builds = Builds(self.distro.base / "builds")
         repo = self.distro.base / "repo"
         left = killed_run([(repo / "pool", ".designate_1.0.0-1_all.deb.", "", False),

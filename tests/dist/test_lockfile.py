@@ -19,7 +19,7 @@ REPO = Path(__file__).resolve().parents[2]
 PIP_CACHE = Path.home() / ".cache" / "pip"
 
 
-class TestLockFormat(testtools.TestCase):
+class TestLockFormat(base.BaseTestCase):
     def test_pins_holds_and_comments(self) -> None:
         lock = parse_lock("# a header\n# hold: dnspython==2.8.0  # 2.9 breaks zone import\n\n"
                           "PyYAML==6.0.4\ndnspython==2.8.0  # held\noslo.config==10.1.0\n", "lock")

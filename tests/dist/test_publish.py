@@ -25,210 +25,27 @@ from oslotest import base
 
 from designate_dist.errors import BuildLocked, ConfigError, VerificationError
 from designate_dist.errors import PublishConflict
-from designate_dist.publish import (
-    PublishRequest,
-    _deb,
-    _Deb,
-    compare_debian_versions,
-    packages_index,
-    publish,
-    repo_lock,
-)
+from designate_dist.debversion import compare_debian_versions
+from designate_dist.publish import PublishRequest, publish, repo_lock
+from designate_dist.repo_index import Deb, packages_index, read_deb
 from tests.fixtures.cli import run_cli
+from tests.fixtures.publish import (
+    AptRoot,
+    Builds,
+    DEPENDENCY,
+    EPOCHS,
+    HEADS,
+    INDEXES,
+    index_bytes,
+    make_deb,
+    make_wheel,
+    make_wheelhouse,
+    pip_env,
+    sha256,
+    snapshot,
+    write_manifest,
+)
 from tests.fixtures.gnupg import GnupgFixture, GnupgHome
-
-EPOCHS = {1: 1_700_000_500, 2: 1_700_086_400}
-HEADS = {1: "a1b2c3d4e5f6", 2: None}
-DEPENDENCY = {1: "0.1", 2: "0.2"}       # each revision's lock pins another tinydep
-
-
-def sha256(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
-
-
-def make_wheel(directory: Path, name: str, version: str, *, requires_python: str | None = None,
-               requires: tuple[str, ...] = (), payload: str = "") -> Path:
-    """A valid pure-Python wheel written by hand (METADATA, WHEEL, RECORD)."""
-    dist = name.replace("-", "_")
-    info = f"{dist}-{version}.dist-info"
-    metadata = f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n"
-    if requires_python:
-        metadata += f"Requires-Python: {requires_python}\n"
-    metadata += "".join(f"Requires-Dist: {r}\n" for r in requires)
-    files = {f"{dist}/__init__.py": f"VERSION = {version!r}\n{payload}",
-             f"{info}/METADATA": metadata,
-             f"{info}/WHEEL": "Wheel-Version: 1.0\nGenerator: test\nRoot-Is-Purelib: true\n"
-                              "Tag: py3-none-any\n"}
-    record = "".join(f"{path},sha256={_record_hash(text.encode())},{len(text.encode())}\n"
-                     for path, text in files.items()) + f"{info}/RECORD,,\n"
-    files[f"{info}/RECORD"] = record
-    directory.mkdir(parents=True, exist_ok=True)
-    path = directory / f"{dist}-{version}-py3-none-any.whl"
-    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as archive:
-        for member, text in files.items():
-            archive.writestr(zipfile.ZipInfo(member, (1980, 1, 1, 0, 0, 0)), text)
-    return path
-
-
-def _record_hash(data: bytes) -> str:
-    import base64
-    return base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()
-
-
-def make_deb(directory: Path, version: str, *, arch: str = "all", note: str = "") -> Path:
-    """A real .deb of package ``designate`` made by dpkg-deb."""
-    tree = Path(tempfile.mkdtemp(dir=directory, prefix=".debtree-"))
-    (tree / "DEBIAN").mkdir()
-    (tree / "DEBIAN" / "control").write_text(
-        f"Package: designate\nVersion: {version}\nArchitecture: {arch}\n"
-        "Maintainer: Distro Maintainer <distro@example.org>\nInstalled-Size: 1\n"
-        "Depends: adduser\nSection: net\nPriority: optional\n"
-        "Description: tiny designate for the publish tests\n"
-        " Two lines of description,\n .\n the second paragraph.\n")
-    doc = tree / "usr" / "share" / "doc" / "designate"
-    doc.mkdir(parents=True)
-    (doc / "README").write_text(f"designate {version}\n{note}")
-    out = directory / f"designate_{version.split(':')[-1]}_{arch}.deb"
-    subprocess.run(["dpkg-deb", "--root-owner-group", "-Zgzip", "--build", str(tree), str(out)],
-                   check=True, stdout=subprocess.DEVNULL,
-                   env={**os.environ, "SOURCE_DATE_EPOCH": "1700000000"})
-    shutil.rmtree(tree)
-    return out
-
-
-def make_wheelhouse(cache: Path, lock: bytes, wheels: list[Path]) -> Path:
-    """The deb stage's cache layout: <cache>/wheelhouse/<sha256 of the lock>/ with SHA256SUMS."""
-    house = cache / "wheelhouse" / sha256(lock)
-    house.mkdir(parents=True, exist_ok=True)
-    for wheel in wheels:
-        shutil.copyfile(wheel, house / wheel.name)
-    (house / "SHA256SUMS").write_text("".join(
-        f"{sha256((house / w.name).read_bytes())}  {w.name}\n" for w in sorted(wheels)))
-    return house
-
-
-def write_manifest(build: Path, revision: int, lock: bytes) -> None:
-    artifacts = [{"file": str(p.relative_to(build)), "size": p.stat().st_size,
-                  "sha256": sha256(p.read_bytes())}
-                 for p in sorted(build.rglob("*")) if p.is_file() and p.name != "manifest.json"]
-    manifest = {
-        "format": 1, "tool": {"name": "designate-dist", "version": "test"},
-        "upstream": {"name": "designate", "version": "1.0.0", "source": "pypi"},
-        "distro_version": {"revision": str(revision), "pep440": f"1.0.0.post{revision}",
-                           "debian": f"1:1.0.0-{revision}"},
-        "source_date_epoch": EPOCHS[revision], "inputs_digest": "0" * 64,
-        "inputs": {"lock": sha256(lock)}, "patches": [], "artifacts": artifacts,
-        "tests": {"ran": False}, "database": {"migration_head": HEADS[revision]}}
-    (build / "manifest.json").write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
-
-
-class Builds:
-    """Two revisions of a tiny distribution, built (by hand) into ``base/dist``."""
-
-    def __init__(self, base: Path) -> None:
-        self.base = base
-        self.cache = base / "cache"
-        self.dist = base / "dist"
-        self.locks: dict[int, Path] = {}
-        self.builds: dict[int, Path] = {}
-        for revision in (1, 2):
-            self.builds[revision] = self.make_build(revision)
-
-    def make_build(self, revision: int, *, into: Path | None = None, note: str = "") -> Path:
-        pep440 = f"1.0.0.post{revision}"
-        build = (into or self.dist) / pep440
-        build.mkdir(parents=True)
-        dependency = DEPENDENCY[revision]
-        lock = f"# lock of revision {revision}\ntinydep=={dependency}\n".encode()
-        self.locks[revision] = self.base / f"constraints-{revision}.txt"
-        self.locks[revision].write_bytes(lock)
-        make_wheel(build, "designate", pep440, requires_python=">=3.8", requires=("tinydep",))
-        make_wheel(build, "designate-dist", pep440, requires=("designate",))
-        make_deb(build, f"1:1.0.0-{revision}", note=note)
-        (build / "tests").mkdir()
-        (build / "tests" / "tests.log").write_text("no tests\n")
-        dep = make_wheel(self.base / "deps", "tinydep", dependency, requires_python=">=3")
-        make_wheelhouse(self.cache, lock, [dep])
-        write_manifest(build, revision, lock)
-        return build
-
-    def request(self, repo: Path, revision: int, **changes) -> PublishRequest:
-        fields = dict(repo=repo, build_dir=self.builds[revision], lock_file=self.locks[revision],
-                      wheelhouse=self.cache / "wheelhouse" / sha256(self.locks[revision].read_bytes()))
-        fields.update(changes)
-        return PublishRequest(**fields)
-
-
-def snapshot(directory: Path) -> dict[str, tuple[int, int, str]]:
-    """Every file under ``directory``: (inode, mtime_ns, sha256)."""
-    if not directory.exists():
-        return {}
-    return {str(p.relative_to(directory)): (p.stat().st_ino, p.stat().st_mtime_ns,
-                                            sha256(p.read_bytes()))
-            for p in sorted(directory.rglob("*")) if p.is_file()}
-
-
-INDEXES = ("Packages", "Packages.gz", "Release", "releases.json", "simple")
-
-
-def index_bytes(repo: Path) -> dict[str, bytes]:
-    out = {}
-    for name in INDEXES:
-        path = repo / name
-        for file in ([path] if path.is_file() else sorted(path.rglob("*"))):
-            if file.is_file():
-                out[str(file.relative_to(repo))] = file.read_bytes()
-    return out
-
-
-def pip_env() -> dict[str, str]:
-    """pip with no configuration of this machine (its extra indexes and find-links)."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PIP_")}
-    env.update({"PIP_CONFIG_FILE": os.devnull, "PIP_DISABLE_PIP_VERSION_CHECK": "1",
-                "PIP_NO_CACHE_DIR": "1", "PIP_NO_INPUT": "1"})
-    return env
-
-
-class AptRoot:
-    """apt with a private configuration: no root, no system sources, status or lists."""
-
-    def __init__(self, base: Path, repo: Path | None, options: str = "trusted=yes",
-                 sources: Path | None = None) -> None:
-        self.base = base
-        for sub in ("state/lists/partial", "cache/archives/partial", "download"):
-            (base / sub).mkdir(parents=True, exist_ok=True)
-        (base / "status").write_text("")
-        if sources is None:
-            sources = base / "sources.list"
-            sources.write_text(f"deb [{options}] file:{repo} ./\n")
-        self.options = []
-        for key, value in (("Dir::Etc::SourceList", sources),
-                           ("Dir::Etc::SourceParts", "/dev/null"),
-                           ("Dir::Etc::Preferences", "/dev/null"),
-                           ("Dir::Etc::PreferencesParts", "/dev/null"),
-                           ("Dir::State", base / "state"), ("Dir::State::status", base / "status"),
-                           ("Dir::Cache", base / "cache"), ("Debug::NoLocking", "1"),
-                           ("APT::Sandbox::User", getpass.getuser())):
-            self.options += ["-o", f"{key}={value}"]
-
-    def run(self, tool: str, *args: str, cwd: Path | None = None, check: bool = True) -> str:
-        proc = subprocess.run([tool, *self.options, *args], cwd=cwd, text=True,
-                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-        if check and proc.returncode != 0:
-            raise AssertionError(f"{tool} {' '.join(args)} failed:\n{proc.stdout}")
-        return proc.stdout
-
-    def refused(self) -> str:
-        """``apt-get update`` must fail and leave no package known; its output."""
-        proc = subprocess.run(["apt-get", *self.options, "update"], text=True,
-                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-        if proc.returncode == 0 and "W: " not in proc.stdout:
-            raise AssertionError(f"apt-get update accepted the repository:\n{proc.stdout}")
-        madison = self.run("apt-cache", "madison", "designate", check=False)
-        if "1:1.0.0" in madison:
-            raise AssertionError(f"apt knows the packages of a refused repository:\n{madison}")
-        return proc.stdout
-
 
 class TestDebianVersions(base.BaseTestCase):
     PAIRS = [("1:1.0.0-1", "1:1.0.0-2"), ("1.0", "1.0-0"), ("1.0~rc1-1", "1.0-1"),
@@ -607,7 +424,7 @@ class TestPackagesOrder(base.BaseTestCase):
             pool.mkdir(parents=True)
             for revision in order:
                 shutil.copyfile(made[revision], pool / made[revision].name)
-            debs = [_Deb(d.control, d.path, f"pool/{d.path.name}") for d in map(_deb, pool.iterdir())]
+            debs = [Deb(d.control, d.path, f"pool/{d.path.name}") for d in map(read_deb, pool.iterdir())]
             outputs.append(packages_index(debs))
         self.assertEqual(outputs[0], outputs[1])
         versions = [line for line in outputs[0].decode().splitlines() if line.startswith("Version:")]

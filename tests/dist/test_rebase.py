@@ -24,19 +24,11 @@ from designate_dist.distro import load_distro
 from designate_dist.gitrepo import Identity, WorkTree
 from designate_dist.series import read_series
 from tests.fixtures.cache import shared_test_cache
-from tests.fixtures.cli import run_cli
+from tests.fixtures.cli import REPO, run_cli, run_fresh
 from tests.fixtures.distro import git, replace_in, write_file
 from tests.fixtures.rebase import NEW_VERSION, RebaseFixture
 
-REPO = Path(__file__).resolve().parents[2]
 DESIGNATE_23_0_0 = "9ef0be54042b3dcaab297e3a5798048134def469b5ed6302c8f6283b0914de83"
-
-
-def run_fresh(*argv: str, cwd: Path = REPO) -> subprocess.CompletedProcess:
-    """``designate-dist`` in a new process, as from a new shell."""
-    return subprocess.run([sys.executable, "-m", "designate_dist", *argv], cwd=cwd, text=True,
-                          stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                          env={**os.environ, "PYTHONPATH": str(REPO)})
 
 
 def snapshot(root: Path, skip: tuple[str, ...] = (".work/rebase", ".work/build.lock")) -> dict[str, str]:

@@ -20,8 +20,7 @@ import fixtures
 from oslotest import base
 
 from designate_dist.distro import load_distro
-from tests.dist.test_rebase import REPO, run_fresh
-from tests.fixtures.cli import run_cli
+from tests.fixtures.cli import REPO, run_cli, run_fresh
 from tests.fixtures.distro import git, replace_in, write_file
 from tests.fixtures.rebase import Patch, ScenarioFixture, delete_file, edits
 

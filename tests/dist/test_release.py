@@ -161,6 +161,22 @@ class TestRelease(ReleaseCase):
         self.assertEqual(1, self.pin_revision())
 
 
+    def test_a_release_reads_the_series_once(self) -> None:
+        # the plan parses HEAD's series; the build, its prepare and the build check take it from there
+        from designate_dist import series as series_mod
+        parsed: list[str] = []
+        real = series_mod.parse_patch
+
+        def counting(path, series, kind):
+            parsed.append(f"{series}/{path.name}")
+            return real(path, series, kind)
+
+        self.useFixture(fixtures.MonkeyPatch("designate_dist.series.parse_patch", counting))
+        outcome = self.release()
+        self.assertEqual(0, outcome.code, outcome.stderr)
+        self.assertEqual(["customs/0001-extra.patch"], parsed)
+
+
 class TestChanges(ReleaseCase):
     """What the changelog lists, against the last release, through --dry-run (no build)."""
 

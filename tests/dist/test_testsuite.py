@@ -27,7 +27,7 @@ FIXTURE_LOCK = DATA / "fixture-constraints.txt"
 MIDDLEWARE_TESTS = "designate.tests.test_middleware.TestMiddleware"
 
 
-class TestExclusionFormat(testtools.TestCase):
+class TestExclusionFormat(base.BaseTestCase):
     def test_entries_need_a_reason(self) -> None:
         entries = parse_exclusions("# header\n\nfoo\\.bar  # flaky on 2 cores\nbaz # why\n", "ex.txt")
         self.assertEqual([(3, "foo\\.bar", "flaky on 2 cores"), (4, "baz", "why")],
@@ -46,7 +46,7 @@ class TestExclusionFormat(testtools.TestCase):
         parse_exclusions(shipped.read_text(), str(shipped))
 
 
-class TestJunit(testtools.TestCase):
+class TestJunit(base.BaseTestCase):
     def test_counts_and_cases(self) -> None:
         from testtools.content import text_content
         tests = [{"id": "a.B.test_ok", "status": "success", "details": {}, "timestamps": (None, None)},

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import random
 import subprocess
+from dataclasses import replace
 from pathlib import Path
 
 import fixtures
@@ -19,7 +20,8 @@ from designate_dist.fetch import fetch
 from designate_dist.gitrepo import Identity, WorkTree
 from designate_dist.series import read_series
 from designate_dist.tree_apply import HunkFailed, TreePatcher, Unsupported, apply_hunks, parse_patch
-from designate_dist.upstream_import import import_upstream, read_state, write_state
+from designate_dist.tree_state import read_tree_state, write_tree_state
+from designate_dist.upstream_import import import_upstream
 from tests.fixtures.cache import shared_test_cache
 from tests.fixtures.distro import git, write_file
 from tests.fixtures.rebase import RebaseFixture
@@ -248,10 +250,8 @@ class TestSameCommitsAsBefore(base.BaseTestCase):
         imported = import_upstream(distro, fetch(distro))
         ours = apply_series(distro, imported, series)
         tree = WorkTree(imported.work_tree)
-        state = read_state(tree)
-        state.pop("series")
-        write_state(tree, state)
-        theirs = _apply_series_with_git(distro, imported, series, tree, read_state(tree))
+        write_tree_state(tree.git_dir, replace(read_tree_state(tree.git_dir), series=None))
+        theirs = _apply_series_with_git(distro, imported, series, tree, read_tree_state(tree.git_dir))
         self.assertEqual(len(series), len(ours.applied))
         self.assertEqual([a.commit for a in theirs.applied], [a.commit for a in ours.applied])
         self.assertEqual([], tree.dirty_paths())
@@ -265,8 +265,6 @@ class TestSameCommitsAsBefore(base.BaseTestCase):
         imported = import_upstream(distro, fetch(distro))
         ours = apply_series(distro, imported, series)
         tree = WorkTree(imported.work_tree)
-        state = read_state(tree)
-        state.pop("series")
-        write_state(tree, state)
-        theirs = _apply_series_with_git(distro, imported, series, tree, read_state(tree))
+        write_tree_state(tree.git_dir, replace(read_tree_state(tree.git_dir), series=None))
+        theirs = _apply_series_with_git(distro, imported, series, tree, read_tree_state(tree.git_dir))
         self.assertEqual([a.commit for a in theirs.applied], [a.commit for a in ours.applied])

@@ -1,35 +1,16 @@
-"""The ``rebase`` and ``patches`` commands: argument parsing and printing only.
-
-``designate_dist.cli`` calls :func:`register` with its ``add(name, handler, help)``.
-"""
+"""The ``rebase`` and ``patches`` commands: argument parsing and printing only."""
 from __future__ import annotations
 
 import argparse
 import json
 import re
 import sys
-from collections.abc import Callable
-from pathlib import Path
 
-from designate_dist.cli import progress_for
-from designate_dist.distro import PIN_FILE, SOURCE_KINDS, Distro, load_distro
+from designate_dist.cli.common import Add, find_distro, progress_for
+from designate_dist.distro import SOURCE_KINDS
 from designate_dist.errors import EXIT_OK, EXIT_PATCH, DistError, UsageError
+from designate_dist.rebase_state import RebaseStatus
 from designate_dist.text import counted
-
-Add = Callable[..., argparse.ArgumentParser]
-
-
-def _distro(args: argparse.Namespace) -> Distro:
-    """The distro of ``--distro``, else the nearest directory up from here with a pin.
-
-    So that ``rebase --continue`` and ``patches export`` also work from inside the
-    work tree under ``.work/``, where the developer resolves conflicts and edits.
-    """
-    root = args.distro
-    if root is None:
-        here = Path.cwd()
-        root = next((str(d) for d in (here, *here.parents) if (d / PIN_FILE).is_file()), None)
-    return load_distro(root, args.work_dir)
 
 
 def _print_report(report, as_json: bool) -> None:
@@ -39,26 +20,13 @@ def _print_report(report, as_json: bool) -> None:
         print(report.table())
 
 
-def _print_status(state: dict | None, as_json: bool) -> int:
+def _print_status(status: RebaseStatus, as_json: bool) -> int:
     """Where a stopped rebase stands: from/onto, patches done, the one it stopped at."""
-    if state is None:
-        print(json.dumps({"in_progress": False}) if as_json else "no rebase in progress")
-        return EXIT_OK
-    outcomes = state.get("outcomes", [])
-    stopped = next((o for o in outcomes if o.get("status") == "conflict"), None)
-    summary = {"in_progress": True, "from": state.get("from"), "onto": state.get("onto"),
-               "work_tree": state.get("tree"), "done": sum(o is not stopped for o in outcomes),
-               "stopped_at": (f"{stopped['series']}/{stopped['file']}" if stopped else None),
-               "files": list(stopped.get("files", ())) if stopped else []}
     if as_json:
-        print(json.dumps(summary, indent=2, sort_keys=True))
-        return EXIT_OK
-    print(f"rebase {summary['from']} -> {summary['onto']} in progress in {summary['work_tree']}: "
-          f"{counted(summary['done'], 'patch')} done")
-    if stopped:
-        print(f"stopped at {summary['stopped_at']}: conflicts in {', '.join(summary['files'])}")
-    print("next: resolve, `git add` the files, then `designate-dist rebase --continue`; "
-          "or `designate-dist rebase --abort`")
+        print(json.dumps(status.as_json(), indent=2, sort_keys=True) if status.in_progress
+              else json.dumps(status.as_json()))
+    else:
+        print("\n".join(status.lines()))
     return EXIT_OK
 
 
@@ -88,7 +56,7 @@ def cmd_rebase(args: argparse.Namespace) -> int:
 
 def _cmd_rebase(args: argparse.Namespace) -> int:
     from designate_dist import rebase as rb
-    distro = _distro(args)
+    distro = find_distro(args)
     if args.status:
         return _print_status(rb.rebase_status(distro), args.json)
     if args.abort:
@@ -115,7 +83,7 @@ def _cmd_rebase(args: argparse.Namespace) -> int:
 
 def cmd_patches(args: argparse.Namespace) -> int:
     from designate_dist import patchqueue
-    distro = _distro(args)
+    distro = find_distro(args)
     if args.action == "import":
         result = patchqueue.import_queue(distro, force=args.force, progress=progress_for(args))
         print(result.work_tree)

@@ -1,29 +1,22 @@
-"""The ``publish`` command: argument parsing and printing only.
-
-``designate_dist.cli`` calls :func:`register` with its ``add(name, handler, help)``.
-"""
+"""The ``publish`` command: argument parsing and printing only."""
 from __future__ import annotations
 
 import argparse
-from collections.abc import Callable
 from pathlib import Path
 
-from designate_dist.cli import number_arg, progress_for
-from designate_dist.distro import load_distro
+from designate_dist.cli.common import Add, find_distro, number_arg, progress_for
 from designate_dist.errors import EXIT_OK
-
-Add = Callable[..., argparse.ArgumentParser]
 
 
 def cmd_publish(args: argparse.Namespace) -> int:
     from designate_dist.publish import PublishRequest, publish
     distro = None
     if args.build is None or args.lock is None:
-        distro = load_distro(args.distro, args.work_dir)
+        distro = find_distro(args)
     if args.build is not None:
         build_dir = Path(args.build)
     else:
-        out_root = Path(args.output) if args.output else distro.root / "dist"
+        out_root = distro.output_root(Path(args.output) if args.output else None)
         build_dir = out_root / distro.pin.distro_version.pep440
     result = publish(PublishRequest(
         repo=Path(args.repo), build_dir=build_dir.resolve(),

@@ -1,27 +1,17 @@
-"""The ``release`` command: argument parsing and printing only.
-
-``designate_dist.cli`` calls :func:`register` with its ``add(name, handler, help)``.
-"""
+"""The ``release`` command: argument parsing and printing only."""
 from __future__ import annotations
 
 import argparse
 import json
-from collections.abc import Callable
 from pathlib import Path
 
-from designate_dist.cli import number_arg, progress_for
-from designate_dist.distro import load_distro
+from designate_dist.cli.common import Add, find_distro, positive_int, progress_for
 from designate_dist.errors import EXIT_OK
-
-Add = Callable[..., argparse.ArgumentParser]
-
-
-_positive = number_arg(int, 1)
 
 
 def cmd_release(args: argparse.Namespace) -> int:
     from designate_dist.release import release
-    distro = load_distro(args.distro, args.work_dir)
+    distro = find_distro(args)
     result = release(distro, dry_run=args.dry_run, build=not args.no_build,
                      output=Path(args.output) if args.output else None, skip_tests=args.skip_tests,
                      concurrency=args.concurrency, progress=progress_for(args))
@@ -55,6 +45,6 @@ def register(add: Add) -> None:
     rel.add_argument("--skip-tests", action="store_true",
                      help="build without upstream's unit tests (recorded in the manifest)")
     rel.add_argument("--output", metavar="DIR", help="build output root (default: DISTRO/dist)")
-    rel.add_argument("--concurrency", type=_positive, metavar="N",
+    rel.add_argument("--concurrency", type=positive_int, metavar="N",
                      help="test workers (default: CPU count)")
     rel.add_argument("--json", action="store_true", help="print the plan (and result) as JSON")

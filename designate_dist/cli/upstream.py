@@ -1,24 +1,17 @@
-"""The ``backports`` and ``cherry-pick`` commands: argument parsing and printing only.
-
-``designate_dist.cli`` calls :func:`register` with its ``add(name, handler, help)``.
-"""
+"""The ``backports`` and ``cherry-pick`` commands: argument parsing and printing only."""
 from __future__ import annotations
 
 import argparse
 import json
 import sys
-from collections.abc import Callable
 
-from designate_dist.cli import progress_for
-from designate_dist.cli_rebase import _distro
+from designate_dist.cli.common import Add, find_distro, progress_for
 from designate_dist.errors import EXIT_ERROR, EXIT_OK, UsageError
-
-Add = Callable[..., argparse.ArgumentParser]
 
 
 def cmd_backports(args: argparse.Namespace) -> int:
     from designate_dist.backports import BackportsRequest, backports
-    report = backports(_distro(args), BackportsRequest(upstream=args.upstream, branch=args.branch,
+    report = backports(find_distro(args), BackportsRequest(upstream=args.upstream, branch=args.branch,
                                                        to=args.to), progress=progress_for(args))
     if args.json:
         print(json.dumps(report.as_json(), indent=2, sort_keys=True))
@@ -47,7 +40,7 @@ def cmd_cherry_pick(args: argparse.Namespace) -> int:
                          "(or --continue / --abort)")
     elif args.note:
         raise UsageError("designate-dist cherry-pick: --note goes with --continue")
-    distro = _distro(args)
+    distro = find_distro(args)
     if args.abort:
         restored = cp.cherry_pick_abort(distro)
         if not args.quiet:
