@@ -12,6 +12,12 @@ The virtualenv is filled from local directories only (``pip --no-index``):
   published atomically, then reused by every build with the same lock;
 * our own wheels (the patched Designate and designate-dist's DR plugins).
 
+Designate is installed with the extras :data:`DESIGNATE_EXTRAS` (our customs
+patch declares them): the drivers a region runs with, PyMySQL for
+``mysql+pymysql://`` and pymemcache for tooz's ``memcached://`` coordination.
+Upstream lists them only as test requirements; ``debian/rules`` fails the
+build when they do not import from the built virtualenv.
+
 So the build needs no network once the wheelhouse exists, and two builds of the
 same inputs give the same bytes (``debian/normalize-venv`` removes byte code and
 build paths; SOURCE_DATE_EPOCH fixes the changelog date and the file times).
@@ -50,6 +56,8 @@ REQUIRED_TOOLS: Mapping[str, str] = {
 }
 #: Our own projects: they come from our wheels, never from the lock's wheelhouse.
 OWN_PROJECTS = frozenset({"designate", "designate-dist"})
+#: Extras of the patched Designate the package installs: the database and coordination drivers.
+DESIGNATE_EXTRAS = ("mysql", "memcached")
 _MAINTAINER = re.compile(r"^[^<>\n]+ <[^<>@\s]+@[^<>\s]+>$")
 
 
@@ -127,12 +135,13 @@ def ensure_wheelhouse(lock_file: Path, cache_dir: Path, source_date_epoch: int) 
     return Wheelhouse(final, tuple(sorted(final.glob("*.whl"))), reused=False)
 
 
-def _requirement(wheel: Path) -> str:
-    """``name==version`` of a wheel file name (``name-version-...whl``)."""
+def _requirement(wheel: Path, extras: tuple[str, ...] = ()) -> str:
+    """``name[extras]==version`` of a wheel file name (``name-version-...whl``)."""
     parts = wheel.name.split("-")
     if not wheel.name.endswith(".whl") or len(parts) < 5:
         raise ConfigError(f"{wheel}: not a wheel file name")
-    return f"{parts[0]}=={parts[1]}"
+    wanted = f"[{','.join(extras)}]" if extras else ""
+    return f"{parts[0]}{wanted}=={parts[1]}"
 
 
 def _find_tools(tool_path: str) -> None:
@@ -162,7 +171,7 @@ def prepare_source(request: DebRequest, wheelhouse: Wheelhouse, scratch: Path) -
     wheels_dir.mkdir()
     for wheel in request.wheels:
         shutil.copyfile(wheel, wheels_dir / wheel.name)
-    (source / "requirements.txt").write_text(_requirement(request.wheels[0]) + "\n")
+    (source / "requirements.txt").write_text(_requirement(request.wheels[0], DESIGNATE_EXTRAS) + "\n")
     (source / "plugins.txt").write_text("".join(_requirement(w) + "\n" for w in request.wheels[1:]))
     (source / "constraints.txt").write_text(
         "".join(f"{n}=={v}\n" for n, v in read_lock(request.lock_file)))

@@ -39,6 +39,10 @@ VERSION = DistroVersion("1.0.0", 1)
 EPOCH = 1_700_001_000
 MAINTAINER = "Distro Maintainer <distro@example.org>"
 VENV = "/opt/venvs/designate"
+#: The drivers a region needs (designate[mysql,memcached]), at the versions of our real lock.
+DRIVERS = {name: version for name, version in read_lock(REPO / "build" / "constraints.txt")
+           if name in ("PyMySQL", "pymemcache")}
+FIXTURE_LOCK = "pbr==7.1.3\n" + "".join(f"{n}=={v}\n" for n, v in sorted(DRIVERS.items()))
 
 
 def dpkg_deb(*args: str) -> str:
@@ -51,7 +55,7 @@ def sha256(path: Path) -> str:
 
 
 class DebInputs:
-    """A tiny upstream tree, its wheel and a one-pin lock file in ``base``."""
+    """A tiny upstream tree, its wheel and a lock file (pbr and the drivers) in ``base``."""
 
     def __init__(self, base: Path) -> None:
         self.base = base
@@ -60,7 +64,7 @@ class DebInputs:
         shutil.rmtree(self.tree / "designate.egg-info")
         self.wheel = build_wheel(WheelRequest(self.tree, VERSION.pep440, EPOCH, base / "wheels"))
         self.lock = base / "constraints.txt"
-        self.lock.write_text("# test lock\npbr==7.1.3\n")
+        self.lock.write_text("# test lock\n" + FIXTURE_LOCK)
         # the packaging without a released changelog, so the build entry is generated
         self.packaging = base / "packaging"
         shutil.copytree(PACKAGING, self.packaging, ignore=shutil.ignore_patterns("changelog"))
@@ -148,6 +152,20 @@ class TestBuiltPackage(base.BaseTestCase):
         out = subprocess.run([str(venv / "bin" / "python"), "-c", code], check=True, text=True,
                              stdout=subprocess.PIPE).stdout
         self.assertEqual("1.0.0.post1 7.1.3 True\n", out)
+
+    def test_the_region_drivers_are_in_the_venv(self) -> None:
+        # designate[mysql,memcached]: PyMySQL for mysql+pymysql://, pymemcache for tooz
+        self.assertEqual({"PyMySQL": "1.2.4", "pymemcache": "4.0.0"}, DRIVERS)
+        venv = self.root / VENV.lstrip("/")
+        code = ("import importlib.metadata as m, pymysql, pymemcache, sys;"
+                "print(m.version('PyMySQL'), m.version('pymemcache'),"
+                " pymysql.__file__.startswith(sys.prefix), pymemcache.__file__.startswith(sys.prefix))")
+        out = subprocess.run([str(venv / "bin" / "python"), "-c", code], check=True, text=True,
+                             stdout=subprocess.PIPE).stdout
+        self.assertEqual(f"{DRIVERS['PyMySQL']} {DRIVERS['pymemcache']} True True\n", out)
+        listing = dpkg_deb("-c", str(self.deb))
+        for module in ("pymysql/__init__.py", "pymemcache/client/base.py"):
+            self.assertIn(f"/site-packages/{module}\n", listing)
         manage = subprocess.run([str(venv / "bin" / "python"), str(venv / "bin" / "designate-manage")],
                                 check=True, text=True, stdout=subprocess.PIPE).stdout
         self.assertEqual("designate-manage 1.0.0.post1\n", manage)
@@ -168,7 +186,7 @@ class TestBuiltPackage(base.BaseTestCase):
                              stdout=subprocess.PIPE).stdout
         count, bad = out.split(" ", 1)
         self.assertEqual("[]\n", bad)
-        self.assertGreaterEqual(int(count), 3)  # designate, pbr, pip
+        self.assertGreaterEqual(int(count), 5)  # designate, pbr, pip, PyMySQL, pymemcache
 
     def test_changelog_is_dated_from_source_date_epoch(self) -> None:
         path = self.root / "usr/share/doc/designate/changelog.Debian.gz"
@@ -182,8 +200,8 @@ class TestBuiltPackage(base.BaseTestCase):
         self.assertTrue(again.wheelhouse.reused)
         self.assertEqual([self.deb.name], [d.name for d in again.debs])
         self.assertEqual(sha256(self.deb), sha256(again.debs[0]))
-        self.assertEqual(["pbr-7.1.3-py2.py3-none-any.whl"],
-                         [w.name for w in again.wheelhouse.wheels])
+        self.assertEqual({"pymysql", "pbr", "pymemcache"},
+                         {w.name.split("-")[0] for w in again.wheelhouse.wheels})
 
     def test_the_distro_repository_is_not_written(self) -> None:
         self.assertFalse((self.inputs.packaging / "changelog").exists())
@@ -232,6 +250,17 @@ class TestDebErrors(base.BaseTestCase):
         self.assertEqual("normalize-venv: 1 file(s) still mention the build directory: x",
                          failure_reason("normalize-venv: 1 file(s) still mention the build directory: x\n"
                                         "make[1]: *** [debian/rules:30: override_dh_virtualenv] Error 1\n"))
+
+    def test_an_upstream_without_the_driver_extras_is_refused(self) -> None:
+        inputs = DebInputs(self.base)
+        setup = inputs.tree / "setup.cfg"
+        setup.write_text(setup.read_text().split("\n[extras]", 1)[0] + "\n")
+        inputs.wheel.unlink()
+        inputs.wheel = build_wheel(WheelRequest(inputs.tree, VERSION.pep440, EPOCH, self.base / "wheels"))
+        error = self.assertRaises(CommandFailed, build_debs, inputs.request("out"))
+        self.assertEqual("dpkg-buildpackage failed (exit 2): error: the virtualenv lacks the MySQL or "
+                         "memcached driver (designate[mysql,memcached])", str(error))
+        self.assertFalse((self.base / "out").exists())
 
     def test_failing_packaging_reports_the_tail_and_keeps_the_log(self) -> None:
         inputs = DebInputs(self.base)
@@ -314,6 +343,7 @@ class TestBuildCommandMakesTheDeb(base.BaseTestCase):
         distro = self.useFixture(DistroFixture())
         shutil.rmtree(distro.root / "debian")
         shutil.copytree(PACKAGING, distro.root / "debian", ignore=shutil.ignore_patterns("changelog"))
+        (distro.root / "build" / "constraints.txt").write_text(FIXTURE_LOCK)
         distro.commit("packaging")
         outcome = run_cli("--distro", str(distro.root), "-q", "build", "--skip-tests")
         self.assertEqual(0, outcome.code, outcome.stderr)

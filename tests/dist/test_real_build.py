@@ -17,6 +17,7 @@ from pathlib import Path
 import fixtures
 from oslotest import base
 
+from designate_dist.deb import read_lock
 from designate_dist.distro import load_distro
 from designate_dist.series import read_series
 from tests.fixtures.cache import shared_test_cache
@@ -93,11 +94,20 @@ class TestRealPinnedBuild(base.BaseTestCase):
                 "for name in ('pdns4_dr', 'bind9_dr'):\n"
                 "    cls = eps[name].load()\n"
                 "    print(name, cls.__name__, issubclass(cls, Backend))\n"
-                "print(m.version('designate'))\n")
+                "print(m.version('designate'))\n"
+                # a region's drivers: designate[mysql,memcached], and tooz's memcached backend
+                "import pymysql, pymemcache, tooz.drivers.memcached, sqlalchemy.dialects.mysql.pymysql\n"
+                "print(m.version('PyMySQL'), m.version('pymemcache'))\n")
         loaded = subprocess.run([str(python), "-c", code], check=True, text=True,
                                 stdout=subprocess.PIPE).stdout.split("\n")
+        lock = dict(read_lock(REPO / "build" / "constraints.txt"))
         self.assertEqual(["pdns4_dr PDNS4DRBackend True", "bind9_dr Bind9DRBackend True",
-                          version.pep440], loaded[:3])
+                          version.pep440, f"{lock['PyMySQL']} {lock['pymemcache']}"], loaded[:4])
+        # the wheel names them as extras, for installs from the wheel (the Ansible role's venv)
+        with zipfile.ZipFile(wheel) as archive:
+            metadata = archive.read(f"designate-{version.pep440}.dist-info/METADATA").decode()
+        self.assertIn("Provides-Extra: mysql", metadata)
+        self.assertIn("Provides-Extra: memcached", metadata)
         # the configuration sample, generated from the packaged Designate, and no eventlet
         # deprecation notice above designate-manage's own output (customs/0004)
         sample = (root / "etc" / "designate" / "designate.conf.sample").read_text().splitlines()

@@ -32,6 +32,7 @@ from pathlib import Path
 import fixtures
 from oslotest import base
 
+from designate_dist.deb import read_lock
 from tests.fixtures.cache import shared_test_cache
 from tests.fixtures.release import (
     ANSIBLE,
@@ -92,7 +93,7 @@ class TestUpgradeAndRollback(base.BaseTestCase):
         heads = {r["pep440"]: r["migration_head"] for r in index["releases"]}
         self.assertEqual({V1: UPSTREAM_HEAD, V2: MARKER_HEAD}, heads)
         changelog = (released.distro / "debian" / "changelog").read_text()
-        self.assertIn("customs/0003-storage-marker-table.patch", changelog)
+        self.assertIn(released.marker_patch, changelog)
         parsed = subprocess.run(["dpkg-parsechangelog", "-l", str(released.distro / "debian" / "changelog"),
                                  "-S", "Version"], check=True, text=True, stdout=subprocess.PIPE)
         self.assertEqual("1:22.0.1-2", parsed.stdout.strip())
@@ -136,8 +137,18 @@ class TestUpgradeAndRollback(base.BaseTestCase):
         self.assertEqual(0, code, failures)
         self.assertGreater(stats["changed"], 0)
         self.assertIn("v2", target.api_versions())
+        # uWSGI's http-socket closes after each response: the role's ini says so
+        self.assertEqual("close", target.api_connection)
         self.assertEqual(V1, target.installed())
         self.assertEqual(UPSTREAM_HEAD, target.db_revision())
+        # what a region needs: the drivers, mdns workers and the coordination URL in designate.conf
+        lock = dict(read_lock(self.released.distro / "build" / "constraints.txt"))
+        self.assertEqual(f"{lock['PyMySQL']} {lock['pymemcache']}", target.drivers())
+        conf = Path(target.variables["designate_config_file"]).read_text()
+        self.assertIn("[service:central]\nworkers = 1\n[service:worker]\nworkers = 1\n"
+                      "[service:producer]\nworkers = 1\n[service:mdns]\nworkers = 1\n"
+                      "[coordination]\nbackend_url = "
+                      f"{target.variables['designate_coordination_url']}\n# END managed", conf)
         code, stats, failures = target.play("upgrade.yml", V1)
         self.assertEqual((0, 0), (code, stats["changed"]), failures)
 
