@@ -2,12 +2,12 @@
 from __future__ import annotations
 
 import fixtures
-import testtools
+from oslotest import base
 
 from tests.fixtures import dns
 
 
-class TestRegionsFixture(testtools.TestCase):
+class TestRegionsFixture(base.BaseTestCase):
 
     def test_zone_transfers_and_survives_region1_loss(self) -> None:
         regions = self.useFixture(dns.Regions(2))

@@ -15,15 +15,14 @@ import time
 from pathlib import Path
 
 import fixtures
-import testtools
-from designate.backend import base
+from oslotest import base
 
 from designate_dr.backend import pdns4_dr
 from designate_dr.ops.pools import load_pools
 from tests.fixtures import dns
 from tests.fixtures.cli import run_cli, run_dr
 from tests.fixtures.designate_api import FakeDesignateAPI
-from tests.fixtures.designate_objects import designate_ready, pool_target, zone_object
+from tests.fixtures.designate_objects import designate_ready, make_backend, zone_object
 
 N_ZONES = 20
 SERIAL = 1_700_000_000  # Designate's serials are UNIX times
@@ -32,10 +31,10 @@ TOKEN = "drill-token-not-a-secret"
 
 def _create_zone(kind: str, options: dict[str, str], masters: list[str], name: str, serial: int) -> None:
     """Create ``name`` on a target through its DR plugin, as Designate's worker does."""
-    base.Backend.get_driver(kind)(pool_target(kind, options, masters)).create_zone(None, zone_object(name, serial))
+    make_backend(kind, options, masters).create_zone(None, zone_object(name, serial))
 
 
-class TestFailoverDrill(testtools.TestCase):
+class TestFailoverDrill(base.BaseTestCase):
     def setUp(self) -> None:
         super().setUp()
         designate_ready()
