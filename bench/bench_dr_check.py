@@ -49,15 +49,15 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from designate_dr.cli import main  # noqa: E402
-from tests.dr.servers import BindPrimary, PdnsServer  # noqa: E402
-from tests.dr.test_check import pools_yaml  # noqa: E402
+from tests.fixtures import dns as fx  # noqa: E402
+from tests.fixtures.pools import nameserver_target, pools_yaml  # noqa: E402
 
 
 def one_query(zone: str, server) -> int | None:
     query = dns.message.make_query(zone, dns.rdatatype.SOA)
     query.flags = 0
     try:
-        answer = dns.query.udp(query, server.host, port=server.port, timeout=2)
+        answer = dns.query.udp(query, server.address, port=server.port, timeout=2)
     except Exception:  # noqa: BLE001 - a miss counts as a miss
         return None
     return answer.answer[0][0].serial if answer.answer else None
@@ -76,7 +76,6 @@ def bench_failover(count: int, tmp: Path, mdns_workers: int = 1) -> list[tuple[s
     import sqlite3
     from contextlib import closing
 
-    from tests.fixtures import dns as fx
     from tests.fixtures.designate_mdns import DesignateMdns
     zones = [f"fo{i}.example." for i in range(count)]
     started = time.perf_counter()
@@ -186,15 +185,16 @@ def main_bench() -> int:
         mdns.clone_zones(names[1:], like=names[0])
         mdns.start()
         zones = dict.fromkeys(names, serial)
-        servers = [BindPrimary("127.0.0.1", zones), PdnsServer("127.0.0.21", zones, caches=True),
-                   PdnsServer("127.0.0.22", zones, caches=True)]
+        servers = [fx.BindPrimary(tmp / "bind", "127.0.0.1"), fx.PdnsPrimary(tmp / "pdns1", "127.0.0.21", caches=True),
+                   fx.PdnsPrimary(tmp / "pdns2", "127.0.0.22", caches=True)]
         for server in servers:
+            server.add_zones(names, serial)
             server.start()
         print(f"servers (3 nameservers, 1 designate-mdns master) up with {args.zones} zones each in "
               f"{time.perf_counter() - started:.1f}s", file=sys.stderr)
         pools = tmp / "pools.yaml"
-        pools.write_text(pools_yaml([("region1", servers[0]), ("region1", servers[1]),
-                                     ("region2", servers[2])], (mdns.address, mdns.port)))
+        pools.write_text(pools_yaml(nameserver_target(region, server, [mdns.master]) for region, server in
+                                    (("region1", servers[0]), ("region1", servers[1]), ("region2", servers[2]))))
         zone_file = tmp / "zones.txt"
         zone_file.write_text("\n".join(zones) + "\n")
         total = len(zones) * len(servers)
@@ -235,10 +235,11 @@ def main_bench() -> int:
         # region 2 lost without a trace: its nameserver drops every packet (no ICMP)
         sink = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         sink.bind(("127.0.0.23", 0))
-        silent = types.SimpleNamespace(host="127.0.0.23", port=sink.getsockname()[1])
+        silent = types.SimpleNamespace(address="127.0.0.23", port=sink.getsockname()[1])
         lost_pools = tmp / "pools-lost.yaml"
-        lost_pools.write_text(pools_yaml([("region1", servers[0]), ("region1", servers[1]),
-                                          ("region2", silent)]))
+        # the masters named where nothing listens: this row times the silent nameserver alone
+        lost_pools.write_text(pools_yaml(nameserver_target(region, server, ["127.0.0.40:5354"]) for region, server in
+                                         (("region1", servers[0]), ("region1", servers[1]), ("region2", silent))))
         out = io.StringIO()
         started = time.perf_counter()
         with contextlib.redirect_stdout(out):
@@ -273,7 +274,7 @@ def main_bench() -> int:
             def dig_loop(pairs):
                 n = 0
                 for zone, server in pairs:
-                    out = subprocess.run([dig, "+short", "+norecurse", "-p", str(server.port), f"@{server.host}",
+                    out = subprocess.run([dig, "+short", "+norecurse", "-p", str(server.port), f"@{server.address}",
                                           zone, "SOA"], capture_output=True, text=True, check=False)
                     n += bool(out.stdout.strip())
                 return n
@@ -301,7 +302,7 @@ def main_bench() -> int:
         return 0 if ours_s < 10 else 1
     finally:
         for server in servers:
-            server.cleanup()
+            server.stop()
         if mdns is not None:
             mdns.stop()
         shutil.rmtree(tmp, ignore_errors=True)

@@ -10,18 +10,17 @@ import time
 from pathlib import Path
 
 import fixtures
-import testtools
-from designate.backend import base
+from oslotest import base
 
 from designate_dr.backend import pdns4_dr
 from tests.fixtures import dns
 from tests.fixtures.designate_mdns import DesignateMdns
-from tests.fixtures.designate_objects import designate_ready, pool_target, zone_object
+from tests.fixtures.designate_objects import designate_ready, make_backend, zone_object
 
 CATALOG = "catalog.example."
 
 
-class TestCatalogZone(testtools.TestCase):
+class TestCatalogZone(base.BaseTestCase):
     def setUp(self) -> None:
         super().setUp()
         designate_ready()
@@ -46,7 +45,7 @@ class TestCatalogZone(testtools.TestCase):
                         "masters_region1": self.r1.master, "masters_region2": self.r2.master}
 
     def backend(self, **extra: str):
-        return base.Backend.get_driver("pdns4_dr")(pool_target("pdns4_dr", {**self.options, **extra}))
+        return make_backend("pdns4_dr", {**self.options, **extra})
 
     def test_members_follow_the_catalog_and_the_rest_is_re_pointed_per_zone(self) -> None:
         serial = self.serials[self.zones[0]]

@@ -5,13 +5,13 @@ import base64
 import os
 import tempfile
 
-import testtools
 from designate import exceptions, objects
+from oslotest import base
 
 from designate_dr.backend import common, rndc
 
 
-class TestRegionMasters(testtools.TestCase):
+class TestRegionMasters(base.BaseTestCase):
 
     def masters(self, options, target_masters=()):
         return [str(m) for m in common.region_masters(options, target_masters)]
@@ -45,7 +45,7 @@ class TestRegionMasters(testtools.TestCase):
         self.assertIn("not an IP address", str(error))
 
 
-class TestMastersOfAZone(testtools.TestCase):
+class TestMastersOfAZone(base.BaseTestCase):
     """Region order kept; a region's masters rotated per zone, the same every time (issue 16 item 9)."""
 
     groups = [[common.Master.parse(f"192.0.2.{i}") for i in (1, 2, 3)],
@@ -70,7 +70,7 @@ class TestMastersOfAZone(testtools.TestCase):
                              [str(m) for m in common.masters_for(zone, groups)])
 
 
-class TestNames(testtools.TestCase):
+class TestNames(base.BaseTestCase):
 
     def test_zone_names(self) -> None:
         self.assertEqual("example.org", common.zone_name("Example.ORG."))
@@ -85,7 +85,7 @@ class TestNames(testtools.TestCase):
                          common.scrub("key s3cret was\nwrong", "s3cret", None))
 
 
-class TestRndcKeys(testtools.TestCase):
+class TestRndcKeys(base.BaseTestCase):
 
     def write(self, text: str) -> str:
         fd, path = tempfile.mkstemp()

@@ -13,24 +13,24 @@ import tempfile
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 
-import testtools
 from designate import exceptions, objects
-from designate.backend import base
+from designate.backend.base import Backend
+from oslotest import base
 
 from designate_dr.backend import bind9_dr, pdns4_dr
 from tests.fixtures import dns
-from tests.fixtures.designate_objects import designate_ready, pool_target, zone_object
+from tests.fixtures.designate_objects import designate_ready, make_backend, pool_target, zone_object
 
 
-class TestEntryPoints(testtools.TestCase):
+class TestEntryPoints(base.BaseTestCase):
 
     def test_plugins_load_through_the_designate_backend_entry_points(self) -> None:
         found = {ep.name: ep for ep in importlib.metadata.entry_points(group="designate.backend")}
         self.assertIs(pdns4_dr.PDNS4DRBackend, found["pdns4_dr"].load())
         self.assertIs(bind9_dr.Bind9DRBackend, found["bind9_dr"].load())
         # the way Designate's worker loads a target's backend
-        self.assertIs(pdns4_dr.PDNS4DRBackend, base.Backend.get_driver("pdns4_dr"))
-        self.assertIs(bind9_dr.Bind9DRBackend, base.Backend.get_driver("bind9_dr"))
+        self.assertIs(pdns4_dr.PDNS4DRBackend, Backend.get_driver("pdns4_dr"))
+        self.assertIs(bind9_dr.Bind9DRBackend, Backend.get_driver("bind9_dr"))
 
 
 class _Base:
@@ -71,7 +71,7 @@ class _Base:
         return opts
 
     def backend(self, **extra: str):
-        return base.Backend.get_driver(self.kind)(pool_target(self.kind, self.options(**extra)))
+        return make_backend(self.kind, self.options(**extra))
 
     def new_zone(self, serial: int = 1) -> objects.Zone:
         name = f"z{uuid.uuid4().hex[:10]}.example."
@@ -106,7 +106,7 @@ class _TsigScenarios(_Base):
     def test_an_unsigned_zone_does_not_transfer_until_converged(self) -> None:
         zone = self.new_zone(20)
         unsigned = {k: v for k, v in self.options().items() if k != "tsigkey_name"}
-        base.Backend.get_driver(self.kind)(pool_target(self.kind, unsigned)).create_zone(None, zone)
+        make_backend(self.kind, unsigned).create_zone(None, zone)
         # the masters really require the key: nothing arrives without it
         self.assertIsNone(dns.wait_for_serial(zone.name, self.secondary, 20, timeout=3))
         self.backend().update_zone(None, zone)  # the pool's key is set on the existing zone
@@ -165,7 +165,7 @@ class _Scenarios(_Base):
         zone = self.new_zone(30)
         r1, r2 = self.regions.primaries
         only_r1 = {k: v for k, v in self.options().items() if k != "masters_region2"}
-        base.Backend.get_driver(self.kind)(pool_target(self.kind, only_r1)).create_zone(None, zone)
+        make_backend(self.kind, only_r1).create_zone(None, zone)
         self.assertArrives(zone.name, 30)
         self.assertEqual([r1.master], self.module.list_zones(self.options())[zone.name])
         self.backend().update_zone(None, zone)
@@ -212,7 +212,7 @@ class _Scenarios(_Base):
         r1.add_zone(name, 70)
         r2.add_zone(name, 65)  # region 2's mdns restored from an older state
         only_r1 = {k: v for k, v in self.options().items() if k != "masters_region2"}
-        base.Backend.get_driver(self.kind)(pool_target(self.kind, only_r1)).create_zone(
+        make_backend(self.kind, only_r1).create_zone(
             None, zone_object(name, 70))
         self.assertArrives(name, 70)
         result = self.module.repoint_zones(self.options(), [r2.master], zones=[name])
@@ -225,7 +225,7 @@ class _Scenarios(_Base):
         # both primaries in region 1 (two mdns of one region), no other region
         options = {**self.secondary.target_options(), "region": "region1",
                    "masters_region1": f"{r1.master}, {r2.master}"}
-        backend = base.Backend.get_driver(self.kind)(pool_target(self.kind, options))
+        backend = make_backend(self.kind, options)
         zones = [zone_object(f"rot{i}.example.", 90) for i in range(8)]  # names that go both ways
         self.regions.add_zones([z.name for z in zones], 90)
         for zone in zones:
@@ -260,13 +260,13 @@ class _Scenarios(_Base):
     def test_unreachable_server_is_a_backend_error(self) -> None:
         port = str(dns.free_port("127.0.0.1"))
         down = self.down_options(port)
-        error = self.assertRaises(exceptions.Backend, lambda: base.Backend.get_driver(self.kind)(
-            pool_target(self.kind, down)).create_zone(None, zone_object("down.example.")))
+        error = self.assertRaises(exceptions.Backend, lambda: make_backend(
+            self.kind, down).create_zone(None, zone_object("down.example.")))
         self.assertIn(port, self.assertOneLineWithout(error, *self.secrets()))
         self.assertRaises(exceptions.Backend, self.module.repoint_zones, down, ["127.0.0.2:53"])
 
 
-class TestPdns4DR(_Scenarios, testtools.TestCase):
+class TestPdns4DR(_Scenarios, base.BaseTestCase):
     kind = "pdns4_dr"
     module = pdns4_dr
     secondary_kind = "pdns"
@@ -302,7 +302,7 @@ class TestPdns4DR(_Scenarios, testtools.TestCase):
         self.assertIn(f'"GET /api/v1/servers/localhost/zones/{zone.name} HTTP', calls[0])
 
 
-class TestBind9DR(_Scenarios, testtools.TestCase):
+class TestBind9DR(_Scenarios, base.BaseTestCase):
     kind = "bind9_dr"
     module = bind9_dr
     secondary_kind = "bind"
@@ -337,19 +337,19 @@ class TestBind9DR(_Scenarios, testtools.TestCase):
         self.assertIn("/nonexistent/rndc.key", self.assertOneLineWithout(error))
 
 
-class TestPdns4DRTsig(_TsigScenarios, testtools.TestCase):
+class TestPdns4DRTsig(_TsigScenarios, base.BaseTestCase):
     kind = "pdns4_dr"
     module = pdns4_dr
     secondary_kind = "pdns"
 
 
-class TestBind9DRTsig(_TsigScenarios, testtools.TestCase):
+class TestBind9DRTsig(_TsigScenarios, base.BaseTestCase):
     kind = "bind9_dr"
     module = bind9_dr
     secondary_kind = "bind"
 
 
-class TestPdns4DRCreateDuringOutage(_Base, testtools.TestCase):
+class TestPdns4DRCreateDuringOutage(_Base, base.BaseTestCase):
     """A region's mdns is down while zones are created (issue 16 item 4).
 
     PowerDNS's axfr-retrieve picks a random master and, after a failure, waits
@@ -388,7 +388,7 @@ class TestPdns4DRCreateDuringOutage(_Base, testtools.TestCase):
         self.create_with_one_region_down(1)
 
 
-class TestMisconfiguredTarget(testtools.TestCase):
+class TestMisconfiguredTarget(base.BaseTestCase):
     """One target with a bad option fails alone: the worker builds the pool, the others work."""
 
     def setUp(self) -> None:

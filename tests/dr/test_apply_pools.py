@@ -13,14 +13,13 @@ import sys
 from pathlib import Path
 
 import fixtures
-import testtools
 import yaml
-from designate.backend import base
+from oslotest import base
 
 from tests.fixtures import dns
 from tests.fixtures.cli import run_dr
 from tests.fixtures.designate_mdns import DesignateMdns
-from tests.fixtures.designate_objects import designate_ready, pool_target, zone_object
+from tests.fixtures.designate_objects import designate_ready, make_backend, zone_object
 
 SERIAL = 1_700_000_000
 SERVICE_SCRIPT = """import sys
@@ -29,7 +28,7 @@ with open(sys.argv[1], "a") as log:
 """
 
 
-class TestApplyPools(testtools.TestCase):
+class TestApplyPools(base.BaseTestCase):
     def setUp(self) -> None:
         super().setUp()
         designate_ready()
@@ -60,7 +59,7 @@ class TestApplyPools(testtools.TestCase):
                 lines += [f"    - {{host: {host}, port: {port}}}"]
             lines.append("    options:")
             lines += [f"      {k}: '{v}'" for k, v in options.items()]
-            backend = base.Backend.get_driver("pdns4_dr")(pool_target("pdns4_dr", options, masters))
+            backend = make_backend("pdns4_dr", options, masters)
             for zone in self.zones:
                 backend.create_zone(None, zone_object(zone, SERIAL))
         self.pools = tmp / "pools.yaml"

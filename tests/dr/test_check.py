@@ -1,59 +1,48 @@
 """``designate-dr check`` against real BIND and PowerDNS servers: exit codes 0/1/2 and formats."""
 from __future__ import annotations
 
-import http.server
 import json
-import os
 import re
 import socket
-import tempfile
-import threading
-import unittest
+import types
 from pathlib import Path
-from unittest import mock
-from urllib.parse import parse_qs, urlparse
+
+import fixtures
+from oslotest import base
 
 from designate_dr.ops.soa import parse_soa_answer, soa_query_wire
 from designate_dr.serial import highest_serial, serial_lag
-from tests.dr.servers import BindPrimary, PdnsServer, free_port, have_servers
+from tests.fixtures import dns
 from tests.fixtures.cli import run_dr
+from tests.fixtures.designate_api import FakeDesignateAPI
+from tests.fixtures.pools import nameserver_target, pools_yaml
 
 ZONES = {f"zone{i}.example.": 2026010100 + i for i in range(30)}
 SAMPLE_LINE = re.compile(r'^[a-zA-Z_:][a-zA-Z0-9_:]*(\{([a-z_]+="[^"]*",?)*\})? -?[0-9.e+]+$')
 
 
-def pools_yaml(servers: list[tuple[str, object]], master: tuple[str, int] = ("127.0.0.40", 5354)) -> str:
-    """A pool whose targets are ``servers`` (region, server), all fed by ``master`` (host, port)."""
-    lines = ["- name: default", "  nameservers:"]
-    for _, server in servers:
-        lines += [f"  - host: {server.host}", f"    port: {server.port}"]
-    lines.append("  targets:")
-    for region, server in servers:
-        kind = "bind9_dr" if isinstance(server, BindPrimary) else "pdns4_dr"
-        lines += [f"  - type: {kind}", "    masters:", f"    - host: {master[0]}", f"      port: {master[1]}",
-                  "    options:", f"      host: {server.host}", f"      port: '{server.port}'",
-                  f"      region: {region}"]
-    return "\n".join(lines) + "\n"
-
-
-class TestCheck(unittest.TestCase):
+class TestCheck(base.BaseTestCase):
     def setUp(self) -> None:
-        reason = have_servers()
-        if reason:
-            self.fail(reason)
-        self.bind = BindPrimary("127.0.0.1", ZONES)
-        self.pdns1 = PdnsServer("127.0.0.21", ZONES)
-        self.pdns2 = PdnsServer("127.0.0.22", ZONES)
-        self.master = PdnsServer("127.0.0.40", ZONES)  # the masters (mdns) of region 1
-        for server in (self.bind, self.pdns1, self.pdns2, self.master):
-            self.addCleanup(server.cleanup)
-            server.start()
-        tmp = Path(self.enterContext(tempfile.TemporaryDirectory()))
+        super().setUp()
+        tmp = Path(self.useFixture(fixtures.TempDir()).path)
+        self.bind = self.serving(dns.BindPrimary(tmp / "bind", "127.0.0.1"))
+        self.pdns1 = self.serving(dns.PdnsPrimary(tmp / "pdns1", "127.0.0.21"))
+        self.pdns2 = self.serving(dns.PdnsPrimary(tmp / "pdns2", "127.0.0.22"))
+        self.master = self.serving(dns.PdnsPrimary(tmp / "master", "127.0.0.40"))  # the masters (mdns) of region 1
         self.pools = tmp / "pools.yaml"
-        self.pools.write_text(pools_yaml([("region1", self.bind), ("region1", self.pdns1),
-                                          ("region2", self.pdns2)], (self.master.host, self.master.port)))
+        self.write_pools([("region1", self.bind), ("region1", self.pdns1), ("region2", self.pdns2)])
         self.zones = tmp / "zones.txt"
         self.zones.write_text("# every zone of the pool\n" + "\n".join(z.rstrip(".") for z in ZONES) + "\n")
+
+    def serving(self, server):
+        """``server`` started with every zone of ZONES at its serial."""
+        for zone, serial in ZONES.items():
+            server.add_zones([zone], serial)
+        return self.useFixture(server)
+
+    def write_pools(self, servers) -> None:
+        self.pools.write_text(pools_yaml(nameserver_target(region, server, [self.master.master])
+                                         for region, server in servers))
 
     def check(self, *extra: str):
         return run_dr("check", "--pools", str(self.pools), "--zones", str(self.zones),
@@ -69,7 +58,7 @@ class TestCheck(unittest.TestCase):
 
     def test_lagging_and_missing_exit_1(self) -> None:
         self.pdns2.set_serial("zone1.example.", ZONES["zone1.example."] - 100)
-        self.pdns1.drop_zone("zone2.example.")
+        self.pdns1.remove_zone("zone2.example.")
         outcome = self.check("--format", "json")
         self.assertEqual(1, outcome.code, outcome.stderr)
         report = json.loads(outcome.stdout)
@@ -109,10 +98,8 @@ class TestCheck(unittest.TestCase):
         sink = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         self.addCleanup(sink.close)
         sink.bind(("127.0.0.23", 0))
-        self.pools.write_text(self.pools.read_text().replace(
-            f"host: 127.0.0.22\n    port: {self.pdns2.port}", f"host: 127.0.0.23\n    port: {sink.getsockname()[1]}")
-            .replace(f"host: 127.0.0.22\n      port: '{self.pdns2.port}'",
-                     f"host: 127.0.0.23\n      port: '{sink.getsockname()[1]}'"))
+        silent = types.SimpleNamespace(address="127.0.0.23", port=sink.getsockname()[1])
+        self.write_pools([("region1", self.bind), ("region1", self.pdns1), ("region2", silent)])
         outcome = self.check("--format", "json", "--retries", "1")
         self.assertEqual(2, outcome.code, outcome.stderr)
         report = json.loads(outcome.stdout)
@@ -157,7 +144,7 @@ class TestCheck(unittest.TestCase):
         missing = run_dr("check", "--pools", str(self.pools), "--zones", "/nonexistent/zones")
         self.assertEqual(1, missing.code)
         self.zones.write_text("# nothing yet\n")
-        self.pools.write_text(pools_yaml([("region1", self.bind)], (self.master.host, self.master.port)))
+        self.write_pools([("region1", self.bind)])
         empty = self.check()
         self.assertEqual((1, ["error: no zones to check (give --zones FILE or --from-api URL)"]),
                          (empty.code, empty.stderr.splitlines()))
@@ -173,64 +160,23 @@ class TestCheck(unittest.TestCase):
 
 
     def test_zones_from_the_designate_api(self) -> None:
-        api = ZoneListAPI(sorted(ZONES), token="monitor-token")
-        self.addCleanup(api.server_close)
-        self.addCleanup(api.shutdown)
-        with mock.patch.dict(os.environ, {"OS_AUTH_TOKEN": "monitor-token"}):
-            outcome = run_dr("check", "--pools", str(self.pools), "--from-api", api.url + "/v2",
-                              "--insecure-http", "--format", "json")
+        api = self.useFixture(FakeDesignateAPI(masters=[self.master], token="monitor-token"))
+        self.useFixture(fixtures.EnvironmentVariable("OS_AUTH_TOKEN", "monitor-token"))
+        outcome = run_dr("check", "--pools", str(self.pools), "--from-api", api.url + "/v2",
+                         "--insecure-http", "--format", "json")
         self.assertEqual(0, outcome.code, outcome.stderr)
         self.assertEqual(30, json.loads(outcome.stdout)["zones"])
-        self.assertEqual(3, api.pages)  # 30 zones, 12 a page: followed the next links
-        with mock.patch.dict(os.environ, {"OS_AUTH_TOKEN": "stale-token"}):
-            refused = run_dr("check", "--pools", str(self.pools), "--from-api", api.url,
-                              "--insecure-http")
+        # 30 zones, 12 a page: followed the next links
+        self.assertEqual([("GET", "/v2/zones")] * 3, [(r.method, r.path.split("?")[0]) for r in api.received])
+        self.useFixture(fixtures.EnvironmentVariable("OS_AUTH_TOKEN", "stale-token"))
+        refused = run_dr("check", "--pools", str(self.pools), "--from-api", api.url, "--insecure-http")
         self.assertEqual(1, refused.code)
         self.assertEqual(["error: Designate API refused listing zones: HTTP 401 (set OS_AUTH_TOKEN to an "
                           "admin token)"], refused.stderr.splitlines())
         self.assertNotIn("stale-token", refused.stdout + refused.stderr)
 
 
-class ZoneListAPI(http.server.ThreadingHTTPServer):
-    """GET /v2/zones of a Designate API, 12 zones a page with ``links.next``."""
-
-    def __init__(self, zones: list[str], token: str) -> None:
-        self.zones, self.token, self.pages = zones, token, 0
-        super().__init__(("127.0.0.1", 0), _ZoneListHandler)
-        self.url = f"http://127.0.0.1:{self.server_address[1]}"
-        threading.Thread(target=self.serve_forever, daemon=True).start()
-
-
-class _ZoneListHandler(http.server.BaseHTTPRequestHandler):
-    server: ZoneListAPI
-
-    def log_message(self, *args) -> None:
-        pass
-
-    def do_GET(self) -> None:
-        url = urlparse(self.path)
-        if self.headers.get("X-Auth-Token") != self.server.token:
-            status, body = 401, {"message": "unauthorized"}
-        elif url.path != "/v2/zones":
-            status, body = 404, {"message": "not found"}
-        else:
-            self.server.pages += 1
-            start = int(parse_qs(url.query).get("marker", ["0"])[0])
-            page = self.server.zones[start:start + 12]
-            links = {}
-            if start + 12 < len(self.server.zones):
-                links["next"] = f"{self.server.url}/v2/zones?limit=12&marker={start + 12}"
-            status, body = 200, {"zones": [{"id": str(i), "name": z} for i, z in enumerate(page)],
-                                 "links": links}
-        data = json.dumps(body).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
-
-
-class TestSerials(unittest.TestCase):
+class TestSerials(base.BaseTestCase):
     def test_rfc1982(self) -> None:
         self.assertEqual(5, serial_lag(10, 5))
         self.assertEqual(0, serial_lag(5, 10))
@@ -259,5 +205,3 @@ class TestSerials(unittest.TestCase):
         refused.set_rcode(dns.rcode.REFUSED)
         self.assertEqual((None, "REFUSED"), parse_soa_answer(refused.to_wire(), qlen))
 
-    def test_free_port_is_high(self) -> None:
-        self.assertGreater(free_port("127.0.0.1"), 10000)

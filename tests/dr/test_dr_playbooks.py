@@ -17,12 +17,11 @@ import sys
 from pathlib import Path
 
 import fixtures
-import testtools
-from designate.backend import base
+from oslotest import base
 
 from tests.fixtures import dns
 from tests.fixtures.designate_mdns import DesignateMdns
-from tests.fixtures.designate_objects import designate_ready, pool_target, zone_object
+from tests.fixtures.designate_objects import designate_ready, make_backend, zone_object
 
 ROOT = Path(__file__).resolve().parents[2]
 ANSIBLE = ROOT / "ansible"
@@ -31,7 +30,7 @@ SERIAL = 1_700_000_000
 SERVICES = ("designate-worker", "designate-producer")
 
 
-class TestDRPlaybooks(testtools.TestCase):
+class TestDRPlaybooks(base.BaseTestCase):
     def setUp(self) -> None:
         super().setUp()
         designate_ready()
@@ -54,7 +53,7 @@ class TestDRPlaybooks(testtools.TestCase):
                        "region": region, **masters}
             lines += ["  - type: pdns4_dr", f"    description: pdns4_dr {region}", "    options:"]
             lines += [f"      {k}: '{v}'" for k, v in options.items()]
-            backend = base.Backend.get_driver("pdns4_dr")(pool_target("pdns4_dr", options))
+            backend = make_backend("pdns4_dr", options)
             for zone in self.zones:
                 backend.create_zone(None, zone_object(zone, SERIAL))
         self.pools = tmp / "pools.yaml"

@@ -4,28 +4,25 @@ Region 1: a primary standing in for its mdns (127.0.0.2), a PowerDNS and a BIND
 secondary (127.0.0.1).  Region 2: a primary (127.0.0.3) and a PowerDNS secondary
 (127.0.0.4).  Zones are created on the secondaries through the DR plugins, as
 Designate's worker would.  Everything goes through ``designate-dr ...``'s
-``main()``; a tiny HTTP server stands in for region 2's Designate API (only the
-two calls ``--fix-serials`` makes).  The drill's figures go to stderr.
+``main()``; ``FakeDesignateAPI`` stands in for region 2's Designate API (the two
+calls ``--fix-serials`` makes: find a zone, PATCH it).  The drill's figures go to stderr.
 """
 from __future__ import annotations
 
-import http.server
 import json
 import sys
-import threading
 import time
 from pathlib import Path
-from urllib.parse import parse_qs, urlparse
 
 import fixtures
-import testtools
-from designate.backend import base
+from oslotest import base
 
 from designate_dr.backend import pdns4_dr
 from designate_dr.ops.pools import load_pools
 from tests.fixtures import dns
 from tests.fixtures.cli import run_cli, run_dr
-from tests.fixtures.designate_objects import designate_ready, pool_target, zone_object
+from tests.fixtures.designate_api import FakeDesignateAPI
+from tests.fixtures.designate_objects import designate_ready, make_backend, zone_object
 
 N_ZONES = 20
 SERIAL = 1_700_000_000  # Designate's serials are UNIX times
@@ -34,73 +31,10 @@ TOKEN = "drill-token-not-a-secret"
 
 def _create_zone(kind: str, options: dict[str, str], masters: list[str], name: str, serial: int) -> None:
     """Create ``name`` on a target through its DR plugin, as Designate's worker does."""
-    base.Backend.get_driver(kind)(pool_target(kind, options, masters)).create_zone(None, zone_object(name, serial))
+    make_backend(kind, options, masters).create_zone(None, zone_object(name, serial))
 
 
-class StandInAPI(http.server.ThreadingHTTPServer):
-    """Region 2's Designate API, reduced to GET /v2/zones?name= and PATCH /v2/zones/{id}.
-
-    A PATCH does what Designate does to a zone's serial: the current UNIX time (or
-    one more when that is not higher), then its mdns NOTIFYs the secondaries.
-    """
-
-    def __init__(self, primary: dns.PdnsPrimary) -> None:
-        self.primary = primary
-        self.patched: list[str] = []
-        super().__init__(("127.0.0.1", 0), _Handler)
-        self.url = f"http://127.0.0.1:{self.server_address[1]}"
-        threading.Thread(target=self.serve_forever, daemon=True).start()
-
-
-class _Handler(http.server.BaseHTTPRequestHandler):
-    server: StandInAPI
-
-    def log_message(self, *args) -> None:  # quiet
-        pass
-
-    def _reply(self, status: int, body: dict) -> None:
-        data = json.dumps(body).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
-
-    def _zone(self, name: str) -> dict:
-        return {"id": name.rstrip("."), "name": name, "ttl": 3600, "serial": self.server.primary.serial(name)}
-
-    def _authorized(self) -> bool:
-        if self.headers.get("X-Auth-Token") != TOKEN:
-            self._reply(401, {"message": "authentication required"})
-            return False
-        return True
-
-    def do_GET(self) -> None:
-        url = urlparse(self.path)
-        if not self._authorized():
-            return
-        name = parse_qs(url.query).get("name", [""])[0]
-        if url.path != "/v2/zones" or not name:
-            self._reply(404, {"message": "not here"})
-            return
-        self._reply(200, {"zones": [self._zone(name)], "links": {}})
-
-    def do_PATCH(self) -> None:
-        if not self._authorized():
-            return
-        length = int(self.headers.get("Content-Length", 0))
-        body = json.loads(self.rfile.read(length) or b"{}")
-        name = self.path.rsplit("/", 1)[-1] + "."
-        if set(body) - {"ttl", "email", "description"}:
-            self._reply(400, {"message": "invalid"})
-            return
-        current = self.server.primary.serial(name)
-        self.server.primary.set_serial(name, max(int(time.time()), current + 1))
-        self.server.patched.append(name)
-        self._reply(202, self._zone(name))
-
-
-class TestFailoverDrill(testtools.TestCase):
+class TestFailoverDrill(base.BaseTestCase):
     def setUp(self) -> None:
         super().setUp()
         designate_ready()
@@ -137,9 +71,7 @@ class TestFailoverDrill(testtools.TestCase):
         self.pools = tmp / "pools.yaml"
         self.pools.write_text(self._pools_yaml())
         self.original = self.pools.read_bytes()
-        self.api = StandInAPI(self.r2)
-        self.addCleanup(self.api.server_close)
-        self.addCleanup(self.api.shutdown)
+        self.api = self.useFixture(FakeDesignateAPI(masters=[self.r2], token=TOKEN))
         self.useFixture(fixtures.EnvironmentVariable("OS_AUTH_TOKEN", TOKEN))
 
     def _pools_yaml(self) -> str:

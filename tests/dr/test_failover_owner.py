@@ -10,21 +10,24 @@ import os
 import stat
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import fixtures
-import testtools
-from designate.backend import base
+from oslotest import base
 
 from tests.fixtures import dns
 from tests.fixtures.cli import run_cli
-from tests.fixtures.designate_objects import designate_ready, pool_target, zone_object
+from tests.fixtures.designate_objects import designate_ready, make_backend, zone_object
 
 UID, GID = 4242, 4343  # not root's, and no user or group of this machine needs to have them
 ZONE = "owned.example."
+# the system's temp dir, read at import: oslotest nests each test's temp files in a directory
+# of its own (0700, root's), which the other user of the last test could not enter
+SYSTEM_TMP = tempfile.gettempdir()
 
 
-class TestFailoverKeepsOwner(testtools.TestCase):
+class TestFailoverKeepsOwner(base.BaseTestCase):
     def setUp(self) -> None:
         super().setUp()
         if os.geteuid() != 0:
@@ -36,7 +39,7 @@ class TestFailoverKeepsOwner(testtools.TestCase):
         secondary = regions.pdns
         options = {"host": secondary.address, "port": str(secondary.port), **secondary.target_options(),
                    "region": "region1", "masters_region2": r2.master}
-        base.Backend.get_driver("pdns4_dr")(pool_target("pdns4_dr", options, [r1.master])).create_zone(
+        make_backend("pdns4_dr", options, [r1.master]).create_zone(
             None, zone_object(ZONE, 1_700_000_000))
         lost = {"host": "127.0.0.9", "port": "5399", "api_endpoint": "http://127.0.0.9:5398",
                 "api_token": "x", "region": "region2", "masters_region1": r1.master}
@@ -46,7 +49,7 @@ class TestFailoverKeepsOwner(testtools.TestCase):
             host, port = master.split(":")
             lines += ["  - type: pdns4_dr", "    masters:", f"    - host: {host}", f"      port: {port}",
                       "    options:"] + [f"      {k}: '{v}'" for k, v in opts.items()]
-        self.pools = Path(self.useFixture(fixtures.TempDir()).path) / "pools.yaml"
+        self.pools = Path(self.useFixture(fixtures.TempDir(rootdir=SYSTEM_TMP)).path) / "pools.yaml"
         self.pools.write_text("\n".join(lines) + "\n")
 
     def assertOwned(self, path: Path, mode: int) -> None:

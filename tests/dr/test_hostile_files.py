@@ -10,9 +10,10 @@ from __future__ import annotations
 import os
 import random
 import re
-import tempfile
-import unittest
 from pathlib import Path
+
+import fixtures
+from oslotest import base
 
 from designate_dr.ops import check
 from designate_dr.ops.errors import PoolsError
@@ -93,9 +94,10 @@ def mutate(rng: random.Random, data: bytes) -> bytes:
     return "\n".join(lines).encode("utf-8", "surrogateescape")
 
 
-class TestHostileFiles(unittest.TestCase):
+class TestHostileFiles(base.BaseTestCase):
     def setUp(self) -> None:
-        self.tmp = Path(self.enterContext(tempfile.TemporaryDirectory()))
+        super().setUp()
+        self.tmp = Path(self.useFixture(fixtures.TempDir()).path)
         self.pools = self.tmp / "pools.yaml"
         self.no_zones = self.tmp / "none.txt"
         self.no_zones.write_text("# no zones\n")
@@ -211,6 +213,3 @@ class TestHostileFiles(unittest.TestCase):
                 self.assertRegex(zone, r"^([a-z0-9_]([a-z0-9_-]{0,61}[a-z0-9_])?\.)+$", (SEED, case, data))
                 self.assertLessEqual(len(zone), 254)
 
-
-if __name__ == "__main__":
-    unittest.main()

@@ -16,7 +16,7 @@ import sys
 from pathlib import Path
 
 import fixtures
-import testtools
+from oslotest import base
 
 from tests.fixtures import lab
 from tests.fixtures.processes import MARK, group_alive, marked_processes
@@ -29,7 +29,7 @@ def run_lab(*argv: str) -> tuple[int, str, str]:
     return code, out.getvalue(), err.getvalue()
 
 
-class TestLab(testtools.TestCase):
+class TestLab(base.BaseTestCase):
     def setUp(self) -> None:
         super().setUp()
         self.root = Path(self.useFixture(fixtures.TempDir()).path) / "lab"

@@ -11,7 +11,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-import testtools
+from oslotest import base
 
 from tests.fixtures.cli import run_cli, run_dr
 
@@ -39,7 +39,7 @@ print("imported", len([m for m in sys.modules if m.startswith("designate_dr")]))
 """
 
 
-class TestOneWay(testtools.TestCase):
+class TestOneWay(base.BaseTestCase):
     def test_designate_dr_imports_nothing_of_designate_dist(self) -> None:
         done = subprocess.run([sys.executable, "-c", _PROBE], cwd=ROOT, capture_output=True, text=True,
                               timeout=300, check=False)

@@ -1,11 +1,11 @@
 """pools.yaml with regions: parsing, errors, removing a region and putting it back."""
 from __future__ import annotations
 
-import tempfile
-import unittest
 from pathlib import Path
 
+import fixtures
 import yaml
+from oslotest import base
 
 from designate_dr.ops import pools as P
 from designate_dr.ops.errors import PoolsError, UnknownRegion
@@ -82,7 +82,7 @@ def _sample_with(extra: str = "", replace: tuple[str, str] | None = None) -> str
     return text + extra
 
 
-class TestParse(unittest.TestCase):
+class TestParse(base.BaseTestCase):
     def test_regions_of_everything(self) -> None:
         pools = P.parse_pools(SAMPLE)
         self.assertEqual(("region1", "region2"), pools.regions)
@@ -107,21 +107,17 @@ class TestParse(unittest.TestCase):
                 "option api_token must be a plain value",
         }
         for text, expected in cases.items():
-            with self.subTest(expected=expected):
-                with self.assertRaises(PoolsError) as caught:
-                    P.parse_pools(text, "/etc/designate/pools.yaml")
-                message = str(caught.exception)
-                self.assertIn(expected, message)
-                self.assertTrue(message.startswith("/etc/designate/pools.yaml: "), message)
-                self.assertNotIn("\n", message)
+            message = str(self.assertRaises(PoolsError, P.parse_pools, text, "/etc/designate/pools.yaml"))
+            self.assertIn(expected, message)
+            self.assertTrue(message.startswith("/etc/designate/pools.yaml: "), message)
+            self.assertNotIn("\n", message)
 
     def test_missing_file(self) -> None:
-        with self.assertRaises(PoolsError) as caught:
-            P.load_pools("/nonexistent/pools.yaml")
-        self.assertEqual("/nonexistent/pools.yaml: no such file", str(caught.exception))
+        error = self.assertRaises(PoolsError, P.load_pools, "/nonexistent/pools.yaml")
+        self.assertEqual("/nonexistent/pools.yaml: no such file", str(error))
 
 
-def _valid_for_designate(test: unittest.TestCase, text: str) -> None:
+def _valid_for_designate(test: base.BaseTestCase, text: str) -> None:
     """designate-manage pool update parses pools.yaml with this adapter: it must accept ours."""
     try:
         from designate import objects
@@ -134,8 +130,9 @@ def _valid_for_designate(test: unittest.TestCase, text: str) -> None:
         test.assertEqual(len(pool["targets"]), len(parsed.targets))
 
 
-class TestRegionOut(unittest.TestCase):
+class TestRegionOut(base.BaseTestCase):
     def setUp(self) -> None:
+        super().setUp()
         self.pools = P.parse_pools(SAMPLE, "pools.yaml")
 
     def test_without_region1(self) -> None:
@@ -154,15 +151,13 @@ class TestRegionOut(unittest.TestCase):
         _valid_for_designate(self, SAMPLE)
 
     def test_unknown_region(self) -> None:
-        with self.assertRaises(UnknownRegion) as caught:
-            P.without_region(self.pools, "region3")
-        self.assertEqual("pools.yaml: no region 'region3' (regions: region1, region2)", str(caught.exception))
+        error = self.assertRaises(UnknownRegion, P.without_region, self.pools, "region3")
+        self.assertEqual("pools.yaml: no region 'region3' (regions: region1, region2)", str(error))
 
     def test_only_region_left_is_refused(self) -> None:
         after = P.parse_pools(P.dump_pools(P.without_region(self.pools, "region1")))
-        with self.assertRaises(PoolsError) as caught:
-            P.without_region(after, "region2")
-        self.assertIn("would be left with none", str(caught.exception))
+        error = self.assertRaises(PoolsError, P.without_region, after, "region2")
+        self.assertIn("would be left with none", str(error))
 
     def test_back_again_is_the_same_data(self) -> None:
         after = P.parse_pools(P.dump_pools(P.without_region(self.pools, "region1")))
@@ -181,7 +176,6 @@ class TestRegionOut(unittest.TestCase):
                          [t["options"]["region"] for t in restored[0]["targets"]])
 
     def test_dump_is_loadable_text(self) -> None:
-        with tempfile.TemporaryDirectory() as tmp:
-            path = Path(tmp, "pools.yaml")
-            path.write_text(P.dump_pools(self.pools.data))
-            self.assertEqual(self.pools.data, P.load_pools(path).data)
+        path = Path(self.useFixture(fixtures.TempDir()).path, "pools.yaml")
+        path.write_text(P.dump_pools(self.pools.data))
+        self.assertEqual(self.pools.data, P.load_pools(path).data)

@@ -13,13 +13,12 @@ import json
 from pathlib import Path
 
 import fixtures
-import testtools
-from designate.backend import base
+from oslotest import base
 
 from tests.fixtures import dns
 from tests.fixtures.cli import run_dr
 from tests.fixtures.designate_mdns import DesignateMdns
-from tests.fixtures.designate_objects import designate_ready, pool_target, zone_object
+from tests.fixtures.designate_objects import designate_ready, make_backend, zone_object
 
 N_CENTRAL = 3  # zones made by central.create_zone
 N_ZONES = 120
@@ -54,7 +53,7 @@ class _Regions(fixtures.Fixture):
         ]
         serial = self.serials[self.zones[0]]
         for kind, _, options in self.targets:
-            backend = base.Backend.get_driver(kind)(pool_target(kind, options))
+            backend = make_backend(kind, options)
             for zone in self.zones:
                 backend.create_zone(None, zone_object(zone, serial))
         for zone in self.zones:
@@ -75,7 +74,7 @@ class _Regions(fixtures.Fixture):
         self.zone_file.write_text("\n".join(self.zones) + "\n")
 
 
-class TestCheckWithRealMdns(testtools.TestCase):
+class TestCheckWithRealMdns(base.BaseTestCase):
     regions: _Regions
 
     @classmethod
@@ -127,7 +126,7 @@ class TestCheckWithRealMdns(testtools.TestCase):
         self.assertEqual(5, report["zones_in_sync"])
 
 
-class TestFailoverWithRealMdns(testtools.TestCase):
+class TestFailoverWithRealMdns(base.BaseTestCase):
     def setUp(self) -> None:
         super().setUp()
         self.regions = self.useFixture(_Regions())
@@ -170,7 +169,7 @@ class TestFailoverWithRealMdns(testtools.TestCase):
         self.assertIn("nothing to do", again.stdout)
 
 
-class TestZonesOfAnotherPool(testtools.TestCase):
+class TestZonesOfAnotherPool(base.BaseTestCase):
     """mdns answers unsigned queries for the default pool only: the DR tools sign with the pool's key."""
 
     def setUp(self) -> None:
@@ -218,7 +217,7 @@ class TestZonesOfAnotherPool(testtools.TestCase):
                           'secret "..."; };)'], bad.error_lines)
 
 
-class TestSerialsFromTheDatabase(testtools.TestCase):
+class TestSerialsFromTheDatabase(base.BaseTestCase):
     """``--designate-conf``: serials read from the database mdns serves from; bad input is one line."""
 
     def setUp(self) -> None:

@@ -11,18 +11,17 @@ from __future__ import annotations
 from pathlib import Path
 
 import fixtures
-import testtools
-from designate.backend import base
+from oslotest import base
 
 from tests.fixtures import dns
 from tests.fixtures.cli import run_dr
-from tests.fixtures.designate_objects import designate_ready, pool_target, zone_object
+from tests.fixtures.designate_objects import designate_ready, make_backend, zone_object
 
 SERIAL = 1_700_000_000
 REFRESH = 3600  # Designate's default SOA refresh
 
 
-class TestFailbackRefreshesStaleZones(testtools.TestCase):
+class TestFailbackRefreshesStaleZones(base.BaseTestCase):
     def setUp(self) -> None:
         super().setUp()
         designate_ready()
@@ -50,7 +49,7 @@ class TestFailbackRefreshesStaleZones(testtools.TestCase):
                                    "region": "region2", "region_preference": "region2,region1", **masters}),
         ]
         for kind, _, options in self.targets:
-            backend = base.Backend.get_driver(kind)(pool_target(kind, options))
+            backend = make_backend(kind, options)
             for zone in self.zones:
                 backend.create_zone(None, zone_object(zone, SERIAL))
         for zone in self.zones:

@@ -41,6 +41,7 @@ import dns.query as dns_query
 import fixtures
 import testtools
 import testtools.content
+from oslotest import base
 
 from tests.fixtures import dns
 from tests.fixtures.cache import shared_test_cache
@@ -111,7 +112,7 @@ class Sampler(threading.Thread):
         return max(b - a for a, b in zip(points, points[1:]))
 
 
-class TestRegionDrill(testtools.TestCase):
+class TestRegionDrill(base.BaseTestCase):
     def setUp(self) -> None:
         super().setUp()
         self.useFixture(fixtures.Timeout(1500, gentle=True))
