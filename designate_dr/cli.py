@@ -101,10 +101,11 @@ def _run(args: argparse.Namespace, plan) -> int:
             raise UsageError("--fix-serials needs --api URL (the Designate API of a remaining region)")
         from designate_dr.ops.designate_api import DesignateAPI
         api = DesignateAPI(args.api, insecure_http=args.insecure_http)
-    db_serials = None
+    db_serials = db_deleted = None
     if args.designate_conf:
-        from designate_dr.ops.database import zone_serials
+        from designate_dr.ops.database import deleted_zones, zone_serials
         db_serials = zone_serials(args.designate_conf)
+        db_deleted = deleted_zones(args.designate_conf)
     last_served = None
     if args.state:
         from designate_dr.ops.check import load_state
@@ -112,7 +113,7 @@ def _run(args: argparse.Namespace, plan) -> int:
     outcome = failover.execute(plan, dry_run=args.dry_run, api=api, concurrency=args.concurrency,
                                wait=args.wait, last_served=last_served, patience=_patience(args),
                                tsig_keys=_tsig_keys(args, plan.new), db_serials=db_serials,
-                               apply=_apply_settings(args),
+                               db_deleted=db_deleted, apply=_apply_settings(args),
                                out=lambda line: print(line, flush=True))
     error = outcome.error()
     if error is not None:
@@ -219,7 +220,8 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
         parser.add_argument("--designate-conf", metavar="FILE",
                             help="designate.conf of a remaining region: its database gives every zone's "
                                  "serial at once, and the masters (mdns, ~100 queries a second) are asked "
-                                 "about a sample only")
+                                 "about a sample only; it also tells zones Designate deleted (removed from "
+                                 "the targets that still serve them) from zones it lost")
         apply = parser.add_argument_group(
             "applying the pools", "--apply-pools loads the new pools.yaml into Designate: stop the services, "
                                   "pool update, read back and verify, start the services; then re-point")

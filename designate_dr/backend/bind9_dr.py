@@ -20,7 +20,8 @@ rndc.conf; its default-key is used), ``rndc_timeout`` (seconds, default 10),
 (a key defined in named.conf, used for transfers from the masters),
 ``stats_url`` (BIND's statistics channel, e.g. ``http://127.0.0.1:8053``:
 lets :func:`repoint_zones` / :func:`list_zones` find every zone), and the
-region options of :mod:`designate_dr.backend.common`.
+region options of :mod:`designate_dr.backend.common`.  :func:`create_zones` and
+:func:`delete_zones` are the bulk create and delete paths of the DR operations.
 """
 from __future__ import annotations
 
@@ -334,6 +335,54 @@ def repoint_zones(options: Any, masters: list[str], *, zones: list[str] | None =
             return UNCHANGED
 
         record_repoint(result, bounded_map(one, todo, concurrency))
+    finally:
+        control.close()
+    result.seconds = time.monotonic() - started
+    return result
+
+
+def _control(options: Any) -> BindControl:
+    control = BindControl(options)
+    try:
+        control.rndc.command("status")  # fail fast, once, when named is down or the key is wrong
+    except RndcError as exc:
+        control.close()
+        raise exceptions.Backend(f"bind9_dr: {exc}") from None
+    return control
+
+
+def create_zones(options: Any, masters: list[str], zones: list[str], *, concurrency: int = 8) -> RepointResult:
+    """Create ``zones`` on the target as secondaries of ``masters`` (region groups, as for
+    :func:`repoint_zones`), the way ``create_zone`` does (``addzone``, or ``modzone`` of a zone
+    that is there with other masters).  ``changed``: created (or converged); ``unchanged``:
+    already there and right."""
+    started = time.monotonic()
+    groups = repoint_masters("bind9_dr", masters)
+    result = RepointResult()
+    control = _control(options)
+    try:
+        def one(raw: str) -> str:
+            name = zone_name(raw)
+            return CHANGED if control.converge(name, masters_for(name, groups), f"slave.{name}.db") else UNCHANGED
+
+        record_repoint(result, bounded_map(one, list(zones), concurrency))
+    finally:
+        control.close()
+    result.seconds = time.monotonic() - started
+    return result
+
+
+def delete_zones(options: Any, zones: list[str], *, concurrency: int = 8) -> RepointResult:
+    """Delete ``zones`` from the target (``delzone``, ``-clean`` with ``clean_zonefile``).
+    ``changed``: deleted; ``unchanged``: not there.  Per-zone failures land in ``failed``."""
+    started = time.monotonic()
+    result = RepointResult()
+    control = _control(options)
+    try:
+        def one(raw: str) -> str:
+            return CHANGED if control.delete(zone_name(raw)) else UNCHANGED
+
+        record_repoint(result, bounded_map(one, list(zones), concurrency))
     finally:
         control.close()
     result.seconds = time.monotonic() - started

@@ -12,7 +12,9 @@ Differences from Designate's stock ``pdns4``:
 - after a masters change the zone is fetched at once (``axfr-retrieve``)
   instead of waiting for ``xfr-cycle-interval``;
 - one keep-alive HTTP session with timeouts; HTTP 500 "database is locked"
-  (sqlite under parallel writes) is retried;
+  (sqlite under parallel writes) is retried for up to ``api_timeout``, and so is the bare HTTP 500 of an
+  idempotent call (GET, PUT, PATCH, DELETE): PowerDNS 4.7 answers a DELETE that hit
+  the lock with ``{"error": "Internal Server Error"}`` only (the reason is in its log);
 - every failure is a :class:`designate.exceptions.Backend` with one readable
   line that never contains the API key.
 
@@ -40,8 +42,8 @@ members), waits for the members to follow, then handles the rest per zone.
 At 10,000 zones the catalog's AXFR from mdns takes longer than PowerDNS's
 default ``axfr-fetch-timeout`` (10 s) on a loaded machine: raise it.
 
-:func:`repoint_zones` and :func:`list_zones` are the bulk calls used by DR
-operations.
+:func:`repoint_zones`, :func:`list_zones`, :func:`create_zones` and
+:func:`delete_zones` are the bulk calls used by DR operations.
 """
 from __future__ import annotations
 
@@ -76,7 +78,10 @@ from designate_dr.backend.common import (
 )
 from designate_dr.serial import lags
 
-LOCKED_RETRIES = 8
+#: methods whose bare HTTP 500 is retried (a repeat does what one call would)
+IDEMPOTENT = frozenset({"GET", "PUT", "PATCH", "DELETE"})
+#: PowerDNS's error text for an exception it does not describe (a database error among them)
+UNDESCRIBED = frozenset({"", "Internal Server Error"})
 
 
 class PdnsApi:
@@ -121,7 +126,8 @@ class PdnsApi:
         """One API call; None for a 404 when ``missing_ok``."""
         url = f"{self.endpoint}/api/v1/servers/localhost{path}"
         delay = 0.02
-        for attempt in range(LOCKED_RETRIES + 1):
+        busy_until = time.monotonic() + self.timeout  # retries of a busy database stop here
+        while True:
             try:
                 resp = self.session.request(method, url, json=json,
                                             timeout=(min(self.timeout, 5.0), self.timeout))
@@ -136,8 +142,8 @@ class PdnsApi:
             if resp.status_code < 400:
                 return resp
             detail = _error_text(resp)
-            if resp.status_code == 500 and "database is locked" in detail \
-                    and attempt < LOCKED_RETRIES:
+            if resp.status_code == 500 and time.monotonic() + delay < busy_until and (
+                    "database is locked" in detail or (method in IDEMPOTENT and detail in UNDESCRIBED)):
                 time.sleep(delay)
                 delay = min(delay * 2, 0.5)
                 continue
@@ -147,7 +153,6 @@ class PdnsApi:
             if resp.status_code == 404 and missing_ok:
                 return None
             raise self._fail(what, f"answered HTTP {resp.status_code}: {detail or resp.reason}")
-        raise AssertionError("unreachable")
 
     # zone calls -----------------------------------------------------------
     @staticmethod
@@ -481,6 +486,55 @@ def repoint_zones(options: Any, masters: list[str], *, zones: list[str] | None =
             return UNCHANGED
 
         record_repoint(result, bounded_map(one, todo, concurrency), api._key)
+    finally:
+        api.close()
+    result.seconds = time.monotonic() - started
+    return result
+
+
+def create_zones(options: Any, masters: list[str], zones: list[str], *, concurrency: int = 8) -> RepointResult:
+    """Create ``zones`` on the target as secondaries of ``masters`` (region groups, as for
+    :func:`repoint_zones`), the way ``create_zone`` does: a zone that exists is converged in
+    place, a new one is transferred at once.  ``changed``: created (or converged);
+    ``unchanged``: already there and right.  With ``catalog_zone`` the consumer is made sure
+    of and transferred first: its members come from it and take its masters.
+    """
+    started = time.monotonic()
+    groups = repoint_masters("pdns4_dr", masters)
+    wanted = [m for group in groups for m in group]
+    result = RepointResult()
+    api = PdnsApi(options, pool_size=concurrency)
+    try:
+        members: set[str] = set()
+        if api.catalog:
+            api.ensure_consumer(wanted)
+            api.retrieve(api.catalog)
+            members = api.catalog_members()
+
+        def one(raw: str) -> str:
+            name = zone_name(raw)
+            if name in members and api.wait_member(name, min(api.timeout, 5.0)):
+                return CHANGED if api.converge(name, wanted, read_first=True) else UNCHANGED
+            return CHANGED if api.converge(name, masters_for(name, groups), read_first=True) else UNCHANGED
+
+        record_repoint(result, bounded_map(one, list(zones), concurrency), api._key)
+    finally:
+        api.close()
+    result.seconds = time.monotonic() - started
+    return result
+
+
+def delete_zones(options: Any, zones: list[str], *, concurrency: int = 8) -> RepointResult:
+    """Delete ``zones`` from the target (``delete_zone``'s path).  ``changed``: deleted;
+    ``unchanged``: not there.  Per-zone failures land in ``failed``."""
+    started = time.monotonic()
+    result = RepointResult()
+    api = PdnsApi(options, pool_size=concurrency)
+    try:
+        def one(raw: str) -> str:
+            return CHANGED if api.delete(zone_name(raw)) else UNCHANGED
+
+        record_repoint(result, bounded_map(one, list(zones), concurrency), api._key)
     finally:
         api.close()
     result.seconds = time.monotonic() - started

@@ -33,8 +33,7 @@ def database_url(conf: Path | str) -> str:
     raise PoolsError(f"{conf}: no [storage:sqlalchemy] or [database] connection")
 
 
-def zone_serials(conf: Path | str) -> dict[str, int]:
-    """Every live zone's serial (``example.org.`` -> serial) in the database ``conf`` names."""
+def _rows(conf: Path | str, sql: str) -> list:
     url = database_url(conf)
     try:
         import sqlalchemy
@@ -48,10 +47,20 @@ def zone_serials(conf: Path | str) -> dict[str, int]:
         raise PoolsError(f"{conf}: cannot use its database connection: {type(exc).__name__}") from None
     try:
         with engine.connect() as con:
-            rows = con.execute(sqlalchemy.text(
-                "SELECT name, serial FROM zones WHERE deleted = '0' AND type != 'CATALOG'")).fetchall()
+            return con.execute(sqlalchemy.text(sql)).fetchall()
     except Exception as exc:  # noqa: BLE001 - OperationalError & co.: name the kind, not the URL
         raise Unreachable(f"the Designate database of {conf} cannot be read ({type(exc).__name__})") from None
     finally:
         engine.dispose()
+
+
+def zone_serials(conf: Path | str) -> dict[str, int]:
+    """Every live zone's serial (``example.org.`` -> serial) in the database ``conf`` names."""
+    rows = _rows(conf, "SELECT name, serial FROM zones WHERE deleted = '0' AND type != 'CATALOG'")
     return {str(name): int(serial) for name, serial in rows}
+
+
+def deleted_zones(conf: Path | str) -> set[str]:
+    """The names of the zones Designate deleted (soft-deleted rows, kept until the producer's
+    zone purge task removes them: a week by default) in the database ``conf`` names."""
+    return {str(name) for (name,) in _rows(conf, "SELECT DISTINCT name FROM zones WHERE deleted != '0'")}

@@ -10,9 +10,13 @@ every target's zones must have):
    every master unreachable stops here, nothing written;
 2. print the plan (pools.yaml changes, zones to re-point, serial problems);
 3. write pools.yaml (timestamped backup next to it, atomic replace) unless unchanged;
-4. re-point the zones of every target to the new masters (``repoint_zones``); a zone
-   that holds another serial than its masters' is transferred, whether or not its
-   masters changed;
+4. remove from every target the zones Designate has deleted (no master serves them and
+   Designate's zone list says they are gone: :mod:`designate_dr.ops.deleted`; never a
+   zone Designate may still have), re-point the zones of every target to the new
+   masters (``repoint_zones``; a zone that holds another serial than its masters' is
+   transferred, whether or not its masters changed), and create on every target the
+   zones Designate has that the pool's other targets hold and it does not (a server
+   back empty), with the masters of all regions (``create_zones``);
 5. serials: a zone whose highest served serial is above what the masters serve would
    never transfer again; it is reported with its fix, or fixed through the Designate
    API with ``--fix-serials`` (an update makes Designate take a new, higher serial);
@@ -36,6 +40,7 @@ from typing import Any
 from designate_dr.ops import atomic
 from designate_dr.ops.apply import ApplySettings, apply_pools
 from designate_dr.ops.check import MASTER_SAMPLE, master_zones
+from designate_dr.ops.deleted import find_deleted
 from designate_dr.ops.designate_api import DesignateAPI
 from designate_dr.ops.errors import DRError, DRFailed, PoolsError, UnknownRegion, Unreachable
 from designate_dr.ops.pools import (
@@ -113,11 +118,17 @@ class SerialProblem:
     served: int | None
     primary: int | None
     fixed_serial: int | None = None
+    doubt: str = ""  # primary None: why the zone is not known to be deleted in Designate
+    lost: bool = True  # primary None: Designate never deleted it (lost from its database?)
 
     def line(self) -> str:
-        if self.primary is None:
+        if self.primary is None and self.lost:
             return (f"zone {self.zone}: no master of the remaining regions serves it (served serial "
                     f"{self.served}); create it in Designate or restore its database")
+        if self.primary is None:
+            return (f"zone {self.zone}: no master of the remaining regions serves it (served serial "
+                    f"{self.served}) and it cannot be told whether Designate deleted it ({self.doubt}): "
+                    "not removed; run again once that is resolved")
         return (f"zone {self.zone}: served serial {self.served} is above the masters' {self.primary}; "
                 f"fix: `openstack zone set --ttl <its ttl> {self.zone}` (any update gives a new serial) "
                 "or run again with --fix-serials --api URL")
@@ -134,6 +145,8 @@ class Outcome:
     backup: Path | None = None
     repointed: int = 0
     refreshed: int = 0
+    created: int = 0
+    removed: int = 0
     already: int = 0
     failed: dict[str, str] = field(default_factory=dict)
     serial_problems: list[SerialProblem] = field(default_factory=list)
@@ -145,14 +158,14 @@ class Outcome:
     @property
     def changed_anything(self) -> bool:
         return (self.pools_written or self.pools_applied or self.repointed > 0 or self.refreshed > 0
-                or any(p.fixed_serial for p in self.serial_problems))
+                or self.created > 0 or self.removed > 0 or any(p.fixed_serial for p in self.serial_problems))
 
     def error(self) -> DRError | None:
         """The one error line of an incomplete run (after everything possible was done)."""
         if self.failed:
             first = next(iter(self.failed.items()))
-            return DRFailed(f"{len(self.failed)} zone(s) could not be re-pointed (first: {first[0]}: "
-                            f"{first[1]}); run the {self.plan.action} again")
+            return DRFailed(f"{len(self.failed)} zone(s) could not be re-pointed, created or removed (first: "
+                            f"{first[0]}: {first[1]}); run the {self.plan.action} again")
         open_problems = [p for p in self.serial_problems if not p.fixed_serial]
         missing = [p for p in open_problems if p.primary is None]
         if missing and not self.dry_run:
@@ -476,6 +489,71 @@ def _repoint(plan: Plan, outcome: Outcome, concurrency: int, serials: dict[str, 
                  f"({result.seconds:.1f}s)")
 
 
+def _lacking(plan: Plan, zones_by_target: dict[int, dict[str, list[str]]],
+             zones: list[str]) -> dict[str, list[str]]:
+    """Per zone: the targets of its pool (the pools of the targets holding it) that do not hold it."""
+    out: dict[str, list[str]] = {}
+    for zone in zones:
+        pools = {tp.target.pool for index, tp in enumerate(plan.targets) if zone in zones_by_target[index]}
+        out[zone] = [tp.target.label for index, tp in enumerate(plan.targets)
+                     if tp.target.pool in pools and zone not in zones_by_target[index]]
+    return out
+
+
+def _removals_and_creations(plan: Plan, zones_by_target: dict[int, dict[str, list[str]]],
+                            designate_has: dict[str, int], gone: dict[str, str],
+                            ) -> tuple[dict[int, list[str]], dict[int, list[str]]]:
+    """Per target (index): the zones to remove (deleted in Designate) and to create (Designate
+    has them, the pool's other targets hold them, this one does not: a server back empty)."""
+    from designate_dr.ops.deleted import catalog_zones
+    catalogs = catalog_zones(plan.new)
+    by_pool: dict[str, set[str]] = {}
+    for index, tp in enumerate(plan.targets):
+        by_pool.setdefault(tp.target.pool, set()).update(zones_by_target[index])
+    removals: dict[int, list[str]] = {}
+    creations: dict[int, list[str]] = {}
+    for index, tp in enumerate(plan.targets):
+        held = zones_by_target[index]
+        remove = sorted(z for z in held if z in gone)
+        create = sorted(z for z in by_pool[tp.target.pool] - set(held)
+                        if z in designate_has and z not in gone and z.lower() not in catalogs)
+        if remove:
+            removals[index] = remove
+        if create:
+            creations[index] = create
+    return removals, creations
+
+
+def _remove(plan: Plan, outcome: Outcome, removals: dict[int, list[str]], gone: dict[str, str],
+            concurrency: int, progress: Progress) -> None:
+    for index, names in removals.items():
+        tp = plan.targets[index]
+        module = _import(BACKEND_MODULES[tp.target.type])
+        result = _backend_call(tp.target, "removing zones", lambda m=module, t=tp, z=names: m.delete_zones(
+            dict(t.target.options), z, concurrency=concurrency))
+        outcome.removed += len(result.changed)
+        for zone in result.changed:
+            progress(f"target {tp.target.label}: removed zone {zone} (deleted in Designate: {gone.get(zone)})")
+        for zone, reason in result.failed.items():
+            outcome.failed[f"{zone} on {tp.target.label}"] = reason
+
+
+def _create(plan: Plan, outcome: Outcome, creations: dict[int, list[str]], concurrency: int,
+            progress: Progress) -> None:
+    for index, names in creations.items():
+        tp = plan.targets[index]
+        module = _import(BACKEND_MODULES[tp.target.type])
+        result = _backend_call(tp.target, "creating zones", lambda m=module, t=tp, z=names: m.create_zones(
+            dict(t.target.options), [list(g) for g in t.groups], z, concurrency=concurrency))
+        outcome.created += len(result.changed)
+        outcome.already += len(result.unchanged)
+        for zone, reason in result.failed.items():
+            outcome.failed[f"{zone} on {tp.target.label}"] = reason
+        progress(f"target {tp.target.label}: {len(result.changed)} zones created as secondaries of "
+                 f"{', '.join(tp.masters)}, {len(result.unchanged)} already there, {len(result.failed)} failed "
+                 f"({result.seconds:.1f}s)")
+
+
 def _fix_serials(problems: list[SerialProblem], api: DesignateAPI, masters: list[Address],
                  wait: float, patience: Patience, keyrings: Keyrings | None, progress: Progress) -> None:
     fixable = [p for p in problems if p.primary is not None]
@@ -522,8 +600,8 @@ def _wait_converged(expected: dict[str, int], nameservers: list[Address], wait: 
 def execute(plan: Plan, *, dry_run: bool = False, api: DesignateAPI | None = None, concurrency: int = 8,
             wait: float = 30.0, patience: Patience | None = None, last_served: dict[str, int] | None = None,
             keyrings: Keyrings | None = None, tsig_keys: list | None = None,
-            db_serials: dict[str, int] | None = None, apply: ApplySettings | None = None,
-            out: Progress = lambda line: None) -> Outcome:
+            db_serials: dict[str, int] | None = None, db_deleted: set[str] | None = None,
+            apply: ApplySettings | None = None, out: Progress = lambda line: None) -> Outcome:
     """Carry out ``plan`` (see the module docstring), saying what happens through ``out``.
 
     Before pools.yaml is written any failure raises and nothing is changed; after it,
@@ -533,7 +611,9 @@ def execute(plan: Plan, *, dry_run: bool = False, api: DesignateAPI | None = Non
     ``patience`` bounds every DNS check; ``keyrings`` signs the queries to a server (TSIG);
     zones a master refuses unsigned are asked again signed with ``tsig_keys``.  With
     ``db_serials`` (zone -> serial, from the remaining region's Designate database) the
-    masters are asked only about a sample (:func:`_ask_masters`).  With ``apply``, the
+    masters are asked only about a sample (:func:`_ask_masters`); ``db_deleted`` (the names of
+    the zones it deleted) tells a zone deleted in Designate from one lost from its database
+    (:mod:`designate_dr.ops.deleted`).  With ``apply``, the
     new pools are loaded into Designate before the re-point (:mod:`designate_dr.ops.apply`).
     """
     patience = patience or Patience()
@@ -554,8 +634,19 @@ def execute(plan: Plan, *, dry_run: bool = False, api: DesignateAPI | None = Non
                           tsig_keys, db_serials)
              if zones else MasterSerials({}, [], [], []))
     problems, warnings = asked.problems, asked.warnings
+    # zones no master serves: deleted in Designate (removed below) or not known to be
+    candidates = [p.zone for p in problems if p.primary is None]
+    deleted = find_deleted(candidates, masters, plan.new, patience=patience,
+                           masters_serve_some=bool(asked.serials), lacking=_lacking(plan, zones_by_target, candidates),
+                           db_zones=None if db_serials is None else list(db_serials), db_deleted=db_deleted,
+                           keyrings=keyrings, tsig_keys=tsig_keys)
+    for problem in problems:
+        problem.doubt = deleted.doubtful.get(problem.zone, problem.doubt)
+        problem.lost = problem.zone in deleted.lost
+    problems = [p for p in problems if p.zone not in deleted.gone]
     outcome.serial_problems = problems
     outcome.unanswered = asked.unanswered
+    removals, creations = _removals_and_creations(plan, zones_by_target, asked.serials, deleted.gone)
 
     verb = {"failover": f"fail over from region {plan.region}", "failback": f"fail back to region {plan.region}"}
     say(f"plan: {verb[plan.action]} ({len(zones)} zones; regions after: {', '.join(plan.regions_after)})")
@@ -565,21 +656,39 @@ def execute(plan: Plan, *, dry_run: bool = False, api: DesignateAPI | None = Non
     else:
         say(f"  pools.yaml: {plan.path} (a timestamped backup is kept next to it)")
         say("".join(f"    - {line}\n" for line in plan.changes).rstrip("\n"))
-    outcome.pending = plan.new_text is not None or bool(asked.lagging)
+    outcome.pending = plan.new_text is not None or bool(asked.lagging) or bool(removals) or bool(creations)
     for index, tp in enumerate(plan.targets):
         current = zones_by_target[index]
-        todo = sum(1 for zone, masters_now in current.items() if tuple(masters_now) != tp.masters_of(zone))
+        todo = sum(1 for zone, masters_now in current.items()
+                   if zone not in deleted.gone and tuple(masters_now) != tp.masters_of(zone))
         outcome.pending = outcome.pending or todo > 0
+        more = ""
+        if creations.get(index):
+            more += f"; {len(creations[index])} to create (Designate has them, the pool's other targets hold them)"
+        if removals.get(index):
+            more += f"; {len(removals[index])} to remove (deleted in Designate)"
         say(f"  target {tp.target.label}: {todo} of {len(current)} zones to re-point to "
-            f"{', '.join(tp.masters)}")
-    if problems:
-        say(f"  serials: {len(problems)} zone(s) served above their masters' serial:")
-        for problem in problems[:50]:
+            f"{', '.join(tp.masters)}{more}")
+    for index, names in removals.items():
+        for zone in names:
+            say(f"  remove zone {zone} from target {plan.targets[index].target.label}: deleted in Designate "
+                f"({deleted.gone[zone]})")
+    above = [p for p in problems if p.primary is not None]
+    unknown = [p for p in problems if p.primary is None]
+    if above:
+        say(f"  serials: {len(above)} zone(s) served above their masters' serial:")
+        for problem in above[:50]:
             say(f"    - {problem.line()}")
-        if len(problems) > 50:
-            say(f"    - ... and {len(problems) - 50} more")
+        if len(above) > 50:
+            say(f"    - ... and {len(above) - 50} more")
     else:
         say("  serials: every zone's masters serve at least the highest served serial")
+    if unknown:
+        say(f"  not removed: {len(unknown)} zone(s) served that no master serves, not known deleted in Designate:")
+        for problem in unknown[:50]:
+            say(f"    - {problem.line()}")
+        if len(unknown) > 50:
+            say(f"    - ... and {len(unknown) - 50} more")
     if asked.unanswered:
         say(f"  serials: {len(asked.unanswered)} zone(s) got no answer from any master in time "
             f"(first: {asked.unanswered[0]}); they are re-pointed, their serials are not checked")
@@ -600,7 +709,9 @@ def execute(plan: Plan, *, dry_run: bool = False, api: DesignateAPI | None = Non
         # the workers stop before the pool update and start with the new pools, before the
         # re-point: none of them puts the old masters back
         outcome.pools_applied = apply_pools(plan.new, apply, progress)
+    _remove(plan, outcome, removals, deleted.gone, concurrency, progress)
     _repoint(plan, outcome, concurrency, asked.serials, progress)
+    _create(plan, outcome, creations, concurrency, progress)
     expected = dict(asked.serials)
     if problems and api is not None:
         _fix_serials(problems, api, masters, wait, patience, keyrings, progress)
@@ -614,7 +725,8 @@ def execute(plan: Plan, *, dry_run: bool = False, api: DesignateAPI | None = Non
     if outcome.changed_anything or outcome.failed or outcome.not_converged or outcome.unanswered:
         regions = ", ".join(plan.regions_after)
         say(f"done in {outcome.seconds:.1f}s: {outcome.repointed} zones re-pointed, {outcome.refreshed} "
-            f"transferred again, {outcome.already} already right, {len(outcome.failed)} failed; "
+            f"transferred again, {outcome.created} created, {outcome.removed} removed (deleted in Designate), "
+            f"{outcome.already} already right, {len(outcome.failed)} failed; "
             f"{outcome.zones - len(outcome.not_converged)}/{outcome.zones} "
             "zones served with the masters' serial")
         if apply is None:

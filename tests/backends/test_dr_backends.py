@@ -180,6 +180,27 @@ class _Scenarios(_Base):
         self.regions.set_serial(zone.name, 41)  # only region 2 is up to NOTIFY and serve
         self.assertArrives(zone.name, 41)
 
+    def test_bulk_create_and_delete_in_parallel_are_idempotent(self) -> None:
+        # the DR operations' paths for a server back empty and for zones deleted in Designate;
+        # 40 zones 8 at a time: PowerDNS on SQLite hits "database is locked" under it
+        r1, r2 = self.regions.primaries
+        names = [f"bulk{uuid.uuid4().hex[:8]}.example." for _ in range(40)]
+        for name in names:
+            self.regions.add_zone(name, 7)
+        created = self.module.create_zones(self.options(), [[r1.master], [r2.master]], names, concurrency=8)
+        self.assertEqual((sorted(names), [], {}), (sorted(created.changed), created.unchanged, created.failed))
+        for name in names[:3]:
+            self.assertArrives(name, 7)
+        listed = self.module.list_zones(self.options())
+        self.assertTrue(all(set(listed[n]) == {r1.master, r2.master} for n in names), listed)
+        again = self.module.create_zones(self.options(), [[r1.master], [r2.master]], names, concurrency=8)
+        self.assertEqual(([], {}), (again.changed, again.failed))
+        deleted = self.module.delete_zones(self.options(), names + ["never.example."], concurrency=8)
+        self.assertEqual((sorted(names), ["never.example."], {}),
+                         (sorted(deleted.changed), deleted.unchanged, deleted.failed))
+        self.assertFalse(set(names) & set(self.module.list_zones(self.options())))
+        self.assertIsNone(dns.soa_serial(names[0], self.secondary))
+
     def test_bulk_repoint_is_idempotent_and_transfers_from_the_new_master(self) -> None:
         zones = [self.new_zone(50) for _ in range(4)]
         backend = self.backend()

@@ -9,7 +9,12 @@ wait for it rather than call its zones missing.
 """
 from __future__ import annotations
 
+import importlib
 import json
+import shlex
+import sqlite3
+import sys
+from contextlib import closing
 from pathlib import Path
 
 import fixtures
@@ -27,11 +32,16 @@ N_ZONES = 120
 class _Regions(fixtures.Fixture):
     """Two regions of real mdns and the secondaries they feed, zones loaded everywhere."""
 
+    def __init__(self, n_zones: int = N_ZONES) -> None:
+        super().__init__()
+        self.n_zones = n_zones
+
     def _setUp(self) -> None:
         designate_ready()
         tmp = Path(self.useFixture(fixtures.TempDir()).path)
+        self.tmp = tmp
         self.r1 = DesignateMdns(tmp / "r1", "127.0.0.2", "region1")
-        self.zones = [f"real{i}.example." for i in range(N_ZONES)]
+        self.zones = [f"real{i}.example." for i in range(self.n_zones)]
         self.serials = self.r1.create_zones(self.zones[:N_CENTRAL])
         self.r1.clone_zones(self.zones[N_CENTRAL:], like=self.zones[0])
         self.r2 = DesignateMdns(tmp / "r2", "127.0.0.3", "region2")
@@ -63,7 +73,8 @@ class _Regions(fixtures.Fixture):
                     raise AssertionError(f"{zone} never reached {secondary.address}:{secondary.port}; "
                                          f"log:\n{secondary.log_tail()}\nmdns log:\n{self.r1.log_tail()}")
         self.pools = tmp / "pools.yaml"
-        lines = ["- name: default", "  nameservers:"]
+        lines = ["- name: default", "  ns_records:", "  - {hostname: ns1.example.org., priority: 1}",
+                 "  nameservers:"]
         for _, server, _ in self.targets:
             lines += [f"  - host: {server.address}", f"    port: {server.port}"]
         lines.append("  targets:")
@@ -256,3 +267,133 @@ class TestSerialsFromTheDatabase(base.BaseTestCase):
             self.assertEqual(1, len(outcome.error_lines), outcome.stderr)
             self.assertIn(expected, outcome.error_lines[0])
             self.assertNotIn("s3cret-pw", outcome.stdout + outcome.stderr)
+
+
+class TestFailbackAfterTheOutage(testtools.TestCase):
+    """Region 1's servers come back with the data they had, or empty (issue 16 item 3, issue 17 item 4)."""
+
+    def setUp(self) -> None:
+        super().setUp()
+        self.regions = self.useFixture(_Regions(n_zones=12))
+        reg = self.regions
+        for server in (reg.r1, reg.p1, reg.b1):
+            server.stop()
+        fail = self.dr("failover", "--lost", "region1")
+        self.assertEqual(0, fail.code, fail.stdout + fail.stderr)
+
+    def dr(self, *argv: str):
+        return run_dr(*argv, "--pools", str(self.regions.pools), "--wait", "60")
+
+    def served_by(self, zone: str, servers) -> list[str]:
+        return [f"{s.address}:{s.port}" for s in servers if dns.soa_serial(zone, s) is not None]
+
+    def test_zones_deleted_in_designate_meanwhile_are_removed_from_the_returning_servers(self) -> None:
+        reg = self.regions
+        deleted, kept = reg.zones[0], reg.zones[1]
+        # region 2 deletes a zone (its worker removes it from region 2's server) and creates one
+        reg.r2.delete_zones([deleted])
+        base.Backend.get_driver("pdns4_dr")(pool_target("pdns4_dr", reg.targets[2][2])).delete_zone(
+            None, zone_object(deleted, 1))
+        created = "during.example."
+        serial = reg.r2.create_zones([created])[created]
+        base.Backend.get_driver("pdns4_dr")(pool_target("pdns4_dr", reg.targets[2][2])).create_zone(
+            None, zone_object(created, serial))
+        self.assertEqual(serial, dns.wait_for_serial(created, reg.p2, serial))
+        # region 1 is back: its database restored from region 2's, its servers with their old data
+        reg.r2.copy_database_to(reg.r1)
+        for server in (reg.r1, reg.p1, reg.b1):
+            server.start()
+        returning = [reg.p1, reg.b1]
+        self.assertEqual(2, len(self.served_by(deleted, returning)))
+
+        dry = self.dr("failback", "--restore", "region1", "--dry-run")
+        self.assertEqual(0, dry.code, dry.stdout + dry.stderr)
+        for kind, server in (("pdns4_dr", reg.p1), ("bind9_dr", reg.b1)):
+            self.assertIn(f"  remove zone {deleted} from target {kind} 127.0.0.1:{server.port} (region1): "
+                          f"deleted in Designate (every master refuses it; pdns4_dr 127.0.0.4:{reg.p2.port} "
+                          "(region2) no longer hold(s) it)", dry.stdout)
+            self.assertIn(f"target {kind} 127.0.0.1:{server.port} (region1): ", dry.stdout)
+        self.assertIn("; 1 to create (Designate has them, the pool's other targets hold them); "
+                      "1 to remove (deleted in Designate)", dry.stdout)
+        self.assertNotIn(f"zone {kept}", dry.stdout)
+        self.assertEqual(2, len(self.served_by(deleted, returning)))  # a dry run changes nothing
+
+        # one master down: Designate's zone list is not certain, nothing is removed
+        reg.r1.stop()
+        unsure = self.dr("failback", "--restore", "region1")
+        self.assertEqual(1, unsure.code, unsure.stdout + unsure.stderr)
+        self.assertIn(f"zone {deleted}: no master of the remaining regions serves it (served serial ", unsure.stdout)
+        self.assertIn(f"it cannot be told whether Designate deleted it (master {reg.r1.master} does not answer",
+                      unsure.stdout)
+        self.assertEqual([f"error: 1 zone(s) not served by any master of the remaining regions (first: {deleted}); "
+                          "see the fixes above"], unsure.error_lines)
+        self.assertEqual(2, len(self.served_by(deleted, returning)))
+        for zone in reg.zones[1:] + [created]:
+            self.assertEqual(3, len(self.served_by(zone, reg.secondaries)), zone)
+
+        # every master answers: removed (here with the database's word too), the rest converges
+        reg.r1.start()
+        back = self.dr("failback", "--restore", "region1", "--designate-conf", str(reg.r2.config_path))
+        self.assertEqual(0, back.code, back.stdout + back.stderr)
+        for kind, server in (("pdns4_dr", reg.p1), ("bind9_dr", reg.b1)):
+            self.assertIn(f"target {kind} 127.0.0.1:{server.port} (region1): removed zone {deleted} (deleted in "
+                          "Designate: every master refuses it; its database has it deleted; ", back.stdout)
+        self.assertIn("2 removed (deleted in Designate)", back.stdout)
+        self.assertEqual([], self.served_by(deleted, reg.secondaries))
+        for zone in reg.zones[1:] + [created]:
+            self.assertEqual(3, len(self.served_by(zone, reg.secondaries)), zone)
+        check = run_dr("check", "--pools", str(reg.pools))
+        self.assertEqual(0, check.code, check.stdout + check.stderr)
+        again = self.dr("failback", "--restore", "region1")
+        self.assertEqual(0, again.code, again.stdout + again.stderr)
+        self.assertIn("nothing to do", again.stdout)
+
+    def test_a_zone_lost_from_the_database_is_not_removed(self) -> None:
+        # every server still holds it and no master serves it: lost, not deleted
+        reg = self.regions
+        lost = reg.zones[3]
+        for mdns in (reg.r2, reg.r1):
+            with closing(sqlite3.connect(mdns.db_path)) as con, con:
+                con.execute("DELETE FROM zones WHERE name = ?", (lost,))
+        for server in (reg.r1, reg.p1, reg.b1):
+            server.start()
+        back = self.dr("failback", "--restore", "region1")
+        self.assertEqual(1, back.code, back.stdout + back.stderr)
+        self.assertIn(f"zone {lost}: no master of the remaining regions serves it (served serial ", back.stdout)
+        self.assertIn("create it in Designate or restore its database", back.stdout)
+        self.assertEqual(3, len(self.served_by(lost, reg.secondaries)))
+
+    def test_failback_onto_empty_servers_converges_in_one_run(self) -> None:
+        reg = self.regions
+        for server in (reg.r1, reg.p1, reg.b1):
+            server.start()
+        for (kind, _, options) in reg.targets[:2]:
+            module = importlib.import_module(f"designate_dr.backend.{kind}")
+            result = module.delete_zones(options, reg.zones)
+            self.assertEqual((len(reg.zones), {}), (len(result.changed), result.failed))
+        for zone in reg.zones:
+            self.assertEqual([], self.served_by(zone, [reg.p1, reg.b1]))
+        services = reg.tmp / "services.log"
+        apply = ["--apply-pools", "--pool-update-command", reg.r1.manage_command("update"),
+                 "--pool-show-command", reg.r1.manage_command("generate_file"),
+                 "--service-command", shlex.join([sys.executable, "-c", SERVICE_SCRIPT, str(services)])
+                 + " {action} {service}"]
+        back = self.dr("failback", "--restore", "region1", *apply)
+        self.assertEqual(0, back.code, back.stdout + back.stderr)
+        for kind, server in (("pdns4_dr", reg.p1), ("bind9_dr", reg.b1)):
+            self.assertIn(f"target {kind} 127.0.0.1:{server.port} (region1): {len(reg.zones)} zones created as "
+                          "secondaries of ", back.stdout)
+        self.assertIn(f"{len(reg.zones)}/{len(reg.zones)} zones served with the masters' serial", back.stdout)
+        serials = reg.r1.serials()
+        for zone in reg.zones:
+            for server in reg.secondaries:
+                self.assertEqual(serials[zone], dns.soa_serial(zone, server), f"{zone} on {server.address}")
+        again = self.dr("failback", "--restore", "region1", *apply)
+        self.assertEqual(0, again.code, again.stdout + again.stderr)
+        self.assertIn("nothing to do", again.stdout)
+
+
+SERVICE_SCRIPT = """import sys
+with open(sys.argv[1], "a") as log:
+    log.write(" ".join(sys.argv[2:]) + "\\n")
+"""
