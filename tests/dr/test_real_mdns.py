@@ -269,7 +269,7 @@ class TestSerialsFromTheDatabase(base.BaseTestCase):
             self.assertNotIn("s3cret-pw", outcome.stdout + outcome.stderr)
 
 
-class TestFailbackAfterTheOutage(testtools.TestCase):
+class TestFailbackAfterTheOutage(base.BaseTestCase):
     """Region 1's servers come back with the data they had, or empty (issue 16 item 3, issue 17 item 4)."""
 
     def setUp(self) -> None:
@@ -292,11 +292,11 @@ class TestFailbackAfterTheOutage(testtools.TestCase):
         deleted, kept = reg.zones[0], reg.zones[1]
         # region 2 deletes a zone (its worker removes it from region 2's server) and creates one
         reg.r2.delete_zones([deleted])
-        base.Backend.get_driver("pdns4_dr")(pool_target("pdns4_dr", reg.targets[2][2])).delete_zone(
+        make_backend("pdns4_dr", reg.targets[2][2]).delete_zone(
             None, zone_object(deleted, 1))
         created = "during.example."
         serial = reg.r2.create_zones([created])[created]
-        base.Backend.get_driver("pdns4_dr")(pool_target("pdns4_dr", reg.targets[2][2])).create_zone(
+        make_backend("pdns4_dr", reg.targets[2][2]).create_zone(
             None, zone_object(created, serial))
         self.assertEqual(serial, dns.wait_for_serial(created, reg.p2, serial))
         # region 1 is back: its database restored from region 2's, its servers with their old data
