@@ -283,6 +283,17 @@ def list_zones(options: Any, *, concurrency: int = 8) -> dict[str, list[str]]:
         control.close()
 
 
+def _control(options: Any) -> BindControl:
+    """A control connection to the target, checked once (named down, wrong key: one Backend error)."""
+    control = BindControl(options)
+    try:
+        control.rndc.command("status")  # fail fast, once, when named is down or the key is wrong
+    except RndcError as exc:
+        control.close()
+        raise exceptions.Backend(f"bind9_dr: {exc}") from None
+    return control
+
+
 def repoint_zones(options: Any, masters: list[str], *, zones: list[str] | None = None,
                   concurrency: int = 8, serials: Mapping[str, int | None] | None = None,
                   ) -> RepointResult:
@@ -301,12 +312,7 @@ def repoint_zones(options: Any, masters: list[str], *, zones: list[str] | None =
     started = time.monotonic()
     groups = repoint_masters("bind9_dr", masters)
     result = RepointResult()
-    control = BindControl(options)
-    try:
-        control.rndc.command("status")  # fail fast, once, when named is down or the key is wrong
-    except RndcError as exc:
-        control.close()
-        raise exceptions.Backend(f"bind9_dr: {exc}") from None
+    control = _control(options)
     try:
         # the serials the zones hold, so that zones whose new masters serve the
         # same serial are not transferred again (no AXFR storm on a failover)
@@ -339,16 +345,6 @@ def repoint_zones(options: Any, masters: list[str], *, zones: list[str] | None =
         control.close()
     result.seconds = time.monotonic() - started
     return result
-
-
-def _control(options: Any) -> BindControl:
-    control = BindControl(options)
-    try:
-        control.rndc.command("status")  # fail fast, once, when named is down or the key is wrong
-    except RndcError as exc:
-        control.close()
-        raise exceptions.Backend(f"bind9_dr: {exc}") from None
-    return control
 
 
 def create_zones(options: Any, masters: list[str], zones: list[str], *, concurrency: int = 8) -> RepointResult:

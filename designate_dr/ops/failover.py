@@ -597,6 +597,15 @@ def _wait_converged(expected: dict[str, int], nameservers: list[Address], wait: 
         time.sleep(0.5)
 
 
+def _say_list(say: Progress, title: str, problems: list[SerialProblem], limit: int = 50) -> None:
+    """``title``, then one line per problem, the first ``limit`` of them."""
+    say(title)
+    for problem in problems[:limit]:
+        say(f"    - {problem.line()}")
+    if len(problems) > limit:
+        say(f"    - ... and {len(problems) - limit} more")
+
+
 def execute(plan: Plan, *, dry_run: bool = False, api: DesignateAPI | None = None, concurrency: int = 8,
             wait: float = 30.0, patience: Patience | None = None, last_served: dict[str, int] | None = None,
             keyrings: Keyrings | None = None, tsig_keys: list | None = None,
@@ -676,19 +685,12 @@ def execute(plan: Plan, *, dry_run: bool = False, api: DesignateAPI | None = Non
     above = [p for p in problems if p.primary is not None]
     unknown = [p for p in problems if p.primary is None]
     if above:
-        say(f"  serials: {len(above)} zone(s) served above their masters' serial:")
-        for problem in above[:50]:
-            say(f"    - {problem.line()}")
-        if len(above) > 50:
-            say(f"    - ... and {len(above) - 50} more")
+        _say_list(say, f"  serials: {len(above)} zone(s) served above their masters' serial:", above)
     else:
         say("  serials: every zone's masters serve at least the highest served serial")
     if unknown:
-        say(f"  not removed: {len(unknown)} zone(s) served that no master serves, not known deleted in Designate:")
-        for problem in unknown[:50]:
-            say(f"    - {problem.line()}")
-        if len(unknown) > 50:
-            say(f"    - ... and {len(unknown) - 50} more")
+        _say_list(say, f"  not removed: {len(unknown)} zone(s) served that no master serves, not known deleted "
+                       "in Designate:", unknown)
     if asked.unanswered:
         say(f"  serials: {len(asked.unanswered)} zone(s) got no answer from any master in time "
             f"(first: {asked.unanswered[0]}); they are re-pointed, their serials are not checked")
