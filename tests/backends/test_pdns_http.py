@@ -7,8 +7,6 @@ keep-alive come from a proxy in front of it, played here by the stand-in API ser
 from __future__ import annotations
 
 import socket
-import ssl
-import subprocess
 import threading
 from pathlib import Path
 
@@ -18,7 +16,7 @@ from oslotest import base
 
 from designate_dr.backend import pdns4_dr
 from designate_dr.backend.httpclient import Endpoint, HttpError
-from tests.fixtures.designate_api import FakeDesignateAPI, json_reply
+from tests.fixtures.designate_api import FakeDesignateAPI, json_reply, self_signed_tls
 from tests.fixtures.designate_objects import designate_ready
 
 KEY = "k3y-never-elsewhere"
@@ -40,15 +38,6 @@ class TestPdnsApiHttp(base.BaseTestCase):
     def options(self, url: str, **extra: str) -> dict[str, str]:
         return {"api_endpoint": url, "api_token": KEY, "api_timeout": "3", **extra}
 
-    def cert(self) -> tuple[Path, ssl.SSLContext]:
-        key, cert = self.tmp / "key.pem", self.tmp / "cert.pem"
-        subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
-                        "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1",
-                        "-keyout", str(key), "-out", str(cert)], check=True, capture_output=True)
-        tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-        tls.load_cert_chain(cert, key)
-        return cert, tls
-
     def assertOneLineWithoutKey(self, error: Exception, *expected: str) -> None:
         text = str(error)
         self.assertNotIn("\n", text)
@@ -57,7 +46,7 @@ class TestPdnsApiHttp(base.BaseTestCase):
             self.assertIn(part, text)
 
     def test_https_is_verified_with_api_ca_cert(self) -> None:
-        cert, tls = self.cert()
+        cert, tls = self_signed_tls(self.tmp)
         api = self.useFixture(FakeDesignateAPI(tls=tls, reply=_zones))
         self.assertTrue(api.url.startswith("https://"))
         self.assertEqual(LISTED, pdns4_dr.list_zones(self.options(api.url, api_ca_cert=str(cert))))

@@ -7,8 +7,6 @@ received, so a leak shows as a request (and a token) that reached them.
 """
 from __future__ import annotations
 
-import ssl
-import subprocess
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -18,7 +16,7 @@ from oslotest import base
 
 from designate_dr.ops.designate_api import DesignateAPI
 from tests.fixtures.cli import run_cli
-from tests.fixtures.designate_api import FakeDesignateAPI, json_reply
+from tests.fixtures.designate_api import FakeDesignateAPI, json_reply, self_signed_tls
 
 TOKEN = "s3cret-admin-token"
 
@@ -154,12 +152,7 @@ class TestTokenStaysHome(base.BaseTestCase):
         self.assertEqual([], api.received)
 
     def test_https(self) -> None:
-        key, cert = self.tmp / "key.pem", self.tmp / "cert.pem"
-        subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
-                        "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1",
-                        "-keyout", str(key), "-out", str(cert)], check=True, capture_output=True)
-        tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-        tls.load_cert_chain(cert, key)
+        cert, tls = self_signed_tls(self.tmp)
         self.useFixture(fixtures.EnvironmentVariable("REQUESTS_CA_BUNDLE", str(cert)))
 
         api = self.server(zones=["a.example.", "b.example."], page_size=1, tls=tls)
