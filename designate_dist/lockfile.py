@@ -28,6 +28,7 @@ from designate_dist.atomic import write_text
 from designate_dist.distro import read_utf8
 from designate_dist.errors import ConfigError
 from designate_dist.runner import run
+from designate_dist.scratch import scratch_dir
 
 #: The test runner is always installed in the test venv, so it is always locked.
 TOOL_REQUIREMENTS = ("stestr",)
@@ -156,18 +157,22 @@ def requirement_args(work_tree: Path) -> list[str]:
     return args
 
 
-def relock(work_tree: Path, lock_file: Path, *, python: str | None = None,
+def relock(work_tree: Path, lock_file: Path, *, python: str | None = None, scratch_root: Path | None = None,
            progress: Callable[[str], None] = lambda _: None) -> Path:
     """Regenerate ``lock_file`` from the requirements of ``work_tree``; returns its path.
 
     A fresh throw-away venv gets the tree's requirements (plus the test runner)
     with the current holds as constraints; its ``pip freeze`` becomes the lock,
-    sorted, written atomically.  The tree itself is not installed.
+    sorted, written atomically.  The tree itself is not installed.  The venv (a few hundred
+    MB) goes below ``scratch_root/.scratch`` when given (:func:`designate_dist.scratch.scratch_dir`:
+    a killed run's venv is swept by the next run), else to the system's temporary directory.
     """
     work_tree = work_tree.resolve()
     holds = read_lock(lock_file).holds if lock_file.is_file() else ()
     python = python or venv_python()
-    with tempfile.TemporaryDirectory(prefix="designate-dist-lock-") as tmp:
+    place = (scratch_dir(scratch_root, "lock") if scratch_root is not None
+             else tempfile.TemporaryDirectory(prefix="designate-dist-lock-"))
+    with place as tmp:
         venv = Path(tmp) / "venv"
         progress(f"lock: fresh venv ({python})")
         run([python, "-m", "venv", str(venv)], what="create a venv for the lock")

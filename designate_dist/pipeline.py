@@ -279,7 +279,8 @@ def relock(distro: Distro, *, force: bool, progress: Progress = _quiet) -> Path:
     """
     with build_lock(distro):
         prepared = prepare_held(distro, force=force, progress=progress)
-        return lockfile.relock(prepared.work_tree, distro.lock_file, progress=progress)
+        return lockfile.relock(prepared.work_tree, distro.lock_file, scratch_root=distro.work_root,
+                               progress=progress)
 
 
 def quilt(distro: Distro, *, output: Path | None = None, force: bool = False,
