@@ -23,7 +23,8 @@ from oslotest import base
 from tests.fixtures import dns
 from tests.fixtures.cli import run_dr
 from tests.fixtures.designate_mdns import DesignateMdns
-from tests.fixtures.designate_objects import designate_ready, make_backend, zone_object
+from tests.fixtures.designate_objects import designate_ready, zone_object
+from tests.fixtures.pools import pools_yaml, region_targets
 
 N_CENTRAL = 3  # zones made by central.create_zone
 N_ZONES = 120
@@ -52,20 +53,10 @@ class _Regions(fixtures.Fixture):
         self.b1 = self.useFixture(dns.BindSecondary(tmp / "b1", "127.0.0.1"))
         self.p2 = self.useFixture(dns.PdnsSecondary(tmp / "p2", "127.0.0.4"))
         self.secondaries = [self.p1, self.b1, self.p2]
-        masters = {"masters_region1": self.r1.master, "masters_region2": self.r2.master}
-        self.targets = [
-            ("pdns4_dr", self.p1, {"host": "127.0.0.1", "port": str(self.p1.port), **self.p1.target_options(),
-                                   "region": "region1", **masters}),
-            ("bind9_dr", self.b1, {"host": "127.0.0.1", "port": str(self.b1.port), **self.b1.target_options(),
-                                   "region": "region1", **masters}),
-            ("pdns4_dr", self.p2, {"host": "127.0.0.4", "port": str(self.p2.port), **self.p2.target_options(),
-                                   "region": "region2", "region_preference": "region2,region1", **masters}),
-        ]
+        self.targets = region_targets(self.r1.master, self.r2.master, self.p1, self.b1, self.p2)
         serial = self.serials[self.zones[0]]
-        for kind, _, options in self.targets:
-            backend = make_backend(kind, options)
-            for zone in self.zones:
-                backend.create_zone(None, zone_object(zone, serial))
+        for target in self.targets:
+            target.create_zones(self.zones, serial)
         for zone in self.zones:
             for secondary in self.secondaries:
                 got = dns.wait_for_serial(zone, secondary, self.r1.serials()[zone])
@@ -73,14 +64,7 @@ class _Regions(fixtures.Fixture):
                     raise AssertionError(f"{zone} never reached {secondary.address}:{secondary.port}; "
                                          f"log:\n{secondary.log_tail()}\nmdns log:\n{self.r1.log_tail()}")
         self.pools = tmp / "pools.yaml"
-        lines = ["- name: default", "  ns_records:", "  - {hostname: ns1.example.org., priority: 1}",
-                 "  nameservers:"]
-        for _, server, _ in self.targets:
-            lines += [f"  - host: {server.address}", f"    port: {server.port}"]
-        lines.append("  targets:")
-        for kind, _, options in self.targets:
-            lines += [f"  - type: {kind}", "    options:"] + [f"      {k}: '{v}'" for k, v in options.items()]
-        self.pools.write_text("\n".join(lines) + "\n")
+        self.pools.write_text(pools_yaml(self.targets, ns_records=True))
         self.zone_file = tmp / "zones.txt"
         self.zone_file.write_text("\n".join(self.zones) + "\n")
 
@@ -292,11 +276,11 @@ class TestFailbackAfterTheOutage(base.BaseTestCase):
         deleted, kept = reg.zones[0], reg.zones[1]
         # region 2 deletes a zone (its worker removes it from region 2's server) and creates one
         reg.r2.delete_zones([deleted])
-        make_backend("pdns4_dr", reg.targets[2][2]).delete_zone(
+        reg.targets[2].backend().delete_zone(
             None, zone_object(deleted, 1))
         created = "during.example."
         serial = reg.r2.create_zones([created])[created]
-        make_backend("pdns4_dr", reg.targets[2][2]).create_zone(
+        reg.targets[2].backend().create_zone(
             None, zone_object(created, serial))
         self.assertEqual(serial, dns.wait_for_serial(created, reg.p2, serial))
         # region 1 is back: its database restored from region 2's, its servers with their old data
@@ -367,9 +351,9 @@ class TestFailbackAfterTheOutage(base.BaseTestCase):
         reg = self.regions
         for server in (reg.r1, reg.p1, reg.b1):
             server.start()
-        for (kind, _, options) in reg.targets[:2]:
-            module = importlib.import_module(f"designate_dr.backend.{kind}")
-            result = module.delete_zones(options, reg.zones)
+        for target in reg.targets[:2]:
+            module = importlib.import_module(f"designate_dr.backend.{target.kind}")
+            result = module.delete_zones(target.options, reg.zones)
             self.assertEqual((len(reg.zones), {}), (len(result.changed), result.failed))
         for zone in reg.zones:
             self.assertEqual([], self.served_by(zone, [reg.p1, reg.b1]))

@@ -15,7 +15,8 @@ from oslotest import base
 
 from tests.fixtures import dns
 from tests.fixtures.cli import run_dr
-from tests.fixtures.designate_objects import designate_ready, make_backend, zone_object
+from tests.fixtures.designate_objects import designate_ready
+from tests.fixtures.pools import pools_yaml, region_targets
 
 SERIAL = 1_700_000_000
 REFRESH = 3600  # Designate's default SOA refresh
@@ -39,31 +40,15 @@ class TestFailbackRefreshesStaleZones(base.BaseTestCase):
         self.zones = [f"back{i}.example." for i in range(6)]
         for primary in (self.r1, self.r2):
             primary.add_zones(self.zones, SERIAL)
-        masters = {"masters_region1": self.r1.master, "masters_region2": self.r2.master}
-        self.targets = [
-            ("pdns4_dr", self.p1, {"host": "127.0.0.1", "port": str(self.p1.port), **self.p1.target_options(),
-                                   "region": "region1", **masters}),
-            ("bind9_dr", self.b1, {"host": "127.0.0.1", "port": str(self.b1.port), **self.b1.target_options(),
-                                   "region": "region1", **masters}),
-            ("pdns4_dr", self.p2, {"host": "127.0.0.4", "port": str(self.p2.port), **self.p2.target_options(),
-                                   "region": "region2", "region_preference": "region2,region1", **masters}),
-        ]
-        for kind, _, options in self.targets:
-            backend = make_backend(kind, options)
-            for zone in self.zones:
-                backend.create_zone(None, zone_object(zone, SERIAL))
+        self.targets = region_targets(self.r1.master, self.r2.master, self.p1, self.b1, self.p2)
+        for target in self.targets:
+            target.create_zones(self.zones, SERIAL)
         for zone in self.zones:
             for secondary in self.secondaries:
                 self.assertEqual(SERIAL, dns.wait_for_serial(zone, secondary, SERIAL))
         self.assertTrue(self.p1.wait_checked())
         self.pools = tmp / "pools.yaml"
-        lines = ["- name: default", "  nameservers:"]
-        for _, server, _ in self.targets:
-            lines += [f"  - host: {server.address}", f"    port: {server.port}"]
-        lines.append("  targets:")
-        for kind, _, options in self.targets:
-            lines += [f"  - type: {kind}", "    options:"] + [f"      {k}: '{v}'" for k, v in options.items()]
-        self.pools.write_text("\n".join(lines) + "\n")
+        self.pools.write_text(pools_yaml(self.targets))
 
     def run_dr(self, *argv: str):
         outcome = run_dr(*argv, "--pools", str(self.pools), "--wait", "20")
