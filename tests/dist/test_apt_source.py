@@ -20,7 +20,7 @@ import fixtures
 from oslotest import base
 
 from designate_dist.publish import publish
-from tests.fixtures.publish import AptRoot, Builds
+from tests.fixtures.publish import AptRoot, BuildsTestCase
 from tests.fixtures.gnupg import GnupgHome
 from tests.fixtures.release import ANSIBLE, BIN
 
@@ -35,31 +35,12 @@ PLAY = """- name: The designate-dist apt repository
 """
 
 
-class TestAptSource(base.BaseTestCase):
-    @classmethod
-    def setUpClass(cls) -> None:
-        super().setUpClass()
-        cls.base = Path(tempfile.mkdtemp(prefix="test-apt-source-"))
-        cls.gnupg = GnupgHome()
-        try:
-            builds = Builds(cls.base)
-            cls.repo = cls.base / "repo"
-            for revision in (1, 2):
-                publish(builds.request(cls.repo, revision, sign_key=cls.gnupg.fingerprint,
-                                       gnupg_home=cls.gnupg.home))
-        except BaseException:
-            cls.tearDownClass()
-            raise
-
-    @classmethod
-    def tearDownClass(cls) -> None:
-        cls.gnupg.close()
-        shutil.rmtree(cls.base, ignore_errors=True)
-        super().tearDownClass()
+class TestAptSource(BuildsTestCase):
+    publish_revisions = (1, 2)
+    sign_with = "fingerprint"
 
     def setUp(self) -> None:
         super().setUp()
-        self.tmp = Path(self.useFixture(fixtures.TempDir()).path)
         (self.tmp / "etc" / "sources.list.d").mkdir(parents=True)  # as /etc/apt/sources.list.d is
         self.variables = {
             "designate_repo_url": f"file://{self.repo}",

@@ -30,6 +30,7 @@ from designate_dist.publish import PublishRequest, publish, repo_lock
 from designate_dist.repo_index import Deb, packages_index, read_deb
 from tests.fixtures.cli import run_cli
 from tests.fixtures.publish import (
+    BuildsTestCase,
     AptRoot,
     Builds,
     DEPENDENCY,
@@ -61,21 +62,10 @@ class TestDebianVersions(base.BaseTestCase):
                 self.assertEqual(dpkg, expected, f"{a} {op} {b}")
 
 
-class TestTwoReleases(base.BaseTestCase):
+class TestTwoReleases(BuildsTestCase):
     """Revision 2 then revision 1 published into one repository, read by apt and pip."""
 
-    @classmethod
-    def setUpClass(cls) -> None:
-        super().setUpClass()
-        cls.base = Path(tempfile.mkdtemp(prefix="test-publish-"))
-        cls.builds = Builds(cls.base)
-        cls.repo = cls.base / "repo"
-        cls.results = [publish(cls.builds.request(cls.repo, revision)) for revision in (2, 1)]
-
-    @classmethod
-    def tearDownClass(cls) -> None:
-        shutil.rmtree(cls.base, ignore_errors=True)
-        super().tearDownClass()
+    publish_revisions = (2, 1)
 
     def test_no_temporary_files_are_left(self) -> None:
         hidden = [p.name for p in self.repo.rglob(".*")]
@@ -199,23 +189,12 @@ class TestTwoReleases(base.BaseTestCase):
         self.assertTrue((target / "site" / "designate-1.0.0.post1.dist-info").is_dir())
 
 
-class TestRules(base.BaseTestCase):
+class TestRules(BuildsTestCase):
     """Idempotence, refusals that write nothing, reproducible indexes."""
 
-    @classmethod
-    def setUpClass(cls) -> None:
-        super().setUpClass()
-        cls.base = Path(tempfile.mkdtemp(prefix="test-publish-rules-"))
-        cls.builds = Builds(cls.base)
-
-    @classmethod
-    def tearDownClass(cls) -> None:
-        shutil.rmtree(cls.base, ignore_errors=True)
-        super().tearDownClass()
 
     def setUp(self) -> None:
         super().setUp()
-        self.tmp = Path(self.useFixture(fixtures.TempDir()).path)
         self.repo = self.tmp / "repo"
 
     def published(self, *revisions: int) -> Path:
@@ -431,33 +410,11 @@ class TestPackagesOrder(base.BaseTestCase):
         self.assertEqual([f"Version: 1:1.0.0-{n}" for n in range(1, 12)], versions)
 
 
-class TestSigned(base.BaseTestCase):
+class TestSigned(BuildsTestCase):
     """Two releases published with --sign-key, read by real apt with signed-by=."""
 
-    @classmethod
-    def setUpClass(cls) -> None:
-        super().setUpClass()
-        cls.base = Path(tempfile.mkdtemp(prefix="test-publish-signed-"))
-        cls.gnupg = GnupgHome()
-        try:
-            cls.builds = Builds(cls.base)
-            cls.repo = cls.base / "repo"
-            cls.results = [publish(cls.builds.request(cls.repo, revision, sign_key=cls.gnupg.uid,
-                                                      gnupg_home=cls.gnupg.home))
-                           for revision in (1, 2)]
-        except BaseException:
-            cls.tearDownClass()
-            raise
-
-    @classmethod
-    def tearDownClass(cls) -> None:
-        cls.gnupg.close()
-        shutil.rmtree(cls.base, ignore_errors=True)
-        super().tearDownClass()
-
-    def setUp(self) -> None:
-        super().setUp()
-        self.tmp = Path(self.useFixture(fixtures.TempDir()).path)
+    publish_revisions = (1, 2)
+    sign_with = "uid"
 
     def copy(self) -> Path:
         repo = self.tmp / "repo"
@@ -564,23 +521,12 @@ class TestSigned(base.BaseTestCase):
         self.assertEqual(before, snapshot(repo))
 
 
-class TestSigningErrors(base.BaseTestCase):
+class TestSigningErrors(BuildsTestCase):
     """Keys that cannot sign: one error line, nothing written, no key material shown."""
 
-    @classmethod
-    def setUpClass(cls) -> None:
-        super().setUpClass()
-        cls.base = Path(tempfile.mkdtemp(prefix="test-publish-keys-"))
-        cls.builds = Builds(cls.base)
-
-    @classmethod
-    def tearDownClass(cls) -> None:
-        shutil.rmtree(cls.base, ignore_errors=True)
-        super().tearDownClass()
 
     def setUp(self) -> None:
         super().setUp()
-        self.tmp = Path(self.useFixture(fixtures.TempDir()).path)
         self.repo = self.tmp / "repo"
 
     def publish_cli(self, gnupg: GnupgHome, key: str):
