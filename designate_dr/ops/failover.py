@@ -40,7 +40,7 @@ from typing import Any
 from designate_dr.ops import atomic
 from designate_dr.ops.apply import ApplySettings, apply_pools
 from designate_dr.ops.check import MASTER_SAMPLE, master_zones
-from designate_dr.ops.deleted import find_deleted
+from designate_dr.ops.deleted import catalog_zones, find_deleted
 from designate_dr.ops.designate_api import DesignateAPI
 from designate_dr.ops.errors import DRError, DRFailed, PoolsError, UnknownRegion, Unreachable
 from designate_dr.ops.pools import (
@@ -154,6 +154,11 @@ class Outcome:
     not_converged: list[str] = field(default_factory=list)
     seconds: float = 0.0
     pending: bool = False  # dry run: a real run would change something
+
+    def record_failed(self, target: Target, failed: dict[str, str]) -> None:
+        """The per-zone failures of a bulk call on ``target``."""
+        for zone, reason in failed.items():
+            self.failed[f"{zone} on {target.label}"] = reason
 
     @property
     def changed_anything(self) -> bool:
@@ -303,9 +308,11 @@ def plan_failback(path: Path | str, region: str, backup: Path | str | None = Non
 
 # -- doing -----------------------------------------------------------------------------------
 
-def _backend_call(target: Target, what: str, func: Callable[[], Any]) -> Any:
+def _backend_call(target: Target, what: str, func: Callable[[Any], Any]) -> Any:
+    """``func(module)`` with the DR backend module of ``target``; its failure as one :class:`Unreachable` line."""
+    module = _import(BACKEND_MODULES[target.type])
     try:
-        return func()
+        return func(module)
     except DRError:
         raise
     except Exception as exc:  # the backends raise designate.exceptions.Backend
@@ -316,9 +323,7 @@ def _backend_call(target: Target, what: str, func: Callable[[], Any]) -> Any:
 def _list_zones(plan: Plan) -> dict[int, dict[str, list[str]]]:
     out: dict[int, dict[str, list[str]]] = {}
     for index, tp in enumerate(plan.targets):
-        module = _import(BACKEND_MODULES[tp.target.type])
-        out[index] = _backend_call(tp.target, "listing zones", lambda m=module, t=tp: m.list_zones(
-            dict(t.target.options)))
+        out[index] = _backend_call(tp.target, "listing zones", lambda m, t=tp: m.list_zones(dict(t.target.options)))
     return out
 
 
@@ -329,10 +334,8 @@ def target_zones(pools: PoolsFile) -> list[str]:
     for target in pools.targets:
         if target.type not in BACKEND_MODULES:
             continue
-        module = _import(BACKEND_MODULES[target.type])
         try:
-            zones.update(_backend_call(target, "listing zones", lambda m=module, t=target: m.list_zones(
-                dict(t.options))))
+            zones.update(_backend_call(target, "listing zones", lambda m, t=target: m.list_zones(dict(t.options))))
         except Unreachable as exc:
             errors.append(str(exc))
     if errors and not zones:
@@ -473,14 +476,12 @@ def _repoint(plan: Plan, outcome: Outcome, concurrency: int, serials: dict[str, 
              progress: Progress) -> None:
     """Re-point every target; zones already on their masters but behind ``serials`` are refreshed."""
     for tp in plan.targets:
-        module = _import(BACKEND_MODULES[tp.target.type])
-        result = _backend_call(tp.target, "re-pointing", lambda m=module, t=tp: m.repoint_zones(
+        result = _backend_call(tp.target, "re-pointing", lambda m, t=tp: m.repoint_zones(
             dict(t.target.options), [list(g) for g in t.groups], concurrency=concurrency, serials=serials))
         outcome.repointed += len(result.changed)
         outcome.refreshed += len(result.refreshed)
         outcome.already += len(result.unchanged)
-        for zone, reason in result.failed.items():
-            outcome.failed[f"{zone} on {tp.target.label}"] = reason
+        outcome.record_failed(tp.target, result.failed)
         by_catalog = getattr(result, "by_catalog", [])
         via = f" ({len(by_catalog)} through the catalog zone)" if by_catalog else ""
         progress(f"target {tp.target.label}: {len(result.changed)} zones re-pointed to "
@@ -505,7 +506,6 @@ def _removals_and_creations(plan: Plan, zones_by_target: dict[int, dict[str, lis
                             ) -> tuple[dict[int, list[str]], dict[int, list[str]]]:
     """Per target (index): the zones to remove (deleted in Designate) and to create (Designate
     has them, the pool's other targets hold them, this one does not: a server back empty)."""
-    from designate_dr.ops.deleted import catalog_zones
     catalogs = catalog_zones(plan.new)
     by_pool: dict[str, set[str]] = {}
     for index, tp in enumerate(plan.targets):
@@ -528,27 +528,23 @@ def _remove(plan: Plan, outcome: Outcome, removals: dict[int, list[str]], gone: 
             concurrency: int, progress: Progress) -> None:
     for index, names in removals.items():
         tp = plan.targets[index]
-        module = _import(BACKEND_MODULES[tp.target.type])
-        result = _backend_call(tp.target, "removing zones", lambda m=module, t=tp, z=names: m.delete_zones(
+        result = _backend_call(tp.target, "removing zones", lambda m, t=tp, z=names: m.delete_zones(
             dict(t.target.options), z, concurrency=concurrency))
         outcome.removed += len(result.changed)
         for zone in result.changed:
             progress(f"target {tp.target.label}: removed zone {zone} (deleted in Designate: {gone.get(zone)})")
-        for zone, reason in result.failed.items():
-            outcome.failed[f"{zone} on {tp.target.label}"] = reason
+        outcome.record_failed(tp.target, result.failed)
 
 
 def _create(plan: Plan, outcome: Outcome, creations: dict[int, list[str]], concurrency: int,
             progress: Progress) -> None:
     for index, names in creations.items():
         tp = plan.targets[index]
-        module = _import(BACKEND_MODULES[tp.target.type])
-        result = _backend_call(tp.target, "creating zones", lambda m=module, t=tp, z=names: m.create_zones(
+        result = _backend_call(tp.target, "creating zones", lambda m, t=tp, z=names: m.create_zones(
             dict(t.target.options), [list(g) for g in t.groups], z, concurrency=concurrency))
         outcome.created += len(result.changed)
         outcome.already += len(result.unchanged)
-        for zone, reason in result.failed.items():
-            outcome.failed[f"{zone} on {tp.target.label}"] = reason
+        outcome.record_failed(tp.target, result.failed)
         progress(f"target {tp.target.label}: {len(result.changed)} zones created as secondaries of "
                  f"{', '.join(tp.masters)}, {len(result.unchanged)} already there, {len(result.failed)} failed "
                  f"({result.seconds:.1f}s)")
