@@ -175,7 +175,7 @@ def main() -> int:
             seconds = time.perf_counter() - started
             listed = pdns4_dr.list_zones(server.target_options())
             on_r2 = sum(1 for z in zones if listed.get(z) == [r2.master])
-            note = (f"{len(result.changed)} changed ({len(result.by_catalog)} by the catalog), "
+            note = (f"{len(result.changed)} changed ({len(result.in_bulk)} by the catalog), "
                     f"{len(result.failed)} failed; {on_r2}/{len(zones)} on region 2")
             print(f"  {label}: {seconds:.2f}s; {note} (load {load()})", file=sys.stderr, flush=True)
             rows.append((label, len(zones), seconds, note))

@@ -133,6 +133,17 @@ def cmd_failback(args: argparse.Namespace) -> int:
     return _run(args, failover.plan_failback(args.pools, args.restore, args.backup))
 
 
+def cmd_bind_lists(args: argparse.Namespace) -> int:
+    from designate_dr.ops import bindlists
+    from designate_dr.ops.pools import load_pools
+    pools = load_pools(args.pools)
+    if args.print:
+        sys.stdout.write(bindlists.render(pools, args.target or ()))
+        return EXIT_OK
+    bindlists.write(pools, args.target or (), out=(lambda line: None) if args.quiet else print)
+    return EXIT_OK
+
+
 _positive_float = number_arg(float, 0, inclusive=False)
 _positive_int = number_arg(int, 1)
 _count = number_arg(int, 0)
@@ -143,7 +154,7 @@ def _sample(text: str) -> int | None:
 
 
 def add_commands(sub: argparse._SubParsersAction) -> None:
-    """Add check, failover and failback to ``sub`` (``designate-dr``'s, or ``designate-dist dr``'s)."""
+    """Add check, failover, failback and bind-lists to ``sub`` (``designate-dr``'s, or ``designate-dist dr``'s)."""
 
     def insecure_http_arg(parser: argparse.ArgumentParser) -> None:
         parser.add_argument("--insecure-http", action="store_true",
@@ -258,6 +269,22 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     fb.add_argument("--backup", metavar="FILE", help="the pools.yaml backup to take the region from")
     change_args(fb)
 
+    bl = sub.add_parser("bind-lists", help="write the primaries lists of BIND targets in the lists mode",
+                        description="For every bind9_dr target with the primaries_list option: write its "
+                                    "primaries_file (the named primaries lists its zones refer to; named.conf "
+                                    "includes it) from pools.yaml and run rndc reconfig. Needed once before "
+                                    "the first zone is created; failover and failback rewrite the lists.")
+    bl.set_defaults(dr_handler=cmd_bind_lists)
+    bl.add_argument("--pools", metavar="FILE", default="/etc/designate/pools.yaml",
+                    help="Designate's pools.yaml (default: /etc/designate/pools.yaml)")
+    bl.add_argument("--target", metavar="HOST[:PORT]", action="append",
+                    help="only the target whose DNS server this is (repeatable)")
+    bl.add_argument("--print", action="store_true",
+                    help="print the one target's file instead (for a BIND host this host cannot write to)")
+    bl.add_argument("-q", "--quiet", action="store_true", default=argparse.SUPPRESS, help="no progress lines")
+    bl.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
+                    help="show tracebacks and debug logs")
+
 
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> None:  # usage errors: one line, exit 2
@@ -277,7 +304,7 @@ def run(args: argparse.Namespace, prog: str = PROG) -> int:
     """Run the subcommand ``args`` were parsed for (by :func:`build_parser` or ``designate-dist dr``)."""
     handler = getattr(args, "dr_handler", None)
     if handler is None:
-        raise UsageError(f"{prog}: a command is required (check, failover, failback)")
+        raise UsageError(f"{prog}: a command is required (check, failover, failback, bind-lists)")
     for name, default in (("quiet", False), ("debug", False)):
         if not hasattr(args, name):
             setattr(args, name, default)

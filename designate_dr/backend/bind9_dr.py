@@ -22,13 +22,32 @@ rndc.conf; its default-key is used), ``rndc_timeout`` (seconds, default 10),
 lets :func:`repoint_zones` / :func:`list_zones` find every zone), and the
 region options of :mod:`designate_dr.backend.common`.  :func:`create_zones` and
 :func:`delete_zones` are the bulk create and delete paths of the DR operations.
+
+Primaries lists (``primaries_list``): re-point that does not grow with the zone count.
+Per zone, a re-point is a ``modzone`` per zone, and named runs every ``modzone`` in
+exclusive mode, one at a time (about a minute for 10,000 zones).  With the option
+``primaries_list`` (a name prefix, e.g. ``designate-dr``) a zone does not carry its
+masters: its statement is ``primaries { "designate-dr-N"; };``, one of
+``primaries_lists`` (default 60) named lists, N a stable hash of the zone name.  The
+lists themselves live in ``primaries_file``, a file named.conf includes; list N holds
+the masters of every region in preference order, each region's masters rotated by N
+(so a region of 1 to 6 mdns spreads the zones exactly as the per-zone mode does).
+:func:`repoint_zones` rewrites that file (atomically) and runs ``rndc reconfig``: every
+zone of the server follows at once (a fraction of a second for 10,000 zones), then
+zones still carrying masters of their own are moved to their list (``modzone``) and
+zones behind their masters' serial are transferred again.  The worker's
+``create_zone``/``update_zone`` only refer to the lists (they never write
+``primaries_file``; the worker need not run on the BIND host); :func:`write_lists`
+(``designate-dr bind-lists``) writes them when BIND is set up.  The TSIG key
+(``tsigkey_name``) is in the lists too.
 """
 from __future__ import annotations
 
 import re
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import requests
@@ -49,15 +68,24 @@ from designate_dr.backend.common import (
     masters_for,
     option,
     record_repoint,
+    region_groups,
     repoint_masters,
+    rotated,
     wanted_serials,
+    zone_key,
     zone_name,
 )
 from designate_dr.backend.rndc import RndcCommandFailed, RndcError, RndcPool, load_key
+from designate_dr.ops import atomic
 from designate_dr.serial import lags
 
 _SECONDARY = ("secondary", "slave")
 _TSIG_NAME = re.compile(r"^[A-Za-z0-9_.-]{1,255}$")
+_LIST_PREFIX = re.compile(r"^[A-Za-z0-9_-]{1,200}$")
+DEFAULT_LISTS = 60  # lcm(1..6): regions of up to 6 mdns rotate exactly as per zone
+_LISTS_HEADER = ("# Written by designate-dr (bind9_dr primaries lists); named.conf includes it.\n"
+                 "# Zones refer to these lists; a failover or failback rewrites them and runs\n"
+                 "# rndc reconfig.  Do not edit: the next re-point writes it again.\n")
 
 
 @dataclass(frozen=True)
@@ -68,23 +96,85 @@ class ZoneConf:
     masters: list[Master]
     file: str | None
     keys: tuple[str | None, ...] = ()  # the TSIG key of each master (None: unsigned)
+    lists: tuple[str, ...] = ()  # named primaries lists the zone refers to
+
+
+def _primaries(block: str) -> tuple[list[Master], list[str | None], list[str]]:
+    """The entries of a ``primaries { ... }`` block: addresses (with their keys) and list names."""
+    masters: list[Master] = []
+    keys: list[str | None] = []
+    lists: list[str] = []
+    for entry in block.split(";"):
+        entry = entry.strip()
+        if not entry:
+            continue
+        found = re.fullmatch(r'([0-9A-Fa-f.:]+)(?:\s+port\s+(\d+))?(?:\s+key\s+"?([^";\s]+)"?)?', entry)
+        try:
+            master = Master.parse(found.group(1), int(found.group(2) or 53)) if found else None
+        except ValueError:
+            master = None
+        if master is not None:
+            masters.append(master)
+            keys.append(found.group(3))
+        else:
+            lists.append(entry.strip('"'))
+    return masters, keys, lists
 
 
 def parse_showzone(text: str) -> ZoneConf:
     kind = re.search(r"\btype\s+(\w+)\s*;", text)
     file = re.search(r'\bfile\s+"([^"]*)"\s*;', text)
-    masters: list[Master] = []
-    keys: list[str | None] = []
     block = re.search(r"\b(?:masters|primaries)\b[^{]*\{(.*?)\}\s*;", text, re.S)
-    if block:
-        for entry in block.group(1).split(";"):
-            found = re.match(r'\s*([0-9A-Fa-f.:]+)(?:\s+port\s+(\d+))?(?:\s+key\s+"?([^";\s]+)"?)?',
-                             entry)
-            if found and found.group(1):
-                masters.append(Master.parse(found.group(1), int(found.group(2) or 53)))
-                keys.append(found.group(3))
+    masters, keys, lists = _primaries(block.group(1)) if block else ([], [], [])
     return ZoneConf(kind.group(1).lower() if kind else "", masters, file.group(1) if file else None,
-                    tuple(keys))
+                    tuple(keys), tuple(lists))
+
+
+@dataclass(frozen=True)
+class PrimariesList:
+    """One named ``primaries`` list of ``primaries_file``."""
+
+    masters: tuple[Master, ...]
+    keys: tuple[str | None, ...]
+
+
+def parse_lists(text: str) -> dict[str, PrimariesList]:
+    """The named lists of a primaries file (as :func:`render_lists` writes it)."""
+    out: dict[str, PrimariesList] = {}
+    for found in re.finditer(r'\b(?:primaries|masters)\s+"?([A-Za-z0-9_.-]+)"?\s*\{(.*?)\}\s*;', text, re.S):
+        masters, keys, _ = _primaries(found.group(2))
+        out[found.group(1)] = PrimariesList(tuple(masters), tuple(keys))
+    return out
+
+
+def _entry(master: Master, key: str | None) -> str:
+    signed = f' key "{key}"' if key else ""
+    return f"{master.host} port {master.port}{signed};"
+
+
+def render_lists(prefix: str, count: int, groups: Sequence[Sequence[Master]], key: str | None) -> str:
+    """The primaries file: ``count`` lists ``<prefix>-N``, list N = every region in order,
+    each region's masters rotated by N."""
+    lines = [_LISTS_HEADER]
+    for index in range(count):
+        entries = " ".join(_entry(m, key) for m in rotated(index, groups))
+        lines.append(f'primaries "{prefix}-{index}" {{ {entries} }};\n')
+    return "".join(lines)
+
+
+def _lists_options(options: Any) -> tuple[str | None, int, Path | None]:
+    """``primaries_list``, ``primaries_lists`` and ``primaries_file``, checked."""
+    prefix = option(options, "primaries_list") or None
+    if prefix and not _LIST_PREFIX.match(str(prefix)):
+        raise exceptions.Backend("bind9_dr: primaries_list may hold letters, digits, '-' and '_' only")
+    try:
+        count = int(option(options, "primaries_lists", DEFAULT_LISTS))
+    except (TypeError, ValueError):
+        raise exceptions.Backend("bind9_dr: primaries_lists is not a number") from None
+    if not 1 <= count <= 1000:
+        raise exceptions.Backend("bind9_dr: primaries_lists must be between 1 and 1000")
+    path = option(options, "primaries_file") or None
+    return prefix, count, Path(path) if path else None
 
 
 def _int_or_none(value: Any) -> int | None:
@@ -114,6 +204,7 @@ class BindControl:
         if self.tsigkey_name and not _TSIG_NAME.match(str(self.tsigkey_name)):
             raise exceptions.Backend("bind9_dr: tsigkey_name has characters BIND does not allow")
         self.stats_url = (option(options, "stats_url") or "").rstrip("/") or None
+        self.primaries_list, self.primaries_lists, self.primaries_file = _lists_options(options)
         self.timeout = timeout
         self.probe = MasterProbe(timeout=min(timeout, 1.0))
         self.rndc = RndcPool(self.host, self.port, key, timeout)
@@ -140,12 +231,77 @@ class BindControl:
                 return None
             raise exceptions.Backend(f"bind9_dr: {exc}") from None
 
+    # primaries lists ----------------------------------------------------------
+    def list_for(self, name: str) -> str | None:
+        """The primaries list zone ``name`` refers to (None without ``primaries_list``)."""
+        if not self.primaries_list:
+            return None
+        return f"{self.primaries_list}-{zone_key(name, self.primaries_lists)}"
+
+    def masters_of(self, name: str, groups: Sequence[Sequence[Master]]) -> list[Master]:
+        """The masters zone ``name`` gets from ``groups`` (through its list in the lists mode)."""
+        return masters_for(name, groups, self.primaries_lists if self.primaries_list else None)
+
+    def read_lists(self) -> dict[str, PrimariesList]:
+        """The lists ``primaries_file`` holds now ({} when it is not set or not there)."""
+        if self.primaries_file is None:
+            return {}
+        try:
+            return parse_lists(self.primaries_file.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            return {}
+        except (OSError, UnicodeDecodeError) as exc:
+            raise exceptions.Backend(f"bind9_dr: cannot read primaries_file {self.primaries_file}: "
+                                     f"{getattr(exc, 'strerror', None) or type(exc).__name__}") from None
+
+    def write_lists(self, groups: Sequence[Sequence[Master]]) -> set[str]:
+        """Write ``primaries_file`` for ``groups`` (atomically; only when it changes) and
+        ``rndc reconfig``; the names of the lists whose masters changed."""
+        if not self.primaries_list or self.primaries_file is None:
+            raise exceptions.Backend("bind9_dr: writing the primaries lists needs the primaries_list and "
+                                     "primaries_file options (the file named.conf includes)")
+        text = render_lists(self.primaries_list, self.primaries_lists, groups, self.tsigkey_name)
+        before = self.read_lists()
+        after = parse_lists(text)
+        changed = {name for name, lst in after.items() if before.get(name) != lst}
+        try:
+            current = self.primaries_file.read_text(encoding="utf-8")
+        except (FileNotFoundError, UnicodeDecodeError):
+            current = None
+        except OSError as exc:
+            raise exceptions.Backend(f"bind9_dr: cannot read primaries_file {self.primaries_file}: "
+                                     f"{exc.strerror}") from None
+        if current != text:
+            try:
+                atomic.write_text(self.primaries_file, text)
+            except OSError as exc:
+                raise exceptions.Backend(f"bind9_dr: cannot write primaries_file {self.primaries_file}: "
+                                         f"{exc.strerror or type(exc).__name__}") from None
+        # always: a reconfig that failed last time (named down) is made up for by the rerun
+        try:
+            self._run("reconfig")
+        except RndcCommandFailed as exc:
+            raise exceptions.Backend(f"bind9_dr: rndc reconfig on {self.host} after writing "
+                                     f"{self.primaries_file} failed: {exc}") from None
+        return changed
+
+    def _unknown_list(self, name: str, exc: RndcCommandFailed) -> exceptions.Backend:
+        if self.primaries_list and "not found" in exc.err:
+            return exceptions.Backend(
+                f"bind9_dr: named on {self.host} does not know the primaries list {self.list_for(name)}: "
+                "write the lists into a file named.conf includes (designate-dr bind-lists) and rndc reconfig")
+        return exceptions.Backend(f"bind9_dr: {exc}")
+
     def _statement(self, name: str, masters: list[Master], file: str) -> str:
-        key = f' key "{self.tsigkey_name}"' if self.tsigkey_name else ""
-        listed = " ".join(f"{m.host} port {m.port}{key};" for m in masters)
+        listname = self.list_for(name)
+        if listname:
+            primaries = f'primaries {{ "{listname}"; }};'  # the key is in the list
+        else:
+            key = f' key "{self.tsigkey_name}"' if self.tsigkey_name else ""
+            listed = " ".join(f"{m.host} port {m.port}{key};" for m in masters)
+            primaries = f"masters {{ {listed} }};"
         safe_file = file.replace('"', "")
-        return (f'{self._target(name)} {{ type secondary; masters {{ {listed} }}; '
-                f'file "{safe_file}"; }};')
+        return f'{self._target(name)} {{ type secondary; {primaries} file "{safe_file}"; }};'
 
     def add(self, name: str, masters: list[Master], file: str) -> bool:
         """addzone; False when the zone already exists."""
@@ -154,17 +310,25 @@ class BindControl:
         except RndcCommandFailed as exc:
             if "already exists" in exc.err:
                 return False
-            raise exceptions.Backend(f"bind9_dr: {exc}") from None
+            raise self._unknown_list(name, exc) from None
         return True
 
     def modify(self, name: str, masters: list[Master], file: str, retransfer: bool = True,
                ) -> None:
         try:
             self._run(f"modzone {self._statement(name, masters, file)}")
-            if retransfer:
-                self._run(f"retransfer {self._target(name)}")
         except RndcCommandFailed as exc:
-            raise exceptions.Backend(f"bind9_dr: {exc}") from None
+            raise self._unknown_list(name, exc) from None
+        if retransfer:
+            self.retransfer(name)
+
+    def is_right(self, name: str, conf: ZoneConf, masters: list[Master]) -> bool:
+        """Whether ``conf`` already is what :meth:`converge` would make of zone ``name``."""
+        listname = self.list_for(name)
+        if listname:
+            return conf.lists == (listname,) and not conf.masters
+        return (not conf.lists and conf.masters == masters
+                and all(k == self.tsigkey_name for k in conf.keys))
 
     def retransfer(self, name: str) -> None:
         try:
@@ -212,7 +376,7 @@ class BindControl:
         if current.type not in _SECONDARY:
             raise exceptions.Backend(f"bind9_dr: zone {name} exists on {self.host} as a "
                                      f"{current.type or 'non-secondary'} zone, not a secondary")
-        if current.masters == masters and all(k == self.tsigkey_name for k in current.keys):
+        if self.is_right(name, current, masters):
             return False
         if target is None and serial is not None:
             target = self.probe.master_serial(name, masters)
@@ -257,6 +421,9 @@ class Bind9DRBackend(RegionBackend):
         zone_id = zone.get("id") if hasattr(zone, "get") else None
         return f"slave.{name}.{zone_id}" if zone_id else f"slave.{name}.db"
 
+    def masters_for(self, name: str) -> list[Master]:
+        return self.control.masters_of(name, self.master_groups)
+
     def _converge(self, name: str, zone: Any) -> bool:
         return self.control.converge(name, self.masters_for(name), self._file(zone, name))
 
@@ -274,11 +441,50 @@ def list_zones(options: Any, *, concurrency: int = 8) -> dict[str, list[str]]:
     """
     control = BindControl(options)
     try:
+        lists = control.read_lists()
         out: dict[str, list[str]] = {}
         for name, conf, error in bounded_map(control.show, control.zone_names(), concurrency):
             if error is None and conf is not None:
-                out[designate_name(name)] = [str(m) for m in conf.masters]
+                masters = list(conf.masters)
+                for listname in conf.lists:  # as named has them after the last write_lists
+                    masters += lists[listname].masters if listname in lists else []
+                out[designate_name(name)] = [str(m) for m in masters] or [f'"{n}"' for n in conf.lists]
         return out
+    finally:
+        control.close()
+
+
+def _groups(options: Any, masters: Any, target_masters: Sequence[Any]) -> list[list[Master]]:
+    groups = (repoint_masters("bind9_dr", masters) if masters is not None
+              else region_groups(options, target_masters))
+    if not groups:
+        raise exceptions.Backend("bind9_dr: no masters: set masters_<region> options or the target's masters")
+    return groups
+
+
+def lists_text(options: Any, masters: Any = None, target_masters: Sequence[Any] = ()) -> str:
+    """The primaries file :func:`write_lists` would write (no connection to named: for a BIND
+    host the DR host cannot write to)."""
+    prefix, count, _ = _lists_options(options)
+    if not prefix:
+        raise exceptions.Backend("bind9_dr: the primaries_list option is not set")
+    tsigkey = option(options, "tsigkey_name") or None
+    if tsigkey and not _TSIG_NAME.match(str(tsigkey)):
+        raise exceptions.Backend("bind9_dr: tsigkey_name has characters BIND does not allow")
+    return render_lists(prefix, count, _groups(options, masters, target_masters), tsigkey)
+
+
+def write_lists(options: Any, masters: Any = None, target_masters: Sequence[Any] = ()) -> set[str]:
+    """Write the target's ``primaries_file`` and ``rndc reconfig`` (the set-up step of the lists mode).
+
+    ``masters``: region groups (as for :func:`repoint_zones`); default: the region options
+    of ``options`` (and ``target_masters``, the target's own masters from pools.yaml).
+    Returns the lists whose masters changed.
+    """
+    groups = _groups(options, masters, target_masters)
+    control = _control(options)
+    try:
+        return control.write_lists(groups)
     finally:
         control.close()
 
@@ -327,11 +533,25 @@ def repoint_zones(options: Any, masters: list[str], *, zones: list[str] | None =
                 except exceptions.Backend as exc:
                     result.failed[str(raw)] = str(exc)
         targets = wanted_serials(serials)
+        # the lists mode: one write and one reconfig move every zone that refers to a list
+        moved_lists = control.write_lists(groups) if control.primaries_list else set()
+        in_bulk: set[str] = set()
 
         def one(name: str) -> str:
             held = held_serials.get(name)
-            if control.converge(name, masters_for(name, groups), create=False, serial=held,
-                                target=targets.get(name)):
+            masters = control.masters_of(name, groups)
+            listname = control.list_for(name)
+            if listname in moved_lists:
+                conf = control.show(name)
+                if conf is not None and control.is_right(name, conf, masters):
+                    in_bulk.add(designate_name(name))
+                    target = targets.get(name)
+                    if target is None and held is not None:
+                        target = control.probe.master_serial(name, masters)
+                    if held is None or held != target:
+                        control.retransfer(name)
+                    return CHANGED
+            if control.converge(name, masters, create=False, serial=held, target=targets.get(name)):
                 return CHANGED
             if name in targets and name not in held_serials:
                 held = control.held_serial(name)  # no statistics channel: ask named
@@ -341,6 +561,8 @@ def repoint_zones(options: Any, masters: list[str], *, zones: list[str] | None =
             return UNCHANGED
 
         record_repoint(result, bounded_map(one, todo, concurrency))
+        result.in_bulk = sorted(in_bulk)
+        result.via = "the primaries lists" if in_bulk else ""
     finally:
         control.close()
     result.seconds = time.monotonic() - started
@@ -359,7 +581,8 @@ def create_zones(options: Any, masters: list[str], zones: list[str], *, concurre
     try:
         def one(raw: str) -> str:
             name = zone_name(raw)
-            return CHANGED if control.converge(name, masters_for(name, groups), f"slave.{name}.db") else UNCHANGED
+            changed = control.converge(name, control.masters_of(name, groups), f"slave.{name}.db")
+            return CHANGED if changed else UNCHANGED
 
         record_repoint(result, bounded_map(one, list(zones), concurrency))
     finally:

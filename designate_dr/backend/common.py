@@ -53,14 +53,17 @@ class RepointResult:
     """What a bulk re-point did, zone names in Designate's form (trailing dot).
 
     ``changed``: new masters; ``refreshed``: masters already right, but the zone
-    held less than the masters' serial and was transferred again.
+    held less than the masters' serial and was transferred again; ``in_bulk``: the
+    changed zones that moved in one step for the whole server (PowerDNS's catalog
+    consumer, BIND's primaries lists), ``via`` says which.
     """
 
     changed: list[str] = field(default_factory=list)
     unchanged: list[str] = field(default_factory=list)
     failed: dict[str, str] = field(default_factory=dict)
     refreshed: list[str] = field(default_factory=list)
-    by_catalog: list[str] = field(default_factory=list)  # changed by re-pointing their catalog zone
+    in_bulk: list[str] = field(default_factory=list)  # of ``changed``: moved at once, by ``via``
+    via: str = ""  # what moved ``in_bulk`` (the catalog zone, the primaries lists)
     seconds: float = 0.0
 
     @property
@@ -199,16 +202,28 @@ def region_masters(options: Any, target_masters: Iterable[Any] = ()) -> list[Mas
     return [m for group in region_groups(options, target_masters) for m in group]
 
 
-def masters_for(zone: str, groups: Sequence[Sequence[Master]]) -> list[Master]:
+def zone_key(zone: str, lists: int | None = None) -> int:
+    """The stable hash that rotates a zone's masters; with ``lists``, the index of the
+    named primaries list the zone refers to (``bind9_dr``'s ``primaries_list`` mode)."""
+    key = zlib.crc32(str(zone).strip().lower().rstrip(".").encode())
+    return key % lists if lists else key
+
+
+def masters_for(zone: str, groups: Sequence[Sequence[Master]], lists: int | None = None) -> list[Master]:
     """The masters of ``zone``: regions in preference order, each region's masters rotated
-    by a stable hash of the zone name.
+    by a stable hash of the zone name (:func:`zone_key`).
 
     Stock bind9 shuffles a region's mdns at random to spread the transfers; a random
     order would make every update of a zone look like a change of its masters.  The
     rotation spreads the zones over a region's mdns the same way, and a zone keeps its
-    order from one call to the next.
+    order from one call to the next.  With ``lists`` the masters of the zone's primaries
+    list (the same order whenever a region's size divides ``lists``).
     """
-    key = zlib.crc32(str(zone).strip().lower().rstrip(".").encode())
+    return rotated(zone_key(zone, lists), groups)
+
+
+def rotated(key: int, groups: Sequence[Sequence[Master]]) -> list[Master]:
+    """Regions in order, each region's masters rotated by ``key``."""
     out: list[Master] = []
     for group in groups:
         if group:

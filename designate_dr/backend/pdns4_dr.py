@@ -450,9 +450,10 @@ def repoint_zones(options: Any, masters: list[str], *, zones: list[str] | None =
         current = before if not members else {
             z["name"].rstrip(".").lower(): z for z in api.list_zones()
             if str(z.get("kind", "")).lower() in ("slave", "secondary")}
-        result.by_catalog = [designate_name(m) for m in sorted(members) if m in before
-                             and not _same_masters(before[m].get("masters") or [], wanted)
-                             and _same_masters(current.get(m, {}).get("masters") or [], wanted)]
+        result.via = "the catalog zone"
+        result.in_bulk = [designate_name(m) for m in sorted(members) if m in before
+                          and not _same_masters(before[m].get("masters") or [], wanted)
+                          and _same_masters(current.get(m, {}).get("masters") or [], wanted)]
         if zones is None:
             todo = sorted(current)
         else:
@@ -469,7 +470,7 @@ def repoint_zones(options: Any, masters: list[str], *, zones: list[str] | None =
                     result.failed[designate_name(name)] = "not a secondary zone on this server"
         targets = wanted_serials(serials)
 
-        moved = set(result.by_catalog)
+        moved = set(result.in_bulk)
 
         def one(name: str) -> str:
             held = _int_or_none(current[name].get("serial"))

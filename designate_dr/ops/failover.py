@@ -75,13 +75,14 @@ class TargetPlan:
     target: Target
     masters: tuple[str, ...]  # host:port, most preferred first
     groups: tuple[tuple[str, ...], ...] = ()  # the same by region (a zone gets each rotated)
+    lists: int | None = None  # bind9_dr's lists mode: how many primaries lists (rotations) there are
 
     def masters_of(self, zone: str) -> tuple[str, ...]:
         """The masters ``zone`` gets (the DR backends' order: region order, rotated within a region)."""
         common = _import("designate_dr.backend.common")
         groups = [[common.Master.parse(m) for m in g] for g in self.groups] or \
                  [[common.Master.parse(m)] for m in self.masters]
-        return tuple(str(m) for m in common.masters_for(zone, groups))
+        return tuple(str(m) for m in common.masters_for(zone, groups, self.lists))
 
 
 @dataclass(frozen=True)
@@ -231,8 +232,14 @@ def _target_plan(target: Target) -> TargetPlan:
     """The masters the DR backends give this target's zones (all regions, preferred first)."""
     common = _import("designate_dr.backend.common")
     groups = common.region_groups(target.options, list(target.masters))
+    lists = None
+    if BACKEND_MODULES.get(target.type, "").endswith("bind9_dr") and target.options.get("primaries_list"):
+        try:
+            lists = int(target.options.get("primaries_lists") or _import(BACKEND_MODULES[target.type]).DEFAULT_LISTS)
+        except ValueError:
+            lists = None  # the backend says what is wrong when it re-points
     return TargetPlan(target, tuple(str(m) for g in groups for m in g),
-                      tuple(tuple(str(m) for m in g) for g in groups))
+                      tuple(tuple(str(m) for m in g) for g in groups), lists)
 
 
 def _import(name: str) -> Any:
@@ -308,7 +315,7 @@ def plan_failback(path: Path | str, region: str, backup: Path | str | None = Non
 
 # -- doing -----------------------------------------------------------------------------------
 
-def _backend_call(target: Target, what: str, func: Callable[[Any], Any]) -> Any:
+def backend_call(target: Target, what: str, func: Callable[[Any], Any]) -> Any:
     """``func(module)`` with the DR backend module of ``target``; its failure as one :class:`Unreachable` line."""
     module = _import(BACKEND_MODULES[target.type])
     try:
@@ -323,7 +330,7 @@ def _backend_call(target: Target, what: str, func: Callable[[Any], Any]) -> Any:
 def _list_zones(plan: Plan) -> dict[int, dict[str, list[str]]]:
     out: dict[int, dict[str, list[str]]] = {}
     for index, tp in enumerate(plan.targets):
-        out[index] = _backend_call(tp.target, "listing zones", lambda m, t=tp: m.list_zones(dict(t.target.options)))
+        out[index] = backend_call(tp.target, "listing zones", lambda m, t=tp: m.list_zones(dict(t.target.options)))
     return out
 
 
@@ -335,7 +342,7 @@ def target_zones(pools: PoolsFile) -> list[str]:
         if target.type not in BACKEND_MODULES:
             continue
         try:
-            zones.update(_backend_call(target, "listing zones", lambda m, t=target: m.list_zones(dict(t.options))))
+            zones.update(backend_call(target, "listing zones", lambda m, t=target: m.list_zones(dict(t.options))))
         except Unreachable as exc:
             errors.append(str(exc))
     if errors and not zones:
@@ -476,14 +483,13 @@ def _repoint(plan: Plan, outcome: Outcome, concurrency: int, serials: dict[str, 
              progress: Progress) -> None:
     """Re-point every target; zones already on their masters but behind ``serials`` are refreshed."""
     for tp in plan.targets:
-        result = _backend_call(tp.target, "re-pointing", lambda m, t=tp: m.repoint_zones(
+        result = backend_call(tp.target, "re-pointing", lambda m, t=tp: m.repoint_zones(
             dict(t.target.options), [list(g) for g in t.groups], concurrency=concurrency, serials=serials))
         outcome.repointed += len(result.changed)
         outcome.refreshed += len(result.refreshed)
         outcome.already += len(result.unchanged)
         outcome.record_failed(tp.target, result.failed)
-        by_catalog = getattr(result, "by_catalog", [])
-        via = f" ({len(by_catalog)} through the catalog zone)" if by_catalog else ""
+        via = f" ({len(result.in_bulk)} through {result.via})" if result.in_bulk else ""
         progress(f"target {tp.target.label}: {len(result.changed)} zones re-pointed to "
                  f"{', '.join(tp.masters)}{via}, {len(result.refreshed)} behind and transferred again, "
                  f"{len(result.unchanged)} already right, {len(result.failed)} failed "
@@ -528,7 +534,7 @@ def _remove(plan: Plan, outcome: Outcome, removals: dict[int, list[str]], gone: 
             concurrency: int, progress: Progress) -> None:
     for index, names in removals.items():
         tp = plan.targets[index]
-        result = _backend_call(tp.target, "removing zones", lambda m, t=tp, z=names: m.delete_zones(
+        result = backend_call(tp.target, "removing zones", lambda m, t=tp, z=names: m.delete_zones(
             dict(t.target.options), z, concurrency=concurrency))
         outcome.removed += len(result.changed)
         for zone in result.changed:
@@ -540,7 +546,7 @@ def _create(plan: Plan, outcome: Outcome, creations: dict[int, list[str]], concu
             progress: Progress) -> None:
     for index, names in creations.items():
         tp = plan.targets[index]
-        result = _backend_call(tp.target, "creating zones", lambda m, t=tp, z=names: m.create_zones(
+        result = backend_call(tp.target, "creating zones", lambda m, t=tp, z=names: m.create_zones(
             dict(t.target.options), [list(g) for g in t.groups], z, concurrency=concurrency))
         outcome.created += len(result.changed)
         outcome.already += len(result.unchanged)

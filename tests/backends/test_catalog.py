@@ -62,7 +62,7 @@ class TestCatalogZone(base.BaseTestCase):
 
         result = pdns4_dr.repoint_zones({**self.options, "catalog_zone": CATALOG}, [self.r2.master])
         self.assertEqual(({}, sorted(self.zones)), (result.failed, sorted(result.changed)))
-        self.assertEqual(sorted(self.zones[:2]), sorted(result.by_catalog),  # two API calls for both
+        self.assertEqual(sorted(self.zones[:2]), sorted(result.in_bulk),  # two API calls for both
                          "\n".join(line for line in self.pdns.log_tail(400).splitlines() if "atalog" in line))
         self.assertEqual({z: [self.r2.master] for z in self.zones},
                          {z: m for z, m in pdns4_dr.list_zones(self.options).items() if z in self.zones})
@@ -73,7 +73,7 @@ class TestCatalogZone(base.BaseTestCase):
         self.pdns.api("PUT", f"/zones/{self.zones[0]}/axfr-retrieve").raise_for_status()
         self.assertEqual(serial + 7, dns.wait_for_serial(self.zones[0], self.pdns, serial + 7))
         again = pdns4_dr.repoint_zones({**self.options, "catalog_zone": CATALOG}, [self.r2.master])
-        self.assertEqual(([], []), (again.changed, again.by_catalog))
+        self.assertEqual(([], []), (again.changed, again.in_bulk))
 
     def test_update_of_a_member_changes_nothing(self) -> None:
         serial = self.serials[self.zones[0]]

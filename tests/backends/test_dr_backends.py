@@ -40,12 +40,14 @@ class _Base:
     module = pdns4_dr
     regions: dns.Regions
     tsig = False
+    bind_lists = False
 
     @classmethod
     def setUpClass(cls) -> None:
         super().setUpClass()
         designate_ready()
-        cls.regions = dns.Regions(2, secondaries=(cls.secondary_kind,), tsig=cls.tsig)
+        cls.regions = dns.Regions(2, secondaries=(cls.secondary_kind,), tsig=cls.tsig,
+                                  bind_lists=cls.bind_lists)
         cls.regions.setUp()
 
     @classmethod
@@ -72,6 +74,10 @@ class _Base:
 
     def backend(self, **extra: str):
         return make_backend(self.kind, self.options(**extra))
+
+    def deploy(self, options: dict[str, str]) -> None:
+        """What setting up the server for a pool's ``options`` takes before zones are created
+        (nothing here; BIND's lists mode writes its primaries lists)."""
 
     def new_zone(self, serial: int = 1) -> objects.Zone:
         name = f"z{uuid.uuid4().hex[:10]}.example."
@@ -244,8 +250,9 @@ class _Scenarios(_Base):
     def test_a_regions_masters_are_rotated_per_zone_and_stay_put(self) -> None:
         r1, r2 = self.regions.primaries
         # both primaries in region 1 (two mdns of one region), no other region
-        options = {**self.secondary.target_options(), "region": "region1",
-                   "masters_region1": f"{r1.master}, {r2.master}"}
+        options = {k: v for k, v in self.options(masters_region1=f"{r1.master}, {r2.master}").items()
+                   if k not in ("masters_region2", "region_preference")}
+        self.deploy(options)
         backend = make_backend(self.kind, options)
         zones = [zone_object(f"rot{i}.example.", 90) for i in range(8)]  # names that go both ways
         self.regions.add_zones([z.name for z in zones], 90)
@@ -368,6 +375,132 @@ class TestBind9DRTsig(_TsigScenarios, base.BaseTestCase):
     kind = "bind9_dr"
     module = bind9_dr
     secondary_kind = "bind"
+
+
+class _ListsMode:
+    """BIND in the lists mode: zones refer to named primaries lists in a file named.conf includes."""
+
+    kind = "bind9_dr"
+    module = bind9_dr
+    secondary_kind = "bind"
+    bind_lists = True
+
+    def options(self, **extra: str) -> dict[str, str]:
+        return super().options(**{"primaries_list": "designate-dr",
+                                  "primaries_file": str(self.regions.bind.primaries_path), **extra})
+
+    def deploy(self, options: dict[str, str]) -> None:
+        bind9_dr.write_lists(options)
+
+    def down_options(self, port: str) -> dict[str, str]:
+        return self.options(rndc_port=port)
+
+    def secrets(self) -> list[str]:
+        return TestBind9DR.secrets(self)
+
+    def setUp(self) -> None:
+        super().setUp()
+        self.deploy(self.options())  # a test before may have re-pointed the lists
+
+    def commands_during(self, func):
+        """``func()``'s result and the rndc commands named received meanwhile."""
+        log = self.secondary.log_path
+        before = len(log.read_text(errors="replace").splitlines())
+        result = func()
+        lines = log.read_text(errors="replace").splitlines()[before:]
+        return result, [line.split("received control channel command '")[1].rstrip("'").split()[0]
+                        for line in lines if "received control channel command" in line]
+
+
+class TestBind9DRLists(_ListsMode, _Scenarios, base.BaseTestCase):
+
+    def test_update_zone_converges_masters(self) -> None:
+        # a zone made before the lists mode (masters of its own) moves to its list on update
+        zone = self.new_zone(30)
+        r1, r2 = self.regions.primaries
+        per_zone = {k: v for k, v in self.options().items()
+                    if k not in ("masters_region2", "primaries_list", "primaries_file")}
+        make_backend(self.kind, per_zone).create_zone(None, zone)
+        self.assertArrives(zone.name, 30)
+        self.assertEqual([r1.master], self.module.list_zones(self.options())[zone.name])
+        self.backend().update_zone(None, zone)
+        self.assertEqual([r1.master, r2.master], self.module.list_zones(self.options())[zone.name])
+        self.assertIn('primaries { "designate-dr-', self.secondary.rndc("showzone", zone.name.rstrip(".")))
+
+    def test_repoint_moves_every_zone_with_one_reconfig_and_no_modzone(self) -> None:
+        r1, r2 = self.regions.primaries
+        names = [f"many{uuid.uuid4().hex[:8]}.example." for _ in range(30)]
+        self.regions.add_zones(names, 80)
+        self.module.create_zones(self.options(), [[r1.master], [r2.master]], names)
+        for name in (names[0], names[-1]):
+            self.assertArrives(name, 80)
+        result, commands = self.commands_during(lambda: self.module.repoint_zones(
+            self.options(), [[r2.master]], zones=names, serials=dict.fromkeys(names, 80)))
+        self.assertEqual((sorted(names), sorted(names), "the primaries lists", {}),
+                         (sorted(result.changed), result.in_bulk, result.via, result.failed))
+        self.assertEqual(1, commands.count("reconfig"), commands)
+        self.assertEqual([], [c for c in commands if c in ("modzone", "retransfer", "addzone")])
+        # the zones really follow region 2 alone now: region 1 gone, a change arrives
+        r1.stop()
+        self.regions.set_serial(names[0], 81)
+        self.assertArrives(names[0], 81)
+        self.assertEqual({n: [r2.master] for n in names},
+                         {n: m for n, m in self.module.list_zones(self.options()).items() if n in names})
+
+    def test_zones_with_masters_of_their_own_move_to_their_list(self) -> None:
+        zone = self.new_zone(85)
+        r1, r2 = self.regions.primaries
+        per_zone = {k: v for k, v in self.options().items() if k not in ("primaries_list", "primaries_file")}
+        make_backend(self.kind, per_zone).create_zone(None, zone)
+        self.assertArrives(zone.name, 85)
+        result, commands = self.commands_during(lambda: self.module.repoint_zones(
+            self.options(), [[r2.master], [r1.master]], serials={zone.name: 85}))
+        self.assertIn(zone.name, result.changed)
+        self.assertNotIn(zone.name, result.in_bulk)
+        self.assertEqual(1, commands.count("modzone"), commands)
+        self.assertEqual([r2.master, r1.master], self.module.list_zones(self.options())[zone.name])
+        again = self.module.repoint_zones(self.options(), [[r2.master], [r1.master]], zones=[zone.name])
+        self.assertEqual(([], [zone.name]), (again.changed, again.unchanged))
+
+    def test_lists_are_rewritten_only_when_they_change_and_keep_their_mode(self) -> None:
+        path = self.regions.bind.primaries_path
+        os.chmod(path, 0o640)
+        self.assertEqual(set(), bind9_dr.write_lists(self.options()))
+        r1, r2 = self.regions.primaries
+        text = path.read_text()
+        self.assertEqual(bind9_dr.DEFAULT_LISTS, text.count('primaries "designate-dr-'))
+        self.assertIn(f"{r1.address} port {r1.port}; {r2.address} port {r2.port};", text)
+        moved = bind9_dr.write_lists(self.options(region_preference="region2,region1"))
+        self.assertEqual(bind9_dr.DEFAULT_LISTS, len(moved))
+        self.assertEqual(0o640, path.stat().st_mode & 0o777)
+        self.assertEqual([], [f for f in os.listdir(path.parent) if f.endswith(".tmp")])
+
+    def test_a_list_named_conf_does_not_know_is_one_clear_error(self) -> None:
+        error = self.assertRaises(exceptions.Backend, self.backend(primaries_list="unknown").create_zone,
+                                  None, zone_object("nolist.example."))
+        text = self.assertOneLineWithout(error)
+        self.assertIn("does not know the primaries list unknown-", text)
+        self.assertIn("designate-dr bind-lists", text)
+
+    def test_re_point_without_the_lists_file_is_refused(self) -> None:
+        options = {k: v for k, v in self.options().items() if k != "primaries_file"}
+        error = self.assertRaises(exceptions.Backend, bind9_dr.repoint_zones, options, ["127.0.0.2:53"])
+        self.assertIn("primaries_file", self.assertOneLineWithout(error))
+        bad = make_backend(self.kind, {**options, "primaries_lists": "0"})  # fails its own zone actions only
+        error = self.assertRaises(exceptions.Backend, bad.create_zone, None, zone_object("bad.example."))
+        self.assertIn("primaries_lists must be between 1 and 1000", self.assertOneLineWithout(error))
+
+
+class TestBind9DRListsTsig(_ListsMode, _TsigScenarios, base.BaseTestCase):
+
+    def test_an_unsigned_zone_does_not_transfer_until_converged(self) -> None:
+        # the lists carry the key: lists written without it, nothing transfers; with it, the zone arrives
+        zone = self.new_zone(20)
+        self.deploy({k: v for k, v in self.options().items() if k != "tsigkey_name"})
+        self.backend().create_zone(None, zone)
+        self.assertIsNone(dns.wait_for_serial(zone.name, self.secondary, 20, timeout=3))
+        self.deploy(self.options())
+        self.assertArrives(zone.name, 20)
 
 
 class TestPdns4DRCreateDuringOutage(_Base, base.BaseTestCase):

@@ -33,9 +33,10 @@ N_ZONES = 120
 class _Regions(fixtures.Fixture):
     """Two regions of real mdns and the secondaries they feed, zones loaded everywhere."""
 
-    def __init__(self, n_zones: int = N_ZONES) -> None:
+    def __init__(self, n_zones: int = N_ZONES, bind_lists: bool = False) -> None:
         super().__init__()
         self.n_zones = n_zones
+        self.bind_lists = bind_lists  # region 1's BIND in bind9_dr's lists mode
 
     def _setUp(self) -> None:
         designate_ready()
@@ -50,10 +51,19 @@ class _Regions(fixtures.Fixture):
         self.useFixture(self.r1)
         self.useFixture(self.r2)
         self.p1 = self.useFixture(dns.PdnsSecondary(tmp / "p1", "127.0.0.1"))
-        self.b1 = self.useFixture(dns.BindSecondary(tmp / "b1", "127.0.0.1"))
+        self.b1 = self.useFixture(dns.BindSecondary(tmp / "b1", "127.0.0.1", primaries_lists=self.bind_lists))
         self.p2 = self.useFixture(dns.PdnsSecondary(tmp / "p2", "127.0.0.4"))
         self.secondaries = [self.p1, self.b1, self.p2]
         self.targets = region_targets(self.r1.master, self.r2.master, self.p1, self.b1, self.p2)
+        self.pools = tmp / "pools.yaml"
+        if self.bind_lists:
+            self.targets[1].options.update(primaries_list="designate-dr",
+                                           primaries_file=str(self.b1.primaries_path))
+            # set-up: the lists exist before the first zone refers to one
+            self.pools.write_text(pools_yaml(self.targets, ns_records=True))
+            written = run_dr("bind-lists", "--pools", str(self.pools))
+            if written.code != 0:
+                raise AssertionError(f"bind-lists: {written.stdout}{written.stderr}")
         serial = self.serials[self.zones[0]]
         for target in self.targets:
             target.create_zones(self.zones, serial)
@@ -63,7 +73,6 @@ class _Regions(fixtures.Fixture):
                 if got is None:
                     raise AssertionError(f"{zone} never reached {secondary.address}:{secondary.port}; "
                                          f"log:\n{secondary.log_tail()}\nmdns log:\n{self.r1.log_tail()}")
-        self.pools = tmp / "pools.yaml"
         self.pools.write_text(pools_yaml(self.targets, ns_records=True))
         self.zone_file = tmp / "zones.txt"
         self.zone_file.write_text("\n".join(self.zones) + "\n")
@@ -160,6 +169,57 @@ class TestFailoverWithRealMdns(base.BaseTestCase):
         check = run_dr("check", "--pools", str(reg.pools), "--zones", str(reg.zone_file))
         self.assertEqual(0, check.code, check.stdout + check.stderr)
         again = self.dr("failback", "--restore", "region1")
+        self.assertEqual(0, again.code, again.stdout + again.stderr)
+        self.assertIn("nothing to do", again.stdout)
+
+
+class TestFailoverOfBindInTheListsMode(base.BaseTestCase):
+    """Region 1's BIND refers its zones to named primaries lists: a failover of region 2 and the
+    failback rewrite the lists (one rndc reconfig), no zone is modified one by one."""
+
+    def setUp(self) -> None:
+        super().setUp()
+        self.regions = self.useFixture(_Regions(bind_lists=True))
+
+    def dr(self, *argv: str):
+        return run_dr(*argv, "--pools", str(self.regions.pools), "--wait", "60")
+
+    def bind_commands(self, since: int) -> list[str]:
+        lines = self.regions.b1.log_path.read_text(errors="replace").splitlines()[since:]
+        return [line.split("command '")[1].rstrip("'").split()[0] for line in lines
+                if "received control channel command" in line]
+
+    def test_failover_and_failback_move_the_lists_not_the_zones(self) -> None:
+        reg = self.regions
+        bind = importlib.import_module("designate_dr.backend.bind9_dr")
+        options = reg.targets[1].options
+        self.assertEqual({z: [reg.r1.master, reg.r2.master] for z in reg.zones}, bind.list_zones(options))
+        mark = len(reg.b1.log_path.read_text(errors="replace").splitlines())
+        for server in (reg.r2, reg.p2):
+            server.stop()
+        fail = self.dr("failover", "--lost", "region2", "--designate-conf", str(reg.r1.config_path))
+        self.assertEqual(0, fail.code, fail.stdout + fail.stderr)
+        self.assertIn(f"{N_ZONES} through the primaries lists", fail.stdout)
+        self.assertIn(f"{N_ZONES}/{N_ZONES} zones served with the masters' serial", fail.stdout)
+        commands = self.bind_commands(mark)
+        self.assertEqual((1, 0), (commands.count("reconfig"), commands.count("modzone")), commands)
+        self.assertEqual({z: [reg.r1.master] for z in reg.zones}, bind.list_zones(options))
+
+        # region 1 goes on; BIND transfers from it (the list's only master now)
+        changed = reg.zones[:N_CENTRAL]
+        new = reg.r1.bump_serials(changed)
+        for zone in changed:
+            reg.b1.rndc("refresh", zone.rstrip("."))
+            self.assertEqual(new[zone], dns.wait_for_serial(zone, reg.b1, new[zone]))
+
+        reg.r1.copy_database_to(reg.r2)
+        for server in (reg.r2, reg.p2):
+            server.start()
+        back = self.dr("failback", "--restore", "region2")
+        self.assertEqual(0, back.code, back.stdout + back.stderr)
+        self.assertEqual({z: [reg.r1.master, reg.r2.master] for z in reg.zones}, bind.list_zones(options))
+        self.assertEqual(0, self.bind_commands(mark).count("modzone"))
+        again = self.dr("failback", "--restore", "region2")
         self.assertEqual(0, again.code, again.stdout + again.stderr)
         self.assertIn("nothing to do", again.stdout)
 
