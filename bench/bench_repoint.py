@@ -16,6 +16,11 @@ the others are copies of its rows.  Measured in one run, each from region 1 to r
   every member lists the new masters;
 - BIND, per zone: ``bind9_dr.repoint_zones`` (showzone, modzone over kept-open rndc
   connections; zones added with rndc addzone beforehand);
+- BIND, primaries lists: ``bind9_dr.repoint_zones`` with ``primaries_list`` (zones added
+  with rndc addzone referring to the lists; the re-point writes the lists file named.conf
+  includes, one ``rndc reconfig``, then a showzone per zone finds zones with masters of
+  their own); done when it returns, checked by a transfer from region 2 with region 1's
+  mdns stopped;
 - BIND, catalog (not a plugin operation: named.conf's ``catalog-zones`` statement): the
   catalog's primaries and ``default-primaries`` rewritten in named.conf and ``rndc
   reconfig``; done when named logs the catalog's reload after it.
@@ -91,6 +96,19 @@ def load_pdns(secondary: fx.PdnsSecondary, zones: list[str], masters: str, seria
                             [(zid, n, t, c) for n, t, c in fx.zone_records(name, serial, 3600)])
 
 
+def transferred_from(bind: fx.BindSecondary, zone: str, address: str, timeout: float = 30.0) -> bool:
+    """``rndc retransfer zone``; whether named then logs a completed transfer from ``address``."""
+    mark = len(bind.log_path.read_text(errors="replace"))
+    bind.rndc("retransfer", zone.rstrip("."))
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        text = bind.log_path.read_text(errors="replace")[mark:]
+        if re.search(rf"from {re.escape(address)}#\d+: Transfer completed", text):
+            return True
+        time.sleep(0.1)
+    return False
+
+
 class CatalogBind(fx.BindSecondary):
     """BIND consuming mdns's catalog zone (named.conf's catalog-zones statement)."""
 
@@ -119,6 +137,8 @@ def main() -> int:
     parser.add_argument("--only", choices=("pdns", "bind"), help="one server type only")
     parser.add_argument("--skip-bind-catalog", action="store_true",
                         help="skip BIND's catalog (its setup transfers every zone from mdns)")
+    parser.add_argument("--skip-bind-per-zone", action="store_true",
+                        help="skip BIND's per-zone path (a minute at 10,000 zones)")
     args = parser.parse_args()
     designate_ready()
     tmp = Path(tempfile.mkdtemp(prefix="bench-repoint-"))
@@ -190,25 +210,41 @@ def main() -> int:
     try:
         if args.only == "pdns":
             raise _SkipPdns
-        bind = fx.BindSecondary(tmp / "bind-zones", "127.0.0.1")
-        servers.append(bind)
-        bind.start()
-        control = bind9_dr.BindControl(bind.target_options())
-        started = time.perf_counter()
         from designate_dr.backend.common import Master, bounded_map
-        masters = [Master.parse(r1.master)]
-        list(bounded_map(lambda z: control.add(z.rstrip("."), masters, f"z.{z}db"), zones, args.concurrency))
-        control.close()
-        print(f"  BIND: {len(zones)} zones added over rndc in {time.perf_counter() - started:.1f}s",
-              file=sys.stderr, flush=True)
-        started = time.perf_counter()
-        result = bind9_dr.repoint_zones(bind.target_options(), [r2.master], concurrency=args.concurrency,
-                                        serials=dict.fromkeys(zones, serial))
-        seconds = time.perf_counter() - started
-        note = f"{len(result.changed)} changed, {len(result.failed)} failed"
-        print(f"  BIND, per zone: {seconds:.2f}s; {note} (load {load()})", file=sys.stderr, flush=True)
-        rows.append(("BIND, per zone", len(zones), seconds, note))
-        bind.stop()
+        for mode in ("per zone", "primaries lists"):
+            if mode == "per zone" and args.skip_bind_per_zone:
+                continue
+            lists = mode == "primaries lists"
+            bind = fx.BindSecondary(tmp / f"bind-{mode.replace(' ', '-')}", "127.0.0.1", primaries_lists=lists)
+            servers.append(bind)
+            bind.start()
+            options = bind.target_options()
+            if lists:
+                options.update(primaries_list="designate-dr", primaries_file=str(bind.primaries_path))
+                bind9_dr.write_lists(options, [r1.master])
+            control = bind9_dr.BindControl(options)
+            started = time.perf_counter()
+            masters = [Master.parse(r1.master)]
+            list(bounded_map(lambda z, c=control, m=masters: c.add(z.rstrip("."), m, f"z.{z}db"), zones,
+                             args.concurrency))
+            control.close()
+            print(f"  BIND ({mode}): {len(zones)} zones added over rndc in {time.perf_counter() - started:.1f}s",
+                  file=sys.stderr, flush=True)
+            probe = zones[-1]
+            fx.wait_for_serial(probe, bind, serial, timeout=300)
+            started = time.perf_counter()
+            result = bind9_dr.repoint_zones(options, [r2.master], concurrency=args.concurrency,
+                                            serials=dict.fromkeys(zones, serial))
+            seconds = time.perf_counter() - started
+            # region 1 gone: a refresh of a zone must come from region 2 now
+            r1.stop()
+            moved = transferred_from(bind, probe, r2.address)
+            r1.start()
+            note = (f"{len(result.changed)} changed ({len(result.in_bulk)} by the lists), "
+                    f"{len(result.failed)} failed; transfer from region 2 after: {'yes' if moved else 'NO'}")
+            print(f"  BIND, {mode}: {seconds:.2f}s; {note} (load {load()})", file=sys.stderr, flush=True)
+            rows.append((f"BIND, {mode}", len(zones), seconds, note))
+            bind.stop()
 
         if not args.skip_bind_catalog:
             CatalogBind.primary = r1

@@ -30,6 +30,8 @@ Running it again changes nothing and says so.
 from __future__ import annotations
 
 import importlib
+import os
+import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -325,6 +327,26 @@ def backend_call(target: Target, what: str, func: Callable[[Any], Any]) -> Any:
     except Exception as exc:  # the backends raise designate.exceptions.Backend
         message = " ".join(str(exc).split()) or type(exc).__name__
         raise Unreachable(f"target {target.label}: {what} failed: {message}") from None
+
+
+def _check_lists_files(plan: Plan) -> None:
+    """BIND targets in the lists mode: their re-point writes ``primaries_file`` here; say so before
+    anything changes when it cannot."""
+    for tp in plan.targets:
+        if tp.lists is None:
+            continue
+        path = tp.target.options.get("primaries_file")
+        if not path:
+            raise PoolsError(f"target {tp.target.label}: primaries_list is set but primaries_file is not: "
+                             "the primaries lists cannot be rewritten")
+        folder = os.path.dirname(os.path.abspath(str(path)))
+        try:  # really try: access() says yes to root on read-only or special file systems
+            fd, probe = tempfile.mkstemp(dir=folder, prefix=".designate-dr-probe.")
+            os.close(fd)
+            os.unlink(probe)
+        except OSError as exc:
+            raise PoolsError(f"target {tp.target.label}: cannot write primaries_file {path} from this host "
+                             f"({exc.strerror})", hint="run where the BIND lists file is, or as its owner") from None
 
 
 def _list_zones(plan: Plan) -> dict[int, dict[str, list[str]]]:
@@ -629,6 +651,7 @@ def execute(plan: Plan, *, dry_run: bool = False, api: DesignateAPI | None = Non
     """
     patience = patience or Patience()
     started = time.monotonic()
+    _check_lists_files(plan)
     outcome = Outcome(plan, dry_run)
 
     def say(line: str) -> None:

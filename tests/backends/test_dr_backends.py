@@ -12,14 +12,18 @@ import secrets
 import tempfile
 import uuid
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
+import fixtures
 from designate import exceptions, objects
 from designate.backend.base import Backend
 from oslotest import base
 
 from designate_dr.backend import bind9_dr, pdns4_dr
 from tests.fixtures import dns
+from tests.fixtures.cli import run_dr
 from tests.fixtures.designate_objects import designate_ready, make_backend, pool_target, zone_object
+from tests.fixtures.pools import PoolTarget, pools_yaml
 
 
 class TestEntryPoints(base.BaseTestCase):
@@ -489,6 +493,61 @@ class TestBind9DRLists(_ListsMode, _Scenarios, base.BaseTestCase):
         bad = make_backend(self.kind, {**options, "primaries_lists": "0"})  # fails its own zone actions only
         error = self.assertRaises(exceptions.Backend, bad.create_zone, None, zone_object("bad.example."))
         self.assertIn("primaries_lists must be between 1 and 1000", self.assertOneLineWithout(error))
+
+
+class TestBindListsCommands(_ListsMode, _Base, base.BaseTestCase):
+    """``designate-dr bind-lists`` and what failover says about the lists before it changes anything."""
+
+    def pools(self, options: dict[str, str]) -> Path:
+        bind = self.secondary
+        target = PoolTarget("bind9_dr", bind, {"host": bind.address, "port": str(bind.port), **options})
+        path = Path(self.useFixture(fixtures.TempDir()).path) / "pools.yaml"
+        path.write_text(pools_yaml([target]))
+        return path
+
+    def test_bind_lists_writes_reconfigures_and_prints(self) -> None:
+        r1, r2 = self.regions.primaries
+        pools = self.pools(self.options(region_preference="region2,region1"))
+        done = run_dr("bind-lists", "--pools", str(pools))
+        self.assertEqual(0, done.code, done.stdout + done.stderr)
+        self.assertIn(f"{bind9_dr.DEFAULT_LISTS} list(s) changed; rndc reconfig done", done.stdout)
+        zone = self.new_zone(12)
+        self.backend().create_zone(None, zone)  # refers to its list: region 2 first now
+        self.assertEqual([r2.master, r1.master], self.module.list_zones(self.options())[zone.name])
+        self.assertArrives(zone.name, 12)
+        again = run_dr("bind-lists", "--pools", str(pools), "--target", self.secondary.address)
+        self.assertIn("0 list(s) changed", again.stdout)
+        printed = run_dr("bind-lists", "--pools", str(pools), "--print")
+        self.assertEqual((0, self.regions.bind.primaries_path.read_text()), (printed.code, printed.stdout))
+
+    def test_bind_lists_errors_are_one_line(self) -> None:
+        per_zone = {k: v for k, v in self.options().items() if k != "primaries_list"}
+        for argv, code, text in (
+                (("--pools", str(self.pools(per_zone))), 1, "no bind9_dr target has the primaries_list option"),
+                (("--pools", str(self.pools(self.options())), "--target", "127.0.0.99"), 2,
+                 "no BIND target in the lists mode has the server 127.0.0.99"),
+                (("--pools", str(self.pools(self.options(rndc_port=str(dns.free_port()))))), 1,
+                 "writing the primaries lists failed"),
+                (("--pools", str(self.pools(self.options(primaries_lists="many")))), 1,
+                 "primaries_lists is not a number")):
+            done = run_dr("bind-lists", *argv)
+            self.assertEqual((code, 1), (done.code, len(done.stderr.splitlines())), done.stderr)
+            self.assertIn(text, done.stderr)
+
+    def test_failover_stops_before_any_change_when_the_lists_cannot_be_written(self) -> None:
+        r1, r2 = self.regions.primaries
+        # the BIND target is region 2's: it stays when region 1 is lost
+        for options, text in (({k: v for k, v in self.options(region="region2").items() if k != "primaries_file"},
+                               "primaries_list is set but primaries_file is not"),
+                              (self.options(region="region2", primaries_file="/proc/designate-dr-primaries.conf"),
+                               "cannot write primaries_file /proc/designate-dr-primaries.conf")):
+            pools = self.pools(options)
+            before = pools.read_bytes()
+            done = run_dr("failover", "--lost", "region1", "--pools", str(pools))
+            self.assertEqual(1, done.code, done.stdout + done.stderr)
+            self.assertIn(text, done.stderr)
+            self.assertEqual(before, pools.read_bytes())
+            self.assertEqual([], list(pools.parent.glob("*.bak")))
 
 
 class TestBind9DRListsTsig(_ListsMode, _TsigScenarios, base.BaseTestCase):
