@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
-"""Bench: re-point N zones (default 10,000) to another region's mdns, per zone and by catalog zone.
+"""Bench: re-point N zones (default 10,000) to another region's mdns: per zone, by BIND lists, by catalog.
 
-    .venv/bin/python bench/bench_repoint.py [--zones 10000] [--concurrency 8] [--skip-bind-catalog]
+    .venv/bin/python bench/bench_repoint.py [--zones 10000] [--concurrency 8] [--only pdns|bind]
+        [--skip-bind-catalog] [--skip-bind-per-zone]
 
 Masters: two real designate-mdns (Designate from the venv on SQLite, 127.0.0.2 and
 127.0.0.3; region 2's database a copy of region 1's) whose pool has a catalog zone
@@ -231,7 +232,14 @@ def main() -> int:
             print(f"  BIND ({mode}): {len(zones)} zones added over rndc in {time.perf_counter() - started:.1f}s",
                   file=sys.stderr, flush=True)
             probe = zones[-1]
-            fx.wait_for_serial(probe, bind, serial, timeout=300)
+            loading = bind9_dr.BindControl(options)
+            deadline = time.monotonic() + 900  # every zone transferred from region 1 first
+            while sum(1 for v in loading.zone_serials().values() if v == serial) < len(zones) \
+                    and time.monotonic() < deadline:
+                time.sleep(1)
+            loading.close()
+            print(f"  BIND ({mode}): transferred from region 1 after {time.perf_counter() - started:.1f}s",
+                  file=sys.stderr, flush=True)
             started = time.perf_counter()
             result = bind9_dr.repoint_zones(options, [r2.master], concurrency=args.concurrency,
                                             serials=dict.fromkeys(zones, serial))

@@ -88,6 +88,13 @@ def _apply_settings(args: argparse.Namespace):
                                       args.services)
 
 
+def _lists_command(args: argparse.Namespace):
+    if not args.lists_command:
+        return None
+    from designate_dr.ops.apply import command_template
+    return command_template(args.lists_command, ("file", "host"), "--lists-command")
+
+
 def _patience(args: argparse.Namespace):
     from designate_dr.ops.soa import Patience
     return Patience(timeout=args.timeout, retries=args.retries, window=args.window, max_time=args.max_time)
@@ -114,7 +121,7 @@ def _run(args: argparse.Namespace, plan) -> int:
                                wait=args.wait, last_served=last_served, patience=_patience(args),
                                tsig_keys=_tsig_keys(args, plan.new), db_serials=db_serials,
                                db_deleted=db_deleted, apply=_apply_settings(args),
-                               out=lambda line: print(line, flush=True))
+                               lists_command=_lists_command(args), out=lambda line: print(line, flush=True))
     error = outcome.error()
     if error is not None:
         raise error
@@ -140,7 +147,8 @@ def cmd_bind_lists(args: argparse.Namespace) -> int:
     if args.print:
         sys.stdout.write(bindlists.render(pools, args.target or ()))
         return EXIT_OK
-    bindlists.write(pools, args.target or (), out=(lambda line: None) if args.quiet else print)
+    bindlists.write(pools, args.target or (), lists_command=_lists_command(args),
+                    out=(lambda line: None) if args.quiet else print)
     return EXIT_OK
 
 
@@ -159,6 +167,13 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     def insecure_http_arg(parser: argparse.ArgumentParser) -> None:
         parser.add_argument("--insecure-http", action="store_true",
                             help="allow sending the token to an http:// API URL (it is refused otherwise)")
+
+    def lists_command_arg(parser: argparse.ArgumentParser) -> None:
+        parser.add_argument("--lists-command", metavar="CMD",
+                            help="BIND targets in the lists mode: after writing a target's primaries_file "
+                                 "here, run CMD ({file}: that file, {host}: the target's rndc_host; no shell) "
+                                 "to copy it to the BIND host, then rndc reconfig, e.g. "
+                                 "'scp {file} {host}:/etc/bind/designate-dr-primaries.conf'")
 
     def pools_arg(parser: argparse.ArgumentParser) -> None:
         parser.add_argument("--pools", metavar="FILE", default="/etc/designate/pools.yaml",
@@ -248,6 +263,7 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
                                 f"'none': the caller does it on every host (default: {DEFAULT_SERVICE_COMMAND})")
         apply.add_argument("--services", metavar="LIST", default="designate-worker,designate-producer",
                            help="the services that cache the pools (default: designate-worker,designate-producer)")
+        lists_command_arg(parser)
         parser.add_argument("--wait", type=_positive_float, default=30.0, metavar="S",
                             help="how long to wait for the nameservers to serve the masters' serials "
                                  "(default 30)")
@@ -281,6 +297,7 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
                     help="only the target whose DNS server this is (repeatable)")
     bl.add_argument("--print", action="store_true",
                     help="print the one target's file instead (for a BIND host this host cannot write to)")
+    lists_command_arg(bl)
     bl.add_argument("-q", "--quiet", action="store_true", default=argparse.SUPPRESS, help="no progress lines")
     bl.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
                     help="show tracebacks and debug logs")

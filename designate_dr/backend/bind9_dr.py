@@ -44,6 +44,8 @@ zones behind their masters' serial are transferred again.  The worker's
 from __future__ import annotations
 
 import re
+import shlex
+import subprocess
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -83,6 +85,7 @@ _SECONDARY = ("secondary", "slave")
 _TSIG_NAME = re.compile(r"^[A-Za-z0-9_.-]{1,255}$")
 _LIST_PREFIX = re.compile(r"^[A-Za-z0-9_-]{1,200}$")
 DEFAULT_LISTS = 60  # lcm(1..6): regions of up to 6 mdns rotate exactly as per zone
+LISTS_COMMAND_TIMEOUT = 120
 _LISTS_HEADER = ("# Written by designate-dr (bind9_dr primaries lists); named.conf includes it.\n"
                  "# Zones refer to these lists; a failover or failback rewrites them and runs\n"
                  "# rndc reconfig.  Do not edit: the next re-point writes it again.\n")
@@ -254,9 +257,11 @@ class BindControl:
             raise exceptions.Backend(f"bind9_dr: cannot read primaries_file {self.primaries_file}: "
                                      f"{getattr(exc, 'strerror', None) or type(exc).__name__}") from None
 
-    def write_lists(self, groups: Sequence[Sequence[Master]]) -> set[str]:
-        """Write ``primaries_file`` for ``groups`` (atomically; only when it changes) and
-        ``rndc reconfig``; the names of the lists whose masters changed."""
+    def write_lists(self, groups: Sequence[Sequence[Master]], ship: Sequence[str] | None = None) -> set[str]:
+        """Write ``primaries_file`` for ``groups`` (atomically; only when it changes), run
+        ``ship`` (an argv; ``{file}`` and ``{host}`` replaced: it copies the file to a BIND
+        host this host cannot write to) and ``rndc reconfig``; the names of the lists whose
+        masters changed."""
         if not self.primaries_list or self.primaries_file is None:
             raise exceptions.Backend("bind9_dr: writing the primaries lists needs the primaries_list and "
                                      "primaries_file options (the file named.conf includes)")
@@ -277,13 +282,31 @@ class BindControl:
             except OSError as exc:
                 raise exceptions.Backend(f"bind9_dr: cannot write primaries_file {self.primaries_file}: "
                                          f"{exc.strerror or type(exc).__name__}") from None
-        # always: a reconfig that failed last time (named down) is made up for by the rerun
+        # always: a copy or reconfig that failed last time is made up for by the rerun
+        if ship:
+            self._ship(ship)
         try:
             self._run("reconfig")
         except RndcCommandFailed as exc:
             raise exceptions.Backend(f"bind9_dr: rndc reconfig on {self.host} after writing "
                                      f"{self.primaries_file} failed: {exc}") from None
         return changed
+
+    def _ship(self, template: Sequence[str]) -> None:
+        argv = [word.replace("{file}", str(self.primaries_file)).replace("{host}", self.host)
+                for word in template]
+        try:
+            done = subprocess.run(argv, capture_output=True, text=True, timeout=LISTS_COMMAND_TIMEOUT,
+                                  check=False)
+        except FileNotFoundError:
+            raise exceptions.Backend(f"bind9_dr: the lists command {argv[0]} is not installed") from None
+        except subprocess.TimeoutExpired:
+            raise exceptions.Backend(f"bind9_dr: the lists command {shlex.join(argv)} did not finish in "
+                                     f"{LISTS_COMMAND_TIMEOUT}s") from None
+        if done.returncode != 0:
+            tail = " ".join((done.stderr or done.stdout).strip().splitlines()[-2:])[-200:]
+            raise exceptions.Backend(f"bind9_dr: the lists command {shlex.join(argv)} failed "
+                                     f"(exit {done.returncode}): {tail or 'no output'}")
 
     def _unknown_list(self, name: str, exc: RndcCommandFailed) -> exceptions.Backend:
         if self.primaries_list and "not found" in exc.err:
@@ -474,17 +497,19 @@ def lists_text(options: Any, masters: Any = None, target_masters: Sequence[Any] 
     return render_lists(prefix, count, _groups(options, masters, target_masters), tsigkey)
 
 
-def write_lists(options: Any, masters: Any = None, target_masters: Sequence[Any] = ()) -> set[str]:
+def write_lists(options: Any, masters: Any = None, target_masters: Sequence[Any] = (),
+                lists_command: Sequence[str] | None = None) -> set[str]:
     """Write the target's ``primaries_file`` and ``rndc reconfig`` (the set-up step of the lists mode).
 
     ``masters``: region groups (as for :func:`repoint_zones`); default: the region options
     of ``options`` (and ``target_masters``, the target's own masters from pools.yaml).
-    Returns the lists whose masters changed.
+    ``lists_command``: an argv that copies ``{file}`` to the BIND host ``{host}`` (run before
+    the reconfig).  Returns the lists whose masters changed.
     """
     groups = _groups(options, masters, target_masters)
     control = _control(options)
     try:
-        return control.write_lists(groups)
+        return control.write_lists(groups, lists_command)
     finally:
         control.close()
 
@@ -502,7 +527,7 @@ def _control(options: Any) -> BindControl:
 
 def repoint_zones(options: Any, masters: list[str], *, zones: list[str] | None = None,
                   concurrency: int = 8, serials: Mapping[str, int | None] | None = None,
-                  ) -> RepointResult:
+                  lists_command: Sequence[str] | None = None) -> RepointResult:
     """Set the masters of every secondary zone on the target (or of ``zones``) to ``masters``.
 
     ``showzone`` each zone, ``modzone`` those whose masters differ, then
@@ -511,7 +536,8 @@ def repoint_zones(options: Any, masters: list[str], *, zones: list[str] | None =
     ``concurrency`` control connections.  ``serials`` (zone -> the masters'
     serial): a zone already on its masters but holding less is retransferred
     (``refreshed``), so a server back from an outage catches up at once.  Without ``zones`` the zone list
-    comes from ``stats_url``.  Per-zone failures land in
+    comes from ``stats_url``.  In the lists mode the lists are written first (see
+    :func:`write_lists`, ``lists_command``).  Per-zone failures land in
     ``failed``; a target-wide failure (named down, wrong key) raises
     :class:`designate.exceptions.Backend`.
     """
@@ -534,7 +560,7 @@ def repoint_zones(options: Any, masters: list[str], *, zones: list[str] | None =
                     result.failed[str(raw)] = str(exc)
         targets = wanted_serials(serials)
         # the lists mode: one write and one reconfig move every zone that refers to a list
-        moved_lists = control.write_lists(groups) if control.primaries_list else set()
+        moved_lists = control.write_lists(groups, lists_command) if control.primaries_list else set()
         in_bulk: set[str] = set()
 
         def one(name: str) -> str:

@@ -46,12 +46,15 @@ def render(pools: PoolsFile, only: Sequence[str] = ()) -> str:
                         lambda m: m.lists_text(dict(target.options), target_masters=list(target.masters)))
 
 
-def write(pools: PoolsFile, only: Sequence[str] = (), out: Progress = lambda line: None) -> int:
-    """Write each target's ``primaries_file`` and ``rndc reconfig``; the number of lists that changed."""
+def write(pools: PoolsFile, only: Sequence[str] = (), lists_command: Sequence[str] | None = None,
+          out: Progress = lambda line: None) -> int:
+    """Write each target's ``primaries_file`` (``lists_command`` copies it to the BIND host) and
+    ``rndc reconfig``; the number of lists that changed."""
     changed = 0
     for target in lists_targets(pools, only):
         moved = backend_call(target, "writing the primaries lists",
-                             lambda m, t=target: m.write_lists(dict(t.options), target_masters=list(t.masters)))
+                             lambda m, t=target: m.write_lists(dict(t.options), target_masters=list(t.masters),
+                                                               lists_command=lists_command))
         changed += len(moved)
         out(f"target {target.label}: {target.options.get('primaries_file')}: "
             f"{len(moved)} list(s) changed; rndc reconfig done")

@@ -33,7 +33,7 @@ import importlib
 import os
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -502,11 +502,12 @@ def _write_pools(plan: Plan, outcome: Outcome, progress: Progress) -> None:
 
 
 def _repoint(plan: Plan, outcome: Outcome, concurrency: int, serials: dict[str, int],
-             progress: Progress) -> None:
+             progress: Progress, lists_command: Sequence[str] | None = None) -> None:
     """Re-point every target; zones already on their masters but behind ``serials`` are refreshed."""
     for tp in plan.targets:
-        result = backend_call(tp.target, "re-pointing", lambda m, t=tp: m.repoint_zones(
-            dict(t.target.options), [list(g) for g in t.groups], concurrency=concurrency, serials=serials))
+        extra = {"lists_command": lists_command} if tp.lists is not None and lists_command else {}
+        result = backend_call(tp.target, "re-pointing", lambda m, t=tp, kw=extra: m.repoint_zones(
+            dict(t.target.options), [list(g) for g in t.groups], concurrency=concurrency, serials=serials, **kw))
         outcome.repointed += len(result.changed)
         outcome.refreshed += len(result.refreshed)
         outcome.already += len(result.unchanged)
@@ -634,7 +635,8 @@ def execute(plan: Plan, *, dry_run: bool = False, api: DesignateAPI | None = Non
             wait: float = 30.0, patience: Patience | None = None, last_served: dict[str, int] | None = None,
             keyrings: Keyrings | None = None, tsig_keys: list | None = None,
             db_serials: dict[str, int] | None = None, db_deleted: set[str] | None = None,
-            apply: ApplySettings | None = None, out: Progress = lambda line: None) -> Outcome:
+            apply: ApplySettings | None = None, lists_command: Sequence[str] | None = None,
+            out: Progress = lambda line: None) -> Outcome:
     """Carry out ``plan`` (see the module docstring), saying what happens through ``out``.
 
     Before pools.yaml is written any failure raises and nothing is changed; after it,
@@ -648,6 +650,8 @@ def execute(plan: Plan, *, dry_run: bool = False, api: DesignateAPI | None = Non
     the zones it deleted) tells a zone deleted in Designate from one lost from its database
     (:mod:`designate_dr.ops.deleted`).  With ``apply``, the
     new pools are loaded into Designate before the re-point (:mod:`designate_dr.ops.apply`).
+    ``lists_command`` (an argv, ``{file}`` and ``{host}``) copies a BIND target's primaries
+    lists to its host after they are written here (``bind9_dr``'s lists mode).
     """
     patience = patience or Patience()
     started = time.monotonic()
@@ -737,7 +741,7 @@ def execute(plan: Plan, *, dry_run: bool = False, api: DesignateAPI | None = Non
         # re-point: none of them puts the old masters back
         outcome.pools_applied = apply_pools(plan.new, apply, progress)
     _remove(plan, outcome, removals, deleted.gone, concurrency, progress)
-    _repoint(plan, outcome, concurrency, asked.serials, progress)
+    _repoint(plan, outcome, concurrency, asked.serials, progress, lists_command)
     _create(plan, outcome, creations, concurrency, progress)
     expected = dict(asked.serials)
     if problems and api is not None:

@@ -520,6 +520,29 @@ class TestBindListsCommands(_ListsMode, _Base, base.BaseTestCase):
         printed = run_dr("bind-lists", "--pools", str(pools), "--print")
         self.assertEqual((0, self.regions.bind.primaries_path.read_text()), (printed.code, printed.stdout))
 
+    def test_a_lists_command_ships_the_file_to_a_bind_host_this_host_cannot_write_to(self) -> None:
+        # named includes primaries_path; this host writes a staging copy and the command copies it over
+        r1, r2 = self.regions.primaries
+        staging = Path(self.useFixture(fixtures.TempDir()).path) / "staged.conf"
+        included = str(self.regions.bind.primaries_path)
+        options = self.options(primaries_file=str(staging), region_preference="region2,region1")
+        done = run_dr("bind-lists", "--pools", str(self.pools(options)), "--lists-command", f"cp {{file}} {included}")
+        self.assertEqual(0, done.code, done.stdout + done.stderr)
+        self.assertEqual(staging.read_text(), self.regions.bind.primaries_path.read_text())
+        zone = self.new_zone(14)
+        self.backend().create_zone(None, zone)
+        self.assertEqual([r2.master, r1.master], self.module.list_zones(self.options())[zone.name])
+        self.assertArrives(zone.name, 14)
+        # a failover's re-point: the new lists reach named before its reconfig
+        result = bind9_dr.repoint_zones(options, [[r1.master]], zones=[zone.name],
+                                        lists_command=["cp", "{file}", included])
+        self.assertEqual([zone.name], result.in_bulk)
+        self.assertEqual([r1.master], self.module.list_zones(self.options())[zone.name])
+        failed = run_dr("bind-lists", "--pools", str(self.pools(options)), "--lists-command", "false {file}")
+        self.assertEqual(1, failed.code)
+        self.assertIn(f"the lists command false {staging} failed (exit 1)", failed.stderr)
+        self.assertEqual(1, len(failed.stderr.splitlines()))
+
     def test_bind_lists_errors_are_one_line(self) -> None:
         per_zone = {k: v for k, v in self.options().items() if k != "primaries_list"}
         for argv, code, text in (
@@ -529,7 +552,9 @@ class TestBindListsCommands(_ListsMode, _Base, base.BaseTestCase):
                 (("--pools", str(self.pools(self.options(rndc_port=str(dns.free_port()))))), 1,
                  "writing the primaries lists failed"),
                 (("--pools", str(self.pools(self.options(primaries_lists="many")))), 1,
-                 "primaries_lists is not a number")):
+                 "primaries_lists is not a number"),
+                (("--pools", str(self.pools(self.options())), "--lists-command", "cp {file} {dest}"), 1,
+                 "unknown placeholder {dest}")):
             done = run_dr("bind-lists", *argv)
             self.assertEqual((code, 1), (done.code, len(done.stderr.splitlines())), done.stderr)
             self.assertIn(text, done.stderr)
