@@ -25,7 +25,8 @@ region options of :mod:`designate_dr.backend.common`.  :func:`create_zones` and
 
 Primaries lists (``primaries_list``): re-point that does not grow with the zone count.
 Per zone, a re-point is a ``modzone`` per zone, and named runs every ``modzone`` in
-exclusive mode, one at a time (about a minute for 10,000 zones).  With the option
+exclusive mode, one at a time, every other task (queries included) waiting: 7.3 s for
+10,000 zones on an idle named, a minute on one busy transferring.  With the option
 ``primaries_list`` (a name prefix, e.g. ``designate-dr``) a zone does not carry its
 masters: its statement is ``primaries { "designate-dr-N"; };``, one of
 ``primaries_lists`` (default 60) named lists, N a stable hash of the zone name.  The
@@ -277,6 +278,7 @@ class BindControl:
             raise exceptions.Backend(f"bind9_dr: cannot read primaries_file {self.primaries_file}: "
                                      f"{exc.strerror}") from None
         if current != text:
+            self._check_ours(current)
             try:
                 atomic.write_text(self.primaries_file, text)
             except OSError as exc:
@@ -291,6 +293,20 @@ class BindControl:
             raise exceptions.Backend(f"bind9_dr: rndc reconfig on {self.host} after writing "
                                      f"{self.primaries_file} failed: {exc}") from None
         return changed
+
+    def _check_ours(self, current: str | None) -> None:
+        """Refuse to replace anything but a lists file: pools.yaml names the path, the DR
+        operations run as root."""
+        path = self.primaries_file
+        assert path is not None
+        if not path.is_absolute():
+            raise exceptions.Backend(f"bind9_dr: primaries_file {path} is not an absolute path")
+        if path.is_symlink() or (path.exists() and not path.is_file()):
+            raise exceptions.Backend(f"bind9_dr: primaries_file {path} is not a regular file: "
+                                     "refusing to replace it")
+        if path.exists() and (current is None or (current.strip() and not current.startswith(_LISTS_HEADER[:40]))):
+            raise exceptions.Backend(f"bind9_dr: primaries_file {path} was not written by designate-dr: "
+                                     "refusing to replace it (empty it or name another file)")
 
     def _ship(self, template: Sequence[str]) -> None:
         argv = [word.replace("{file}", str(self.primaries_file)).replace("{host}", self.host)

@@ -479,6 +479,23 @@ class TestBind9DRLists(_ListsMode, _Scenarios, base.BaseTestCase):
         self.assertEqual(0o640, path.stat().st_mode & 0o777)
         self.assertEqual([], [f for f in os.listdir(path.parent) if f.endswith(".tmp")])
 
+    def test_only_a_lists_file_is_ever_replaced(self) -> None:
+        tmp = Path(self.useFixture(fixtures.TempDir()).path)
+        theirs = tmp / "named.conf.local"
+        theirs.write_text('zone "precious.example" { type primary; file "p.db"; };\n')
+        link = tmp / "link.conf"
+        link.symlink_to(theirs)
+        for path, text in ((theirs, "was not written by designate-dr"), (link, "is not a regular file"),
+                           (tmp, "is not a regular file"), ("relative.conf", "is not an absolute path")):
+            error = self.assertRaises(exceptions.Backend, bind9_dr.write_lists, self.options(primaries_file=str(path)))
+            self.assertIn(text, self.assertOneLineWithout(error))
+        self.assertEqual('zone "precious.example" { type primary; file "p.db"; };\n', theirs.read_text())
+        self.assertTrue(link.is_symlink())
+        empty = tmp / "empty.conf"
+        empty.write_text("")
+        bind9_dr.write_lists(self.options(primaries_file=str(empty)))  # an empty or missing file is fine
+        self.assertIn('primaries "designate-dr-0"', empty.read_text())
+
     def test_a_list_named_conf_does_not_know_is_one_clear_error(self) -> None:
         error = self.assertRaises(exceptions.Backend, self.backend(primaries_list="unknown").create_zone,
                                   None, zone_object("nolist.example."))
