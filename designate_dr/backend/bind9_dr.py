@@ -266,6 +266,7 @@ class BindControl:
         if not self.primaries_list or self.primaries_file is None:
             raise exceptions.Backend("bind9_dr: writing the primaries lists needs the primaries_list and "
                                      "primaries_file options (the file named.conf includes)")
+        self._check_path()
         text = render_lists(self.primaries_list, self.primaries_lists, groups, self.tsigkey_name)
         before = self.read_lists()
         after = parse_lists(text)
@@ -294,9 +295,9 @@ class BindControl:
                                      f"{self.primaries_file} failed: {exc}") from None
         return changed
 
-    def _check_ours(self, current: str | None) -> None:
-        """Refuse to replace anything but a lists file: pools.yaml names the path, the DR
-        operations run as root."""
+    def _check_path(self) -> None:
+        """Refuse anything but a lists file (:meth:`_check_ours`): pools.yaml names the path,
+        the DR operations run as root."""
         path = self.primaries_file
         assert path is not None
         if not path.is_absolute():
@@ -304,6 +305,10 @@ class BindControl:
         if path.is_symlink() or (path.exists() and not path.is_file()):
             raise exceptions.Backend(f"bind9_dr: primaries_file {path} is not a regular file: "
                                      "refusing to replace it")
+
+    def _check_ours(self, current: str | None) -> None:
+        path = self.primaries_file
+        assert path is not None
         if path.exists() and (current is None or (current.strip() and not current.startswith(_LISTS_HEADER[:40]))):
             raise exceptions.Backend(f"bind9_dr: primaries_file {path} was not written by designate-dr: "
                                      "refusing to replace it (empty it or name another file)")
