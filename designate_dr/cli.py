@@ -175,7 +175,7 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
                                  "to copy it to the BIND host, then rndc reconfig, e.g. "
                                  "'scp {file} {host}:/etc/bind/designate-dr-primaries.conf'")
 
-    def pools_arg(parser: argparse.ArgumentParser) -> None:
+    def pools_arg(parser: argparse.ArgumentParser, dns_checks: bool = True) -> None:
         parser.add_argument("--pools", metavar="FILE", default="/etc/designate/pools.yaml",
                             help="Designate's pools.yaml with regions in the target options "
                                  "(default: /etc/designate/pools.yaml)")
@@ -183,7 +183,8 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
                             help="no progress lines")
         parser.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
                             help="show tracebacks and debug logs")
-        patience_args(parser)
+        if dns_checks:
+            patience_args(parser)
 
     def patience_args(parser: argparse.ArgumentParser) -> None:
         group = parser.add_argument_group(
@@ -291,16 +292,12 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
                                     "includes it) from pools.yaml and run rndc reconfig. Needed once before "
                                     "the first zone is created; failover and failback rewrite the lists.")
     bl.set_defaults(dr_handler=cmd_bind_lists)
-    bl.add_argument("--pools", metavar="FILE", default="/etc/designate/pools.yaml",
-                    help="Designate's pools.yaml (default: /etc/designate/pools.yaml)")
+    pools_arg(bl, dns_checks=False)
     bl.add_argument("--target", metavar="HOST[:PORT]", action="append",
                     help="only the target whose DNS server this is (repeatable)")
     bl.add_argument("--print", action="store_true",
                     help="print the one target's file instead (for a BIND host this host cannot write to)")
     lists_command_arg(bl)
-    bl.add_argument("-q", "--quiet", action="store_true", default=argparse.SUPPRESS, help="no progress lines")
-    bl.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
-                    help="show tracebacks and debug logs")
 
 
 class _Parser(argparse.ArgumentParser):
