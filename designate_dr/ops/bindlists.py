@@ -11,9 +11,11 @@ the lists a failover or failback wrote are the ones this writes again.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
 
-from designate_dr.ops.errors import PoolsError, UsageError
-from designate_dr.ops.failover import BACKEND_MODULES, backend_call
+from designate_dr.ops.errors import DRError, PoolsError, UsageError
+from designate_dr.ops.failover import BACKEND_MODULES, backend_call, check_lists_clash
 from designate_dr.ops.pools import PoolsFile, Target
 
 Progress = Callable[[str], None]
@@ -24,6 +26,7 @@ def lists_targets(pools: PoolsFile, only: Sequence[str] = ()) -> list[Target]:
     (``host`` or ``host:port`` of the target options) is named."""
     found = [t for t in pools.targets
              if BACKEND_MODULES.get(t.type, "").endswith("bind9_dr") and t.options.get("primaries_list")]
+    check_lists_clash(found)
     if only:
         wanted = set(only)
         found = [t for t in found if t.address is not None
@@ -59,3 +62,49 @@ def write(pools: PoolsFile, only: Sequence[str] = (), lists_command: Sequence[st
         out(f"target {target.label}: {target.options.get('primaries_file')}: "
             f"{len(moved)} list(s) changed; rndc reconfig done")
     return changed
+
+
+@dataclass(frozen=True)
+class ListsState:
+    """Whether a lists-mode target's ``primaries_file`` (on this host) holds what pools.yaml says."""
+
+    target: str
+    file: str
+    stale: bool
+    reason: str = ""
+
+    def as_json(self) -> dict[str, object]:
+        return dict(self.__dict__)
+
+
+def lists_states(pools: PoolsFile) -> list[ListsState]:
+    """For ``dr check``: every lists-mode target whose ``primaries_file`` is on this host, compared
+    with the lists its pools.yaml options give.  In the lists mode zones take their masters from
+    that file, not from pools.yaml: a pools.yaml change (a new mdns) not followed by
+    ``designate-dr bind-lists`` leaves every zone on the old masters, silently."""
+    out: list[ListsState] = []
+    for target in pools.targets:
+        if not (BACKEND_MODULES.get(target.type, "").endswith("bind9_dr") and target.options.get("primaries_list")):
+            continue
+        path = Path(str(target.options.get("primaries_file") or ""))
+        if not str(path) or not path.is_file():
+            continue  # not on this host (a BIND host the lists are shipped to): cannot tell
+
+        def compare(module, t=target, f=path) -> bool:
+            wanted = module.parse_lists(module.lists_text(dict(t.options), target_masters=list(t.masters)))
+            try:
+                return module.parse_lists(f.read_text(encoding="utf-8")) == wanted
+            except (OSError, UnicodeDecodeError) as exc:
+                raise module.exceptions.Backend(f"cannot read it ({getattr(exc, 'strerror', None) or exc})") from None
+
+        try:
+            same = backend_call(target, f"checking {path}", compare)
+        except DRError as exc:  # a bad option or an unreadable file is the finding
+            out.append(ListsState(target.label, str(path), True, str(exc)))
+            continue
+        if not same:
+            out.append(ListsState(target.label, str(path), True,
+                                  "differs from pools.yaml: run designate-dr bind-lists"))
+        else:
+            out.append(ListsState(target.label, str(path), False))
+    return out

@@ -11,6 +11,7 @@ check degraded: a dead mdns shows before zones lag.
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 import time
 from collections.abc import Iterable
@@ -82,12 +83,14 @@ class CheckReport:
     zones_in_sync: int
     highest: dict[str, int | None] = field(repr=False, default_factory=dict)
     masters: tuple[ServerStatus, ...] = ()
+    lists: tuple[Any, ...] = ()  # bindlists.ListsState of BIND targets in the lists mode
 
     @property
     def exit_code(self) -> int:
         if self.regions_down:
             return EXIT_REGION_DOWN
-        if self.problems or any(not s.reachable for s in self.servers + self.masters):
+        if (self.problems or any(not s.reachable for s in self.servers + self.masters)
+                or any(state.stale for state in self.lists)):
             return EXIT_DEGRADED
         return EXIT_IN_SYNC
 
@@ -102,7 +105,8 @@ class CheckReport:
                 "regions": list(self.regions), "regions_down": list(self.regions_down),
                 "servers": [s.as_json() for s in self.servers],
                 "masters": [s.as_json() for s in self.masters],
-                "problems": [p.as_json() for p in self.problems]}
+                "problems": [p.as_json() for p in self.problems],
+                "bind_lists": [state.as_json() for state in self.lists]}
 
     def json(self) -> str:
         return json.dumps(self.as_json(), indent=2, sort_keys=True)
@@ -127,6 +131,9 @@ class CheckReport:
             lines += _columns(prows)
             if len(self.problems) > max_problems:
                 lines.append(f"... and {len(self.problems) - max_problems} more (see --format json)")
+        for state in self.lists:
+            if state.stale:
+                lines += ["", f"BIND lists: target {state.target}: {state.file} {state.reason}"]
         lines.append("")
         down = f"; regions unreachable: {', '.join(self.regions_down)}" if self.regions_down else ""
         masters_down = [s.server for s in self.masters if not s.reachable]
@@ -168,6 +175,10 @@ class CheckReport:
                                      ("no_answer", s.no_answer)):
                     samples.append(({"region": s.region, "server": s.server, "state": state}, count))
             metric(f"{role}_zones", "gauge", f"Zones on a {role} by state", samples)
+        if self.lists:
+            metric("bind_lists_stale", "gauge", "1 when a BIND target's primaries lists file (lists mode) "
+                                                "differs from pools.yaml",
+                   [({"target": state.target}, int(state.stale)) for state in self.lists])
         metric("nameserver_max_lag", "gauge", "Largest serial lag of a zone on the nameserver",
                [({"region": s.region, "server": s.server}, s.max_lag) for s in self.servers])
         metric("zone_lag", "gauge", "Serial lag of a lagging zone on a nameserver (only lagging zones)",
@@ -282,7 +293,9 @@ def check(pools: PoolsFile, zones: list[str], *, timeout: float = 1.0, retries: 
         if tsig_keys:
             from designate_dr.ops.tsig import ask_refused_signed
             ask_refused_signed(answers, [a for a, _ in master_list], tsig_keys, **patience)
-    return build_report(names, servers, answers, time.monotonic() - started, master_list)
+    report = build_report(names, servers, answers, time.monotonic() - started, master_list)
+    from designate_dr.ops.bindlists import lists_states  # bindlists imports failover, which imports this
+    return dataclasses.replace(report, lists=tuple(lists_states(pools)))
 
 
 def _status(address: Address, region: str, answers: ServerAnswers, counts: list[int], role: str) -> ServerStatus:

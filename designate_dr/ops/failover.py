@@ -329,9 +329,28 @@ def backend_call(target: Target, what: str, func: Callable[[Any], Any]) -> Any:
         raise Unreachable(f"target {target.label}: {what} failed: {message}") from None
 
 
+def check_lists_clash(targets: list[Target]) -> None:
+    """named's ``primaries`` lists are global to the server (all views): two lists-mode targets
+    of one named (two views) must use different ``primaries_list`` prefixes and files."""
+    seen: dict[tuple[str, str, str], Target] = {}
+    for target in targets:
+        options = target.options
+        if not (BACKEND_MODULES.get(target.type, "").endswith("bind9_dr") and options.get("primaries_list")):
+            continue
+        named = (str(options.get("rndc_host") or "127.0.0.1"), str(options.get("rndc_port") or "953"))
+        for key in ((*named, f"list {options['primaries_list']}"),
+                    (*named, f"file {options.get('primaries_file')}")):
+            other = seen.setdefault(key, target)
+            if other is not target:
+                raise PoolsError(f"targets {other.label} and {target.label} are on one named "
+                                 f"({named[0]}:{named[1]}) with the same primaries {key[2]}",
+                                 hint="give each view its own primaries_list and primaries_file")
+
+
 def _check_lists_files(plan: Plan) -> None:
     """BIND targets in the lists mode: their re-point writes ``primaries_file`` here; say so before
     anything changes when it cannot."""
+    check_lists_clash([tp.target for tp in plan.targets])
     for tp in plan.targets:
         if tp.lists is None:
             continue

@@ -7,6 +7,7 @@ arrives by a real AXFR from a region primary.
 from __future__ import annotations
 
 import importlib.metadata
+import json
 import os
 import secrets
 import tempfile
@@ -515,11 +516,12 @@ class TestBind9DRLists(_ListsMode, _Scenarios, base.BaseTestCase):
 class TestBindListsCommands(_ListsMode, _Base, base.BaseTestCase):
     """``designate-dr bind-lists`` and what failover says about the lists before it changes anything."""
 
-    def pools(self, options: dict[str, str]) -> Path:
+    def pools(self, *targets_options: dict[str, str]) -> Path:
         bind = self.secondary
-        target = PoolTarget("bind9_dr", bind, {"host": bind.address, "port": str(bind.port), **options})
+        targets = [PoolTarget("bind9_dr", bind, {"host": bind.address, "port": str(bind.port), **options})
+                   for options in targets_options]
         path = Path(self.useFixture(fixtures.TempDir()).path) / "pools.yaml"
-        path.write_text(pools_yaml([target]))
+        path.write_text(pools_yaml(targets))
         return path
 
     def test_bind_lists_writes_reconfigures_and_prints(self) -> None:
@@ -560,6 +562,32 @@ class TestBindListsCommands(_ListsMode, _Base, base.BaseTestCase):
         self.assertIn(f"the lists command false {staging} failed (exit 1)", failed.stderr)
         self.assertEqual(1, len(failed.stderr.splitlines()))
 
+    def test_dr_check_says_when_the_lists_are_not_what_pools_yaml_says(self) -> None:
+        # in the lists mode zones take their masters from the file: a pools.yaml change not
+        # followed by bind-lists would leave them on the old masters without a word
+        zone = self.new_zone(16)
+        self.backend().create_zone(None, zone)
+        self.assertArrives(zone.name, 16)
+        zones = Path(self.useFixture(fixtures.TempDir()).path) / "zones.txt"
+        zones.write_text(zone.name + "\n")
+        in_step = self.pools(self.options())
+        done = run_dr("check", "--pools", str(in_step), "--zones", str(zones), "--no-masters", "--format", "json")
+        self.assertEqual(0, done.code, done.stdout + done.stderr)
+        self.assertEqual([False], [s["stale"] for s in json.loads(done.stdout)["bind_lists"]])
+        changed = self.pools(self.options(region_preference="region2,region1"))  # and no bind-lists
+        done = run_dr("check", "--pools", str(changed), "--zones", str(zones), "--no-masters")
+        self.assertEqual(1, done.code, done.stdout + done.stderr)
+        self.assertIn(f"{self.regions.bind.primaries_path} differs from pools.yaml: run designate-dr bind-lists",
+                      done.stdout)
+        prom = run_dr("check", "--pools", str(changed), "--zones", str(zones), "--no-masters", "--format",
+                      "prometheus")
+        self.assertIn("designate_dr_bind_lists_stale{target=", prom.stdout)
+        self.assertTrue([line for line in prom.stdout.splitlines()
+                         if line.startswith("designate_dr_bind_lists_stale{") and line.endswith(" 1")])
+        self.assertEqual(0, run_dr("bind-lists", "--pools", str(changed)).code)
+        done = run_dr("check", "--pools", str(changed), "--zones", str(zones), "--no-masters")
+        self.assertEqual(0, done.code, done.stdout + done.stderr)
+
     def test_bind_lists_errors_are_one_line(self) -> None:
         per_zone = {k: v for k, v in self.options().items() if k != "primaries_list"}
         for argv, code, text in (
@@ -571,7 +599,9 @@ class TestBindListsCommands(_ListsMode, _Base, base.BaseTestCase):
                 (("--pools", str(self.pools(self.options(primaries_lists="many")))), 1,
                  "primaries_lists is not a number"),
                 (("--pools", str(self.pools(self.options())), "--lists-command", "cp {file} {dest}"), 1,
-                 "unknown placeholder {dest}")):
+                 "unknown placeholder {dest}"),
+                (("--pools", str(self.pools(self.options(), self.options(view="other", port="5399")))), 1,
+                 "with the same primaries list designate-dr")):
             done = run_dr("bind-lists", *argv)
             self.assertEqual((code, 1), (done.code, len(done.stderr.splitlines())), done.stderr)
             self.assertIn(text, done.stderr)
