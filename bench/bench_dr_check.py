@@ -20,7 +20,11 @@ designate-mdns (127.0.0.2, 127.0.0.3; region 2's database a copy of region 1's) 
 remaining PowerDNS target (secondaries loaded straight into their sqlite databases,
 region 1's mdns and secondary then stopped), and the no-op second run.
 
+With ``--failover-bind`` region 2 also has a BIND secondary in ``bind9_dr``'s lists mode
+(zones added with rndc addzone and transferred from region 2's mdns first).
+
 Usage: .venv/bin/python bench/bench_dr_check.py [--zones 10000] [--runs 3] [--failover-zones 10000]
+       [--failover-bind]
 Targets: dr check under 10 s (issue 7); failover of 10,000 zones against real mdns under 60 s,
 exit 0 (issue 16).
 """
@@ -71,7 +75,27 @@ def timed_sample(label: str, pairs: list[tuple[str, object]], func) -> tuple[flo
     return seconds, answered
 
 
-def bench_failover(count: int, tmp: Path, mdns_workers: int = 1) -> list[tuple[str, int, float, float]]:
+def _load_bind_lists(bind: fx.BindSecondary, options: dict[str, str], zones: list[str], serial: int,
+                     master: str) -> None:
+    """The lists written, every zone added referring to its list, transferred from ``master``."""
+    from designate_dr.backend import bind9_dr
+    from designate_dr.backend.common import bounded_map
+    host, _, port = master.rpartition(":")
+    bind9_dr.write_lists(options, target_masters=[{"host": host, "port": int(port)}])
+    control = bind9_dr.BindControl(options)
+    try:
+        list(bounded_map(lambda z: control.add(z.rstrip("."), [], f"z.{z}db"), zones, 8))
+        deadline = time.monotonic() + 1200
+        while sum(1 for v in control.zone_serials().values() if v == serial) < len(zones):
+            if time.monotonic() > deadline:
+                raise SystemExit("error: BIND did not transfer every zone from region 2's mdns in time")
+            time.sleep(1)
+    finally:
+        control.close()
+
+
+def bench_failover(count: int, tmp: Path, mdns_workers: int = 1,
+                   bind_lists: bool = False) -> list[tuple[str, int, float, float]]:
     """Rows for ``dr failover`` of ``count`` zones against real designate-mdns (module docstring)."""
     import sqlite3
     from contextlib import closing
@@ -87,6 +111,9 @@ def bench_failover(count: int, tmp: Path, mdns_workers: int = 1) -> list[tuple[s
     p1 = fx.PdnsSecondary(tmp / "p1", "127.0.0.1")
     p2 = fx.PdnsSecondary(tmp / "p2", "127.0.0.4")
     servers = [r1, r2, p1, p2]
+    b2 = fx.BindSecondary(tmp / "b2", "127.0.0.1", primaries_lists=True) if bind_lists else None
+    if b2 is not None:
+        servers.append(b2)
     try:
         for server in servers:
             server.start()
@@ -112,6 +139,17 @@ def bench_failover(count: int, tmp: Path, mdns_workers: int = 1) -> list[tuple[s
                       "    options:", f"      host: {secondary.address}", f"      port: '{secondary.port}'",
                       f"      api_endpoint: {secondary.api_endpoint}", f"      api_token: {secondary.api_key}",
                       f"      region: {region}", f"      {extra}"]
+        if b2 is not None:
+            bind_options = {"host": b2.address, "port": str(b2.port), **b2.target_options(), "region": "region2",
+                            "masters_region1": r1.master, "region_preference": "region2,region1",
+                            "primaries_list": "designate-dr", "primaries_file": str(b2.primaries_path)}
+            lines += ["  - type: bind9_dr", f"    masters: [{{host: {r2.address}, port: {r2.port}}}]",
+                      "    options:", *[f"      {k}: '{v}'" for k, v in bind_options.items()]]
+            lines.insert(2, f"  - {{host: {b2.address}, port: {b2.port}}}")
+            started = time.perf_counter()
+            _load_bind_lists(b2, bind_options, zones, serial, r2.master)
+            print(f"  failover setup: BIND in the lists mode with {count} zones (addzone, transfers from "
+                  f"region 2) in {time.perf_counter() - started:.1f}s", file=sys.stderr)
         pools.write_text("\n".join(lines) + "\n")
         r1.stop()
         p1.stop()
@@ -169,6 +207,8 @@ def main_bench() -> int:
     parser.add_argument("--sample", type=int, default=1500, help="queries per baseline sample")
     parser.add_argument("--failover-zones", type=int, default=0, metavar="N",
                         help="also time dr failover of N zones against real designate-mdns (0: skip)")
+    parser.add_argument("--failover-bind", action="store_true",
+                        help="the failover's remaining region also has a BIND target in the lists mode")
     parser.add_argument("--mdns-workers", type=int, default=1, metavar="N",
                         help="designate-mdns worker processes per region in the failover bench (default 1)")
     args = parser.parse_args()
@@ -292,8 +332,9 @@ def main_bench() -> int:
             print(f"| {label:<50} | {queried:>11} | {measured:>10.2f} | {full:>13.2f} | {full / ours_s:>7.1f}x |")
         print(f"\nours: {total / ours_s:,.0f} queries/s; {'PASS' if ours_s < 10 else 'FAIL'} (< 10 s)")
         if args.failover_zones:
-            fo_rows = bench_failover(args.failover_zones, tmp, args.mdns_workers)
-            print(f"\nfailover of {args.failover_zones} zones against real designate-mdns, 1 PowerDNS target "
+            fo_rows = bench_failover(args.failover_zones, tmp, args.mdns_workers, args.failover_bind)
+            remaining = "1 PowerDNS and 1 BIND (lists mode) target" if args.failover_bind else "1 PowerDNS target"
+            print(f"\nfailover of {args.failover_zones} zones against real designate-mdns, {remaining} "
                   "(target < 60 s, exit 0)\n")
             print(f"| {'failover':<76} | {'seconds':>8} | {'zones/s':>8} |")
             print(f"|{'-' * 78}|{'-' * 10}|{'-' * 10}|")
