@@ -4,7 +4,9 @@
 (region 2 a replica of region 1), RabbitMQ (region 2 shovels Designate's
 notifications to region 1), memcached, designate-api under uWSGI, -central,
 -worker, -producer and -mdns from this repository's build, and a PowerDNS and a
-BIND secondary (``pdns4_dr`` / ``bind9_dr`` targets of one pool).
+BIND secondary (``pdns4_dr`` / ``bind9_dr`` targets of one pool; region 2's BIND in
+``bind9_dr``'s lists mode, so the workers create zones referring to the lists and the
+failover and failback move them by rewriting the lists).
 
 The drill, as an operator runs it:
 
@@ -241,6 +243,8 @@ class TestRegionDrill(base.BaseTestCase):
         env.r2.stop_services(POOL_CACHES)
         fail = self.dr("failover", "--lost", "region1", "--wait", "60", *self.apply_args("region2"),
                        runs=3)
+        # region 2's BIND (lists mode) moved with its lists, its PowerDNS zone by zone
+        self.assertIn("through the primaries lists", fail.stdout)
         self.figures["dr_failover_s"] = time.monotonic() - lost_at
         env.r2.start_services(POOL_CACHES)
         self.figures["failover_s"] = time.monotonic() - lost_at
