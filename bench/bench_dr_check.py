@@ -85,13 +85,10 @@ def _load_bind_lists(bind: fx.BindSecondary, options: dict[str, str], zones: lis
     control = bind9_dr.BindControl(options)
     try:
         list(bounded_map(lambda z: control.add(z.rstrip("."), [], f"z.{z}db"), zones, 8))
-        deadline = time.monotonic() + 1200
-        while sum(1 for v in control.zone_serials().values() if v == serial) < len(zones):
-            if time.monotonic() > deadline:
-                raise SystemExit("error: BIND did not transfer every zone from region 2's mdns in time")
-            time.sleep(1)
     finally:
         control.close()
+    if not bind.wait_all_at(serial, len(zones), timeout=1200):
+        raise SystemExit("error: BIND did not transfer every zone from region 2's mdns in time")
 
 
 def bench_failover(count: int, tmp: Path, mdns_workers: int = 1,

@@ -232,12 +232,7 @@ def main() -> int:
             print(f"  BIND ({mode}): {len(zones)} zones added over rndc in {time.perf_counter() - started:.1f}s",
                   file=sys.stderr, flush=True)
             probe = zones[-1]
-            loading = bind9_dr.BindControl(options)
-            deadline = time.monotonic() + 900  # every zone transferred from region 1 first
-            while sum(1 for v in loading.zone_serials().values() if v == serial) < len(zones) \
-                    and time.monotonic() < deadline:
-                time.sleep(1)
-            loading.close()
+            bind.wait_all_at(serial, len(zones), timeout=900)  # every zone transferred from region 1 first
             print(f"  BIND ({mode}): transferred from region 1 after {time.perf_counter() - started:.1f}s",
                   file=sys.stderr, flush=True)
             started = time.perf_counter()

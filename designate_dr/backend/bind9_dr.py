@@ -166,6 +166,30 @@ def render_lists(prefix: str, count: int, groups: Sequence[Sequence[Master]], ke
     return "".join(lines)
 
 
+def _read_file(path: Path) -> str | None:
+    """The text of ``primaries_file``; None when it is not there; unreadable: one Backend line."""
+    try:
+        return path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise exceptions.Backend(f"bind9_dr: cannot read primaries_file {path}: "
+                                 f"{getattr(exc, 'strerror', None) or type(exc).__name__}") from None
+
+
+def read_lists_file(path: Path) -> dict[str, PrimariesList]:
+    """The lists a primaries file holds ({} when it is not there)."""
+    return parse_lists(_read_file(path) or "")
+
+
+def _tsigkey(options: Any) -> str | None:
+    """``tsigkey_name``, checked (it goes into zone statements and lists files)."""
+    name = option(options, "tsigkey_name") or None
+    if name and not _TSIG_NAME.match(str(name)):
+        raise exceptions.Backend("bind9_dr: tsigkey_name has characters BIND does not allow")
+    return name
+
+
 def _lists_options(options: Any) -> tuple[str | None, int, Path | None]:
     """``primaries_list``, ``primaries_lists`` and ``primaries_file``, checked."""
     prefix = option(options, "primaries_list") or None
@@ -204,9 +228,7 @@ class BindControl:
             raise exceptions.Backend(f"bind9_dr: {exc}") from None
         self.view = option(options, "view") or None
         self.clean_zonefile = bool_option(options, "clean_zonefile")
-        self.tsigkey_name = option(options, "tsigkey_name") or None
-        if self.tsigkey_name and not _TSIG_NAME.match(str(self.tsigkey_name)):
-            raise exceptions.Backend("bind9_dr: tsigkey_name has characters BIND does not allow")
+        self.tsigkey_name = _tsigkey(options)
         self.stats_url = (option(options, "stats_url") or "").rstrip("/") or None
         self.primaries_list, self.primaries_lists, self.primaries_file = _lists_options(options)
         self.timeout = timeout
@@ -248,15 +270,7 @@ class BindControl:
 
     def read_lists(self) -> dict[str, PrimariesList]:
         """The lists ``primaries_file`` holds now ({} when it is not set or not there)."""
-        if self.primaries_file is None:
-            return {}
-        try:
-            return parse_lists(self.primaries_file.read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            return {}
-        except (OSError, UnicodeDecodeError) as exc:
-            raise exceptions.Backend(f"bind9_dr: cannot read primaries_file {self.primaries_file}: "
-                                     f"{getattr(exc, 'strerror', None) or type(exc).__name__}") from None
+        return read_lists_file(self.primaries_file) if self.primaries_file is not None else {}
 
     def write_lists(self, groups: Sequence[Sequence[Master]], ship: Sequence[str] | None = None) -> set[str]:
         """Write ``primaries_file`` for ``groups`` (atomically; only when it changes), run
@@ -268,16 +282,9 @@ class BindControl:
                                      "primaries_file options (the file named.conf includes)")
         self._check_path()
         text = render_lists(self.primaries_list, self.primaries_lists, groups, self.tsigkey_name)
-        before = self.read_lists()
-        after = parse_lists(text)
-        changed = {name for name, lst in after.items() if before.get(name) != lst}
-        try:
-            current = self.primaries_file.read_text(encoding="utf-8")
-        except (FileNotFoundError, UnicodeDecodeError):
-            current = None
-        except OSError as exc:
-            raise exceptions.Backend(f"bind9_dr: cannot read primaries_file {self.primaries_file}: "
-                                     f"{exc.strerror}") from None
+        current = _read_file(self.primaries_file)
+        before = parse_lists(current or "")
+        changed = {name for name, lst in parse_lists(text).items() if before.get(name) != lst}
         if current != text:
             self._check_ours(current)
             try:
@@ -512,10 +519,7 @@ def lists_text(options: Any, masters: Any = None, target_masters: Sequence[Any] 
     prefix, count, _ = _lists_options(options)
     if not prefix:
         raise exceptions.Backend("bind9_dr: the primaries_list option is not set")
-    tsigkey = option(options, "tsigkey_name") or None
-    if tsigkey and not _TSIG_NAME.match(str(tsigkey)):
-        raise exceptions.Backend("bind9_dr: tsigkey_name has characters BIND does not allow")
-    return render_lists(prefix, count, _groups(options, masters, target_masters), tsigkey)
+    return render_lists(prefix, count, _groups(options, masters, target_masters), _tsigkey(options))
 
 
 def write_lists(options: Any, masters: Any = None, target_masters: Sequence[Any] = (),

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from designate_dr.ops.errors import DRError, PoolsError, UsageError
-from designate_dr.ops.failover import BACKEND_MODULES, backend_call, check_lists_clash
+from designate_dr.ops.failover import backend_call, check_lists_clash, in_lists_mode
 from designate_dr.ops.pools import PoolsFile, Target
 
 Progress = Callable[[str], None]
@@ -24,8 +24,7 @@ Progress = Callable[[str], None]
 def lists_targets(pools: PoolsFile, only: Sequence[str] = ()) -> list[Target]:
     """The BIND targets of ``pools`` in the lists mode; ``only``: those whose DNS server
     (``host`` or ``host:port`` of the target options) is named."""
-    found = [t for t in pools.targets
-             if BACKEND_MODULES.get(t.type, "").endswith("bind9_dr") and t.options.get("primaries_list")]
+    found = [t for t in pools.targets if in_lists_mode(t)]
     check_lists_clash(found)
     if only:
         wanted = set(only)
@@ -83,19 +82,15 @@ def lists_states(pools: PoolsFile) -> list[ListsState]:
     that file, not from pools.yaml: a pools.yaml change (a new mdns) not followed by
     ``designate-dr bind-lists`` leaves every zone on the old masters, silently."""
     out: list[ListsState] = []
-    for target in pools.targets:
-        if not (BACKEND_MODULES.get(target.type, "").endswith("bind9_dr") and target.options.get("primaries_list")):
-            continue
-        path = Path(str(target.options.get("primaries_file") or ""))
-        if not str(path) or not path.is_file():
+    for target in filter(in_lists_mode, pools.targets):
+        raw = target.options.get("primaries_file")
+        path = Path(str(raw)) if raw else None
+        if path is None or not path.is_file():
             continue  # not on this host (a BIND host the lists are shipped to): cannot tell
 
         def compare(module, t=target, f=path) -> bool:
             wanted = module.parse_lists(module.lists_text(dict(t.options), target_masters=list(t.masters)))
-            try:
-                return module.parse_lists(f.read_text(encoding="utf-8")) == wanted
-            except (OSError, UnicodeDecodeError) as exc:
-                raise module.exceptions.Backend(f"cannot read it ({getattr(exc, 'strerror', None) or exc})") from None
+            return module.read_lists_file(f) == wanted
 
         try:
             same = backend_call(target, f"checking {path}", compare)

@@ -230,12 +230,17 @@ def _describe_changes(old: PoolsFile, new: PoolsFile) -> list[str]:
     return lines
 
 
+def in_lists_mode(target: Target) -> bool:
+    """A BIND target whose zones refer to named primaries lists (``bind9_dr``'s ``primaries_list``)."""
+    return BACKEND_MODULES.get(target.type, "").endswith("bind9_dr") and bool(target.options.get("primaries_list"))
+
+
 def _target_plan(target: Target) -> TargetPlan:
     """The masters the DR backends give this target's zones (all regions, preferred first)."""
     common = _import("designate_dr.backend.common")
     groups = common.region_groups(target.options, list(target.masters))
     lists = None
-    if BACKEND_MODULES.get(target.type, "").endswith("bind9_dr") and target.options.get("primaries_list"):
+    if in_lists_mode(target):
         try:
             lists = int(target.options.get("primaries_lists") or _import(BACKEND_MODULES[target.type]).DEFAULT_LISTS)
         except ValueError:
@@ -333,10 +338,8 @@ def check_lists_clash(targets: list[Target]) -> None:
     """named's ``primaries`` lists are global to the server (all views): two lists-mode targets
     of one named (two views) must use different ``primaries_list`` prefixes and files."""
     seen: dict[tuple[str, str, str], Target] = {}
-    for target in targets:
+    for target in filter(in_lists_mode, targets):
         options = target.options
-        if not (BACKEND_MODULES.get(target.type, "").endswith("bind9_dr") and options.get("primaries_list")):
-            continue
         named = (str(options.get("rndc_host") or "127.0.0.1"), str(options.get("rndc_port") or "953"))
         for key in ((*named, f"list {options['primaries_list']}"),
                     (*named, f"file {options.get('primaries_file')}")):

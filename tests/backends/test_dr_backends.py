@@ -409,12 +409,9 @@ class _ListsMode:
 
     def commands_during(self, func):
         """``func()``'s result and the rndc commands named received meanwhile."""
-        log = self.secondary.log_path
-        before = len(log.read_text(errors="replace").splitlines())
+        mark = self.secondary.log_mark()
         result = func()
-        lines = log.read_text(errors="replace").splitlines()[before:]
-        return result, [line.split("received control channel command '")[1].rstrip("'").split()[0]
-                        for line in lines if "received control channel command" in line]
+        return result, self.secondary.control_commands(mark)
 
 
 class TestBind9DRLists(_ListsMode, _Scenarios, base.BaseTestCase):

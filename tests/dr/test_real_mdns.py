@@ -184,24 +184,19 @@ class TestFailoverOfBindInTheListsMode(base.BaseTestCase):
     def dr(self, *argv: str):
         return run_dr(*argv, "--pools", str(self.regions.pools), "--wait", "60")
 
-    def bind_commands(self, since: int) -> list[str]:
-        lines = self.regions.b1.log_path.read_text(errors="replace").splitlines()[since:]
-        return [line.split("command '")[1].rstrip("'").split()[0] for line in lines
-                if "received control channel command" in line]
-
     def test_failover_and_failback_move_the_lists_not_the_zones(self) -> None:
         reg = self.regions
         bind = importlib.import_module("designate_dr.backend.bind9_dr")
         options = reg.targets[1].options
         self.assertEqual({z: [reg.r1.master, reg.r2.master] for z in reg.zones}, bind.list_zones(options))
-        mark = len(reg.b1.log_path.read_text(errors="replace").splitlines())
+        mark = reg.b1.log_mark()
         for server in (reg.r2, reg.p2):
             server.stop()
         fail = self.dr("failover", "--lost", "region2", "--designate-conf", str(reg.r1.config_path))
         self.assertEqual(0, fail.code, fail.stdout + fail.stderr)
         self.assertIn(f"{N_ZONES} through the primaries lists", fail.stdout)
         self.assertIn(f"{N_ZONES}/{N_ZONES} zones served with the masters' serial", fail.stdout)
-        commands = self.bind_commands(mark)
+        commands = reg.b1.control_commands(mark)
         self.assertEqual((1, 0), (commands.count("reconfig"), commands.count("modzone")), commands)
         self.assertEqual({z: [reg.r1.master] for z in reg.zones}, bind.list_zones(options))
 
@@ -218,7 +213,7 @@ class TestFailoverOfBindInTheListsMode(base.BaseTestCase):
         back = self.dr("failback", "--restore", "region2")
         self.assertEqual(0, back.code, back.stdout + back.stderr)
         self.assertEqual({z: [reg.r1.master, reg.r2.master] for z in reg.zones}, bind.list_zones(options))
-        self.assertEqual(0, self.bind_commands(mark).count("modzone"))
+        self.assertEqual(0, reg.b1.control_commands(mark).count("modzone"))
         again = self.dr("failback", "--restore", "region2")
         self.assertEqual(0, again.code, again.stdout + again.stderr)
         self.assertIn("nothing to do", again.stdout)
