@@ -11,6 +11,7 @@ import json
 import os
 import secrets
 import tempfile
+import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -330,7 +331,17 @@ class TestPdns4DR(_Scenarios, base.BaseTestCase):
         log = self.regions.pdns.log_path
         before = len(log.read_text(errors="replace").splitlines())
         backend.update_zone(None, zone)  # what the worker calls on every record change
-        calls = [line for line in log.read_text(errors="replace").splitlines()[before:] if "[webserver]" in line]
+
+        def logged() -> list[str]:
+            return [line for line in log.read_text(errors="replace").splitlines()[before:] if "[webserver]" in line]
+
+        # PowerDNS may log a request after it has answered it: wait for the first line, then
+        # give any further call of the update as long again to show up
+        deadline = time.monotonic() + 5
+        while not logged() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        time.sleep(0.5)
+        calls = logged()
         self.assertEqual(1, len(calls), calls)
         self.assertIn(f'"GET /api/v1/servers/localhost/zones/{zone.name} HTTP', calls[0])
 
